@@ -1,7 +1,8 @@
-"""Command line: ``python -m cnn_helper {tour,train} ...``
+"""Command line: ``python -m cnn_helper {tour,train,figures} ...``
 
-tour   load MNIST, get the trained CNN, print its test accuracy, write interpretation figures
-train  retrain a model (seeded) and save it to the user cache (or --out DIR)
+tour     load MNIST, get the trained CNN, print its test accuracy, write interpretation figures
+train    retrain a model (seeded) and save it to the user cache (or --out DIR)
+figures  redraw every static image the notebooks embed (the lecture diagrams) into --out DIR
 """
 from __future__ import annotations
 
@@ -42,6 +43,16 @@ def train(name: str, data_source: str, epochs, seed: int, out):
     return model
 
 
+def figures(out: str = "images") -> list:
+    """Redraw every static image the lecture notebooks embed (``cnn_helper.diagrams``)."""
+    from . import diagrams
+
+    written = diagrams.write_all(out)
+    for path in written:
+        print(f"  wrote {path}")
+    return written
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(prog="python -m cnn_helper", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -55,11 +66,15 @@ def main(argv=None) -> int:
     p_train.add_argument("--epochs", type=int, default=None)
     p_train.add_argument("--seed", type=int, default=0)
     p_train.add_argument("--out", default=None, help="folder for the weights (default: the user cache)")
+    p_figures = sub.add_parser("figures", help="redraw the static images the notebooks embed")
+    p_figures.add_argument("--out", default="images", help="folder for the images (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.command == "tour":
         tour(args.out, args.data)
     elif args.command == "train":
         train(args.model, args.data, args.epochs, args.seed, args.out)
+    elif args.command == "figures":
+        figures(args.out)
     return 0
 
 
