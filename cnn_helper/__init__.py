@@ -6,9 +6,36 @@
 >>> cnn_helper.Feature("conv2", 3)          # feature map k=3 of layer conv2, max-pooled
 """
 import os
+import sys
 
 # Keep TensorFlow's C++ start-up lines out of notebooks and terminals unless the user asked.
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+
+def _import_tensorflow_quietly():
+    """Import TensorFlow with file descriptor 2 pointed at /dev/null while it loads.
+
+    TensorFlow 2.21's native libraries write start-up lines (absl's "All log messages before
+    absl::InitializeLog()..." and oneDNN's notice, with a timestamp) straight to fd 2 during
+    ``import tensorflow``, whatever TF_CPP_MIN_LOG_LEVEL says. A Jupyter kernel forwards fd 2 into
+    the cell's output, so they would appear in the notebooks (and break nbval's comparison).
+    Python-level warnings and errors still reach the user: they go through sys.stderr and
+    exceptions, not fd 2 of this window.
+    """
+    if "tensorflow" in sys.modules:
+        return
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    try:
+        os.dup2(devnull, 2)
+        import tensorflow  # noqa: F401
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
+if "ipykernel" in sys.modules:   # in Jupyter: load TensorFlow now, quietly (elsewhere: lazily)
+    _import_tensorflow_quietly()
 
 from .features import Feature, FeatureValues  # noqa: E402
 from .helper import CNN_Helper  # noqa: E402
