@@ -34,7 +34,12 @@ def _import_tensorflow_quietly():
         os.close(devnull)
 
 
-if "ipykernel" in sys.modules:   # in Jupyter: load TensorFlow now, quietly (elsewhere: lazily)
+if "ipykernel" in sys.modules:
+    # In Jupyter, fd 2 is cell output: load TensorFlow now, quietly (elsewhere it loads lazily), and
+    # let only FATAL C++ logs through, e.g. not oneDNN's "supports DT_INT64 only on platforms with
+    # AVX-512" that some CPUs print at the first int64 op (errors still raise Python exceptions).
+    if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "2" and "tensorflow" not in sys.modules:
+        os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     _import_tensorflow_quietly()
 
 from .features import Feature, FeatureValues  # noqa: E402
