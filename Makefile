@@ -6,7 +6,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: tour test venv figures
+.PHONY: tour test venv figures browser-deps
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,5 +19,18 @@ venv: $(VENV)/.installed
 tour: venv
 	$(PY) -m cnn_helper tour --out tour_figures
 
-test: venv
+# Debian's Chromium for tests/test_browser.py (Playwright, from the `test` extra, drives it; it
+# never downloads a browser). Installed only when missing and we are root; otherwise the test says
+# what is missing (and is skipped, except on CI).
+browser-deps:
+	@if [ ! -x /usr/bin/chromium ]; then \
+	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	    echo "installing Debian's chromium for the browser test"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	  else \
+	    echo "note: /usr/bin/chromium is missing; as root: apt-get install chromium (for tests/test_browser.py)"; \
+	  fi; \
+	fi
+
+test: venv browser-deps
 	$(PY) -m pytest

@@ -106,3 +106,22 @@ class CNN_Helper:
         filters = self.create_filters() if filters is None else filters
         results = {name: convolution.apply_filt_2d(img, f) for name, f in filters.items()}
         return plot.convolutions(img, results, filters, labels=labels)
+
+    # ----------------------------------------------------------------- explorers (cnn_helper.widgets)
+
+    def feature_explorer(self, x=None, y=None, **kwargs):
+        """The FeatureExplorer (layer, channel, pooling) on the CNN and the test split (or x, y)."""
+        from . import widgets
+        x, y = (self.x_test, self.y_test) if x is None else (x, y)
+        return widgets.FeatureExplorer(self.model(), x, y, **kwargs)
+
+    def occlusion_explorer(self, x=None, y=None, **kwargs):
+        """The OcclusionExplorer (example, patch, stride, fill, class) on the CNN and the test split."""
+        from . import widgets
+        x, y = (self.x_test, self.y_test) if x is None else (x, y)
+        return widgets.OcclusionExplorer(self.model(), x, y, **kwargs)
+
+    def convolution_explorer(self, **kwargs):
+        """The ConvolutionExplorer: teaching filters (or your 3x3) on the synthetic image or a test digit."""
+        from . import widgets
+        return widgets.ConvolutionExplorer(digits=self.x_test, **kwargs)

@@ -236,3 +236,150 @@ def receptive_field_regions(regions, image=None, input_shape=None, title=None, a
     if fig is not None:   # our figure: leave the right third to the legend
         fig.tight_layout(rect=(0, 0, 0.66, 1))
     return _finish(fig or ax.figure), ax
+
+
+# --------------------------------------------------------------------------- explorers (widgets)
+# Figures the explorers redraw on every click: one axes each (few artists), so they draw in a
+# fraction of a second.
+
+
+def montage(tiles, titles=None, cols=None, title=None, signed=False, size=1.1, ax=None):
+    """Images (of possibly different sizes) tiled into ONE axes, each with its own scale.
+
+    A grey tile is stretched to its own [min, max]; a ``signed`` tile is drawn with the diverging
+    colormap, centred at 0 by its own max |value|. ``titles`` go above the tiles. One axes and one
+    image however many tiles, so it is quick to redraw (the explorers use it).
+    """
+    tiles = [_squeeze_image(t) for t in tiles]
+    tiles = [t.sum(axis=-1) if t.ndim == 3 else t for t in tiles] if signed else tiles
+    n = len(tiles)
+    if n == 0:
+        raise ValueError("montage needs at least one tile")
+    cols = cols or min(n, 8)
+    rows = math.ceil(n / cols)
+    h = max(t.shape[0] for t in tiles)
+    w = max(t.shape[1] for t in tiles)
+    gap = max(1, round(0.08 * w))
+    top = max(gap, round(0.3 * h)) if titles is not None else gap
+    colour = not signed and any(t.ndim == 3 for t in tiles)
+    canvas = np.full((rows * (h + top), cols * (w + gap) - gap) + ((3,) if colour else ()), np.nan)
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        t = np.asarray(t, dtype=float)
+        if signed:
+            t = t / symmetric_limit(t)
+        else:
+            lo, hi = float(t.min()), float(t.max())
+            t = (t - lo) / (hi - lo) if hi > lo else np.zeros_like(t)
+            if colour and t.ndim == 2:
+                t = np.repeat(t[..., None], 3, axis=-1)
+        y0, x0 = r * (h + top) + top, c * (w + gap)
+        canvas[y0:y0 + t.shape[0], x0:x0 + t.shape[1]] = t
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(size * cols, size * cols * canvas.shape[0] / canvas.shape[1]))
+        fig.subplots_adjust(0, 0, 1, 0.88 if title else 1)
+    if colour:
+        ax.imshow(np.nan_to_num(canvas, nan=1.0), interpolation="nearest")
+    else:
+        cmap = matplotlib.colormaps[SIGNED_CMAP if signed else IMAGE_CMAP].with_extremes(bad="white")
+        ax.imshow(canvas, cmap=cmap, vmin=-1 if signed else 0, vmax=1, interpolation="nearest")
+    ax.axis("off")
+    for i, text in enumerate(titles or []):
+        r, c = divmod(i, cols)
+        ax.text(c * (w + gap) + (w - 1) / 2, r * (h + top) + top - 1.5, text, ha="center",
+                va="bottom", fontsize=7)
+    if title:
+        ax.set_title(title, fontsize=9)
+    return _finish(fig or ax.figure), ax
+
+
+def activation_mosaic(maps, image=None, highlight=None, cols=None, title=None, width=6.0):
+    """Every channel k of one layer output y_(l) (H, W, C) tiled into ONE image, quick to redraw.
+
+    All tiles share the layer's colour scale, so weak channels look dark next to strong ones
+    (a signed layer uses the diverging map centred at 0). Channel k sits at row k // cols,
+    column k % cols (cols: a power of 2 near sqrt(C)); ``highlight`` frames channel k in orange.
+    With ``image`` (the input) a panel on the left shows it. ``width`` in inches.
+    """
+    maps = np.asarray(maps, dtype=float)
+    if maps.ndim != 3:
+        raise ValueError(f"activation maps must be (H, W, C) for one example, got shape {maps.shape}")
+    h, w, c = maps.shape
+    cols = cols or (2 ** math.ceil(math.log2(math.sqrt(c))) if c > 1 else 1)
+    rows = math.ceil(c / cols)
+    sep = 1 if max(h, w) < 8 else 2
+    tiled = np.full((rows * (h + sep) - sep, cols * (w + sep) - sep), np.nan)
+    for k in range(c):
+        r, q = divmod(k, cols)
+        tiled[r * (h + sep):r * (h + sep) + h, q * (w + sep):q * (w + sep) + w] = maps[..., k]
+    signed = np.nanmin(maps) < 0
+    cmap = matplotlib.colormaps[SIGNED_CMAP if signed else "viridis"].with_extremes(bad="white")
+    lim = symmetric_limit(maps)
+    # lay the axes out in inches: [input] mosaic colorbar, the mosaic as wide as there is room
+    side = 1.5 if image is not None else 0.0
+    mosaic_w = width - side - (0.3 if image is not None else 0.0) - 0.75
+    mosaic_h = mosaic_w * tiled.shape[0] / tiled.shape[1]
+    body = max(mosaic_h, side)
+    top = 0.45 if title else 0.1
+    fig_h = body + top + 0.1
+    fig = plt.figure(figsize=(width, fig_h))
+    frac = lambda x0, y0, dx, dy: (x0 / width, y0 / fig_h, dx / width, dy / fig_h)  # noqa: E731
+    axes = []
+    if image is not None:
+        axes.append(fig.add_axes(frac(0.05, 0.1 + (body - side) / 2, side, side)))
+        show_image(axes[0], image, "input")
+    x0 = side + (0.3 if image is not None else 0.05)
+    ax = fig.add_axes(frac(x0, 0.1 + (body - mosaic_h) / 2, mosaic_w, mosaic_h))
+    cax = fig.add_axes(frac(x0 + mosaic_w + 0.1, 0.1 + (body - mosaic_h) / 2, 0.12, mosaic_h))
+    axes.append(ax)
+    im = ax.imshow(tiled, cmap=cmap, vmin=-lim if signed else 0.0, vmax=lim, interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if highlight is not None:
+        r, q = divmod(int(highlight), cols)
+        ax.add_patch(matplotlib.patches.Rectangle(
+            (q * (w + sep) - 0.5 - sep / 2, r * (h + sep) - 0.5 - sep / 2), w + sep, h + sep,
+            fill=False, edgecolor="orange", linewidth=2.5, clip_on=False))
+    fig.colorbar(im, cax=cax)
+    cax.tick_params(labelsize=7)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1 - 0.08 / fig_h, va="top")
+    return _finish(fig), axes
+
+
+def zeiler_fergus_montage(zf, cols: int = 3, title=None, size=1.1):
+    """The Zeiler & Fergus figure (``inverting.zeiler_fergus``) drawn quickly: two montages.
+
+    Left: the saliency of each example's max location cropped to its receptive field (diverging,
+    centred at 0 per tile); right: the matching input patches titled with example index and value.
+    """
+    fig, axes = plt.subplots(1, 2)
+    montage(zf.saliency_patches, [""] * len(zf), cols=cols, signed=True, ax=axes[0])
+    montage(zf.patches, [f"#{i}: {v:.2f}" for i, v in zip(zf.indices, zf.values)], cols=cols,
+            ax=axes[1])
+    h, w = axes[1].images[0].get_array().shape[:2]       # size the figure to the montages
+    fig.set_size_inches(2 * size * cols + 0.2, size * cols * h / w + 0.45)
+    fig.subplots_adjust(0, 0, 1, 1 - 0.4 / (size * cols * h / w + 0.45), wspace=0.06)
+    what = {"saliency": "saliency", "guided_backprop": "guided backprop",
+            "deconvnet": "deconvnet"}.get(zf.method, zf.method)
+    fig.suptitle(title or f"{zf.feature.layer_name}, k={zf.feature.channel}: {what} (left) and "
+                 "patch (right) in the receptive field of the max", fontsize=9)
+    return _finish(fig), axes
+
+
+def probabilities(p, highlight=None, labels=None, title="predicted probabilities", size=(3.6, 2.4)):
+    """A bar chart of class probabilities p (C,); bar ``highlight`` (e.g. the explained class) in orange."""
+    p = np.asarray(p, dtype=float).ravel()
+    labels = [str(i) for i in range(len(p))] if labels is None else [str(s) for s in labels]
+    colors = ["tab:blue"] * len(p)
+    if highlight is not None:
+        colors[int(highlight)] = "tab:orange"
+    fig, ax = plt.subplots(figsize=size)
+    fig.subplots_adjust(0.14, 0.12, 0.98, 0.88)
+    ax.bar(range(len(p)), p, color=colors)
+    ax.set_xticks(range(len(p)), labels)
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=10)
+    return _finish(fig), ax
+

@@ -1,0 +1,273 @@
+"""The explorers in a real browser: JupyterLab on 127.0.0.1, Debian's Chromium headless, Playwright.
+
+The test copies notebooks/Explorers.ipynb (and Latex_macros.ipynb) into a temporary folder, starts
+JupyterLab there on a free port with a random token, opens the notebook in headless Chromium,
+clears the stored outputs and runs every cell, then drives the explorers like an instructor:
+choose another layer, type another patch size (and a bad one), choose another filter. Each time it
+asserts that the PNG the browser shows changed (the bytes of the <img>, fetched in the page, and a
+screenshot of the explorer). Every request the page makes must stay on 127.0.0.1 (the widget
+manager comes from jupyterlab_widgets, not a CDN).
+
+Screenshots go to test-artifacts/browser/ (git-ignored; CI keeps the folder as artifacts).
+
+Needs /usr/bin/chromium (Debian's ``chromium`` package) and the ``playwright`` Python package; it
+never downloads a browser. Without them the test is skipped, except on CI (CI=true), where it fails.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+ARTIFACTS = ROOT / "test-artifacts" / "browser"
+CHROMIUM = os.environ.get("CNN_HELPER_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
+ON_CI = os.environ.get("CI", "").lower() == "true"
+RUN_TIMEOUT_S = 150     # clear outputs and run every cell (imports TensorFlow, builds 3 explorers)
+UPDATE_TIMEOUT_S = 30   # one control change until the new image is shown
+
+pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
+
+
+def _missing() -> list[str]:
+    missing = []
+    if not os.access(CHROMIUM, os.X_OK):
+        missing.append(f"{CHROMIUM} (apt-get install chromium; `make browser-deps` does it as root)")
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        missing.append("the playwright Python package (pip install playwright; it is in the `test` extra)")
+    try:
+        import jupyterlab  # noqa: F401
+    except ImportError:
+        missing.append("jupyterlab (pip install jupyterlab; it is in the `test` extra)")
+    return missing
+
+
+@pytest.fixture(scope="module")
+def browser_tools():
+    missing = _missing()
+    if missing:
+        why = "the browser test needs " + " and ".join(missing)
+        if ON_CI:
+            pytest.fail(why + " (CI=true: the test must run on CI)")
+        pytest.skip(why)
+
+
+def _free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _write_json(path: Path, content: dict):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(content))
+
+
+@pytest.fixture(scope="module")
+def lab(browser_tools, tmp_path_factory):
+    """JupyterLab serving a copy of the notebooks, private config/data/settings; yields (url, token)."""
+    work = tmp_path_factory.mktemp("lab")
+    (work / "notebooks").mkdir()
+    shutil.copy(ROOT / "notebooks" / "Explorers.ipynb", work / "notebooks")
+    shutil.copy(ROOT / "Latex_macros.ipynb", work)
+    settings = work / "lab-settings"
+    # every cell stays in the page (no virtual scrolling); no news or update checks
+    _write_json(settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings",
+                {"windowingMode": "none"})
+    _write_json(settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
+                {"fetchNews": "false", "checkForUpdates": False})
+    port, token = _free_port(), secrets.token_hex(16)
+    env = dict(os.environ,
+               JUPYTER_CONFIG_DIR=str(work / "jupyter-config"),
+               JUPYTER_DATA_DIR=str(work / "jupyter-data"),
+               JUPYTER_RUNTIME_DIR=str(work / "jupyter-runtime"),
+               CNN_HELPER_CACHE=str(work / "cnn-helper-cache"),
+               KERAS_HOME=str(work / "keras-home"),
+               MPLBACKEND="Agg")
+    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser",
+           "--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+           f"--ServerApp.root_dir={work}", "--ServerApp.allow_root=True",
+           "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={settings}",
+           f"--LabApp.workspaces_dir={work / 'lab-workspaces'}", "--LabApp.news_url=",
+           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
+           "--LabApp.extension_manager=readonly"]
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    log = open(ARTIFACTS / "jupyterlab.log", "w")
+    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"JupyterLab exited with {proc.returncode}; see {ARTIFACTS / 'jupyterlab.log'}")
+            try:
+                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"JupyterLab did not answer on {url} within 60 s")
+            time.sleep(0.5)
+        yield url, token
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        log.close()
+
+
+# --------------------------------------------------------------------------- page helpers
+
+NOTEBOOK_JS = "window.jupyterapp && window.jupyterapp.shell.currentWidget"
+
+
+def _image_bytes(page, selector: str) -> bytes:
+    """The bytes of the image an <img> shows (its blob: URL fetched inside the page)."""
+    b64 = page.evaluate("""async (sel) => {
+        const img = document.querySelector(sel);
+        const buf = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
+        let s = ""; for (let i = 0; i < buf.length; i += 8192) s += String.fromCharCode(...buf.subarray(i, i + 8192));
+        return btoa(s); }""", selector)
+    return base64.b64decode(b64)
+
+
+def _wait_image(page, selector: str, old_src: str | None = None) -> str:
+    """Wait until ``selector`` shows a loaded image (another one than ``old_src``); return its src."""
+    page.wait_for_function("""([sel, old]) => {
+        const img = document.querySelector(sel);
+        return img && img.src && img.src !== old && img.complete && img.naturalWidth > 0; }""",
+                           arg=[selector, old_src], timeout=UPDATE_TIMEOUT_S * 1000)
+    return page.eval_on_selector(selector, "img => img.src")
+
+
+def _wait_idle(page):
+    """Wait until the kernel has handled every message (the explorer's update ran to its end)."""
+    page.wait_for_function(f"() => {NOTEBOOK_JS}.sessionContext.session.kernel.status === 'idle'",
+                           timeout=UPDATE_TIMEOUT_S * 1000)
+
+
+def _errors(page) -> str:
+    return "\n".join(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
+                                  " .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
+                     .all_inner_texts())[-3000:]
+
+
+def _change(page, name: str, explorer: str, image: str, act):
+    """Screenshot ``explorer``, do ``act()``, wait for ``image`` to change; assert it changed."""
+    box = page.locator(explorer)
+    box.scroll_into_view_if_needed()
+    src = _wait_image(page, image)
+    before = _image_bytes(page, image)
+    shot_before = box.screenshot(path=str(ARTIFACTS / f"{name}_before.png"), animations="disabled")
+    act()
+    _wait_image(page, image, src)
+    _wait_idle(page)             # every image of the explorer redrawn
+    page.wait_for_timeout(300)   # and painted
+    after = _image_bytes(page, image)
+    shot_after = box.screenshot(path=str(ARTIFACTS / f"{name}_after.png"), animations="disabled")
+    assert before[:8] == after[:8] == b"\x89PNG\r\n\x1a\n", "the widget should show PNG images"
+    assert after != before, f"{name}: the image bytes did not change"
+    assert shot_after != shot_before, f"{name}: the rendered explorer did not change"
+
+
+def test_explorers_render_and_react(lab, tmp_path):
+    from playwright.sync_api import sync_playwright
+
+    url, token = lab
+    outside = []
+
+    def check_request(request):
+        u = request.url
+        if not (u.startswith(url + "/") or u.startswith(("blob:", "data:"))):
+            outside.append(u)
+
+    with sync_playwright() as p, \
+            p.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
+                viewport={"width": 1400, "height": 1600}) as ctx:
+        ctx.on("request", check_request)
+        t0 = time.monotonic()
+        stamp = lambda what: print(f"[browser test] {what}: {time.monotonic() - t0:.1f} s")  # noqa: E731
+        page = ctx.pages[0] if ctx.pages else ctx.new_page()
+        page.set_default_timeout(60_000)
+        page.goto(f"{url}/lab/tree/notebooks/Explorers.ipynb?token={token}")
+        page.wait_for_function(f"() => {NOTEBOOK_JS} && {NOTEBOOK_JS}.sessionContext"
+                               f" && {NOTEBOOK_JS}.sessionContext.session"
+                               f" && {NOTEBOOK_JS}.sessionContext.session.kernel", timeout=90_000)
+        page.evaluate(f"async () => {{ await {NOTEBOOK_JS}.sessionContext.ready;"
+                      f" await {NOTEBOOK_JS}.revealed; }}")
+        stamp("JupyterLab loaded, kernel ready")
+        page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+        try:
+            page.wait_for_function(f"""() => {{
+                const cells = {NOTEBOOK_JS}.content.widgets;
+                const last = cells[cells.length - 1];
+                return last.outputArea && last.outputArea.node.textContent.includes("Done"); }}""",
+                                   timeout=RUN_TIMEOUT_S * 1000)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "run_all_failed.png"), full_page=True)
+            raise AssertionError("the notebook did not run to its last cell; errors shown:\n" + _errors(page))
+        stamp("every cell ran")
+        page.screenshot(path=str(ARTIFACTS / "notebook_after_run.png"), full_page=True)
+
+        # the feature explorer: another layer redraws the maps, the top-9 and the patches
+        fe = ".cnnh-feature-explorer"
+        for image in ("img.cnnh-maps", "img.cnnh-top", "img.cnnh-patches"):
+            _wait_image(page, f"{fe} {image}")
+        _change(page, "feature_explorer_layer", fe, f"{fe} img.cnnh-patches",
+                lambda: page.select_option(f"{fe} .cnnh-layer select", label="conv3"))
+        _change(page, "feature_explorer_channel", fe, f"{fe} img.cnnh-patches",
+                lambda: _keys(page, f"{fe} .cnnh-channel .noUi-handle", ["ArrowRight"]))
+
+        # the occlusion explorer: another patch size redraws the map; a bad one shows a message
+        oe = ".cnnh-occlusion-explorer"
+        _change(page, "occlusion_explorer_patch", oe, f"{oe} img.cnnh-occlusion",
+                lambda: _type(page, f"{oe} .cnnh-patch input", "9"))
+        _type(page, f"{oe} .cnnh-patch input", "40")
+        page.wait_for_function("""(sel) => document.querySelector(sel).textContent.includes("larger than the image")""",
+                               arg=f"{oe} .cnnh-message", timeout=UPDATE_TIMEOUT_S * 1000)
+        page.locator(oe).screenshot(path=str(ARTIFACTS / "occlusion_explorer_bad_patch.png"))
+
+        # the convolution explorer: another teaching filter redraws input / filter / output
+        ce = ".cnnh-convolution-explorer"
+        _change(page, "convolution_explorer_filter", ce, f"{ce} img.cnnh-convolution",
+                lambda: page.select_option(f"{ce} .cnnh-filter select", label="L"))
+        page.screenshot(path=str(ARTIFACTS / "notebook_end.png"), full_page=True)
+        stamp("explorers driven")
+
+    assert not outside, f"the page made requests outside 127.0.0.1: {outside[:10]}"
+
+
+def _keys(page, selector: str, keys):
+    """Focus a control (e.g. a slider's handle) and press keys on it, as a user does."""
+    handle = page.locator(selector)
+    handle.focus()
+    for key in keys:
+        handle.press(key)
+
+
+def _type(page, selector: str, text: str):
+    """Type into a number box and commit it (Enter), as a user does."""
+    box = page.locator(selector)
+    box.fill(text)
+    box.press("Enter")
