@@ -325,7 +325,7 @@ def select(activation, feature: Feature):
         return maps[index], loc
     flat = tf.reshape(maps, (n, -1))
     arg = tf.argmax(flat, axis=1)
-    loc = tf.transpose(tf.stack(tf.unravel_index(arg, tf.constant(spatial, tf.int64))))
+    loc = tf.transpose(tf.stack(tf.unravel_index(arg, tf.shape(a, out_type=tf.int64)[1:-1])))
     if feature.location is None and feature.reduce == "mean":
         return tf.reduce_mean(flat, axis=1), loc
     return tf.gather(flat, arg, axis=1, batch_dims=1), loc

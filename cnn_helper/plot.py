@@ -383,3 +383,68 @@ def probabilities(p, highlight=None, labels=None, title="predicted probabilities
     ax.set_title(title, fontsize=10)
     return _finish(fig), ax
 
+
+
+# --------------------------------------------------------------------------- saliency maps
+
+MAGNITUDE_CMAP = "Reds"   # 0: white, large: dark red (the positive half of SIGNED_CMAP)
+
+
+def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = False,
+                  size: float = 1.8, title=None):
+    """Images beside their saliency maps: one row per example, one column per method.
+
+    x            : images (N, H, W, C), or one image (H, W, C)
+    maps         : {method name: maps} or a list of maps (named by ``method_names``); each is
+                   (N, H, W, C) like x (from ``saliency.gradient`` etc.) or (N, H, W) (Grad-CAM),
+                   without the N axis for one image
+    titles       : one title per example (column 0)
+    magnitude    : draw |map| (channels by max |.|) instead of the signed map
+
+    A map with negative values is drawn signed: diverging colormap centred at 0, red positive,
+    blue negative (channels summed). A map without negative values (a magnitude, the "abs" or
+    "positive" sign option, Grad-CAM) and every map when ``magnitude`` is drawn from 0 (white) to
+    its max (red). Each tile has its own scale.
+
+    >>> maps = {"gradient": saliency.gradient(model, x, 8), "guided": saliency.guided_backprop(model, x, 8)}
+    >>> fig, axes = saliency_maps(x, maps, titles=[f"label {y}" for y in labels])
+    """
+    from .saliency import to_map
+
+    x = np.asarray(x)
+    single = x.ndim == 3
+    xs = x[None] if single else x
+    if isinstance(maps, dict):
+        names, arrays = list(maps), list(maps.values())
+    else:
+        arrays = list(maps)
+        names = list(method_names) if method_names is not None else \
+            [f"map {i + 1}" for i in range(len(arrays))]
+        if len(names) != len(arrays):
+            raise ValueError(f"{len(arrays)} maps but {len(names)} method_names {names}")
+    columns = []
+    for name, m in zip(names, arrays):
+        m = np.asarray(m, dtype=float)
+        m = m[None] if single else m
+        if m.shape == xs.shape:
+            m = to_map(m, "max_abs" if magnitude else "sum")
+        if m.shape != xs.shape[:-1]:
+            raise ValueError(f"map {name!r} has shape {m.shape[1:] if single else m.shape}; it must "
+                             f"be like the images {x.shape} or that without the channel axis")
+        columns.append(np.abs(m) if magnitude else m)
+    n, cols = len(xs), len(columns) + 1
+    fig, axes = plt.subplots(n, cols, figsize=(size * cols, size * n + (0.4 if title else 0)),
+                             squeeze=False)
+    for i in range(n):
+        show_image(axes[i, 0], xs[i], None if titles is None else titles[i])
+        for j, (name, m) in enumerate(zip(names, columns), start=1):
+            head = name if i == 0 else None
+            if m[i].min() < 0:
+                show_signed(axes[i, j], m[i], head)
+            else:
+                show_image(axes[i, j], m[i], head, cmap=MAGNITUDE_CMAP, vmin=0,
+                           vmax=symmetric_limit(m[i]))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig), axes
