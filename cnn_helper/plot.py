@@ -448,3 +448,147 @@ def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = Fal
         fig.suptitle(title)
     fig.tight_layout()
     return _finish(fig), axes
+
+
+# --------------------------------------------------------------------------- max activation, occlusion
+
+
+def _value_text(v) -> str:
+    """A value short enough for a tile title: 3 decimals in the usual range, else 3 digits."""
+    v = float(v)
+    return f"{v:.3f}" if 1e-3 <= abs(v) < 100 else f"{v:.3g}"
+
+
+def max_activating(x, result, y=None, title=None, cols=None, size=1.4):
+    """The High (top rows) and Low (bottom rows) examples of a ``max_activation`` result.
+
+    x      : the images the result's indices refer to (the full data set)
+    result : ``max_activation.top_k(...)`` or ``scan(...)[layer].channel(k)``
+    y      : labels of x (optional): each tile is titled "value | y=label"
+    High is sorted from the highest value, Low from the lowest; each part starts a new row.
+
+    >>> r = max_activation.top_k(model, x_test, 8, labels=8, y=y_test)
+    >>> fig, axes = max_activating(x_test, r, y_test, title="best and worst 8s: p(8)")
+    """
+    x = np.asarray(x)
+    k = len(result.high)
+    cols = cols or min(k, 9)
+    rows_per_part = math.ceil(k / cols)
+    fig, axes = plt.subplots(2 * rows_per_part, cols, figsize=(size * cols + 0.5, (size + 0.25) * 2 * rows_per_part + 0.5),
+                             squeeze=False)
+    for p, (name, part) in enumerate((("High", result.high), ("Low", result.low))):
+        block = axes[p * rows_per_part:(p + 1) * rows_per_part].flat
+        for i, ax in enumerate(block):
+            if i >= k:
+                ax.axis("off")
+                continue
+            index = int(part.indices[i])
+            text = _value_text(part.values[i]) + ("" if y is None else f" | y={np.asarray(y)[index]}")
+            show_image(ax, x[index], text)
+        first = axes[p * rows_per_part, 0]
+        first.set_ylabel(name, fontsize=11)
+    fig.suptitle(title or f"{result.target}: High (top) and Low (bottom)", fontsize=11)
+    fig.tight_layout()
+    return _finish(fig), axes
+
+
+def _relative_or_delta(result, relative: bool):
+    """The map to draw and its name: relative unless asked otherwise or undefined (baseline 0)."""
+    if relative and not np.all(np.isnan(result.relative)):
+        return np.asarray(result.relative, dtype=float), "relative change"
+    why = "" if not relative else " (baseline 0: relative undefined)"
+    return np.asarray(result.delta, dtype=float), "change" + why
+
+
+def occlusion_map(x, result, relative: bool = True, title=None, size=2.6):
+    """An occlusion sensitivity map (``occlusion.sensitivity_map``) beside and over its image.
+
+    Left: the input; middle: the map (``result.relative``, or ``result.delta`` when ``relative``
+    is False or the baseline is 0) with the diverging colormap centred at 0 and its colour bar;
+    right: the same map laid half-transparent over the input. Each cell is centred on its patch
+    centre, so a stride > 1 map lines up with the pixels. Blue: hiding the patch there lowers the
+    target; red: raises it.
+
+    >>> r = occlusion.sensitivity_map(model, x, 8)
+    >>> fig, axes = occlusion_map(x, r)
+    """
+    values, name = _relative_or_delta(result, relative)
+    rows, cols = result.centers
+    s_r, s_c = result.stride
+    extent = (cols[0] - s_c / 2, cols[-1] + s_c / 2, rows[-1] + s_r / 2, rows[0] - s_r / 2)
+    img = _squeeze_image(x)
+    lim = symmetric_limit(values)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size + 0.5))
+    show_image(axes[0], x, f"input: {_value_text(result.baseline)}")
+    for ax, alpha in ((axes[1], 1.0), (axes[2], 0.65)):
+        if alpha < 1:
+            show_image(ax, x)
+        im = ax.imshow(values, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, alpha=alpha, extent=extent,
+                       interpolation="nearest")
+        ax.set_xlim(-0.5, img.shape[1] - 0.5)
+        ax.set_ylim(img.shape[0] - 0.5, -0.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[1].set_title(f"{name}", fontsize=9)
+    axes[2].set_title("over the input", fontsize=9)
+    fig.colorbar(im, ax=axes[1:].tolist(), fraction=0.046, pad=0.03)
+    fig.suptitle(title or f"occlusion of {result.target}, patch {result.patch[0]}x{result.patch[1]}, "
+                          f"stride {result.stride[0]}", fontsize=10)
+    return _finish(fig), axes
+
+
+def _percent_text(v) -> str:
+    """A proportional change as a signed percentage: +12.3%, -4.56%, +0.00%."""
+    pct = 100 * float(v)
+    return f"{pct:+.1f}%" if abs(pct) >= 10 else f"{pct:+.2f}%"
+
+
+def occlusion_grid(x, result, centers=None, n: int = 4, cols=None, title=None, size=1.5):
+    """The lecture's grid of occluded inputs, each titled with its relative change of the target.
+
+    x       : the image the map was computed for
+    result  : ``occlusion.sensitivity_map(...)``
+    centers : (row, col) patch centres to show, on the map's grid. Default: n x n centres spread
+              evenly over the image, drawn as an n x n grid right of the un-occluded input.
+    Titles: "(row,col) relative change in %" (the change itself when the baseline is 0). The
+    occluded images come from ``occlusion.occluded_inputs``: the very images the model saw.
+
+    >>> fig, axes = occlusion_grid(x, occlusion.sensitivity_map(model, x, 8, patch=4))
+    """
+    from .occlusion import occluded_inputs
+
+    rows, cols_ = result.centers
+    spread = centers is None
+    if spread:     # the centres nearest to the middles of n equal bands of each axis
+        pick = lambda c: np.unique(np.round((np.arange(n) + 0.5) * len(c) / n - 0.5).astype(int))  # noqa: E731
+        picked_rows, picked_cols = pick(rows), pick(cols_)
+        centers = [(int(rows[i]), int(cols_[j])) for i in picked_rows for j in picked_cols]
+    where = []
+    for r, c in centers:
+        i, j = np.searchsorted(rows, r), np.searchsorted(cols_, c)
+        if i >= len(rows) or j >= len(cols_) or rows[i] != r or cols_[j] != c:
+            raise ValueError(f"centre ({r}, {c}) is not on the map's grid of centres: rows "
+                             f"{list(rows[:3])}..., cols {list(cols_[:3])}... (stride {result.stride})")
+        where.append((i, j))
+    images = occluded_inputs(x, result, centers)
+    values, name = _relative_or_delta(result, True)
+    text = _percent_text if name == "relative change" else (lambda v: f"{v:+.3g}")
+    original = np.asarray(x).reshape(images.shape[1:])
+    lo, hi = float(min(original.min(), images.min())), float(max(original.max(), images.max()))
+    head = title or (f"occlusion of {result.target}\n{name} (patch {result.patch[0]}x{result.patch[1]}, "
+                     f"input value {_value_text(result.baseline)})")
+    if spread:     # the input, then the occluded copies in their spatial arrangement
+        cols = len(picked_cols) + 1
+        fig, axes = grid(len(picked_rows) * cols, cols, size, head)
+        slots = [axes[a, b + 1] for a in range(len(picked_rows)) for b in range(len(picked_cols))]
+        for ax in axes[1:, 0]:
+            ax.axis("off")
+    else:
+        cols = cols or min(len(centers) + 1, 6)
+        fig, axes = grid(len(centers) + 1, cols, size, head)
+        slots = list(axes.flat[1:len(centers) + 1])
+    show_image(axes.flat[0], original, "input", vmin=lo, vmax=hi)
+    for ax, img, (r, c), (i, j) in zip(slots, images, centers, where):
+        show_image(ax, img, f"({r},{c}) {text(values[i, j])}", vmin=lo, vmax=hi)
+    fig.tight_layout()
+    return _finish(fig), axes
