@@ -158,11 +158,15 @@ def output_layer(model):
 def _symbolic_output(model, path):
     """The symbolic output of path[-1] in the graph of ``model`` (nested models are re-entered)."""
     keras = _keras()
+    model_inputs(model)   # a clear TypeError for a Sequential model with no defined input
     first = path[0]
+    node = first._inbound_nodes[0]   # where ``first`` is called in this graph
     if len(path) == 1:
-        return first.output
+        # not ``first.output``: a nested functional model's ``.output`` is its own inner output,
+        # which is not connected to this graph's input
+        outputs = node.output_tensors
+        return outputs[0] if len(outputs) == 1 else outputs
     inner = keras.Model(model_inputs(first)[0], _symbolic_output(first, path[1:]))
-    node = first._inbound_nodes[0]
     return inner(*node.input_tensors)
 
 
@@ -224,12 +228,15 @@ def tap_model(model, layers):
 def compiled(fn_model):
     """A ``tf.function`` calling a Keras model in inference mode on batches of any size.
 
-    It always returns a list of outputs (one entry for a single-output model).
+    It always returns a list of outputs (one entry for a single-output model). The function holds
+    the model only weakly, so the cache does not keep models (and their weights) alive.
     """
     import tensorflow as tf
 
+    model_ref = weakref.ref(fn_model)
+
     def call(x):
-        outs = fn_model(x, training=False)
+        outs = model_ref()(x, training=False)
         return list(outs) if isinstance(outs, (list, tuple)) else [outs]
 
     if fn_model not in _COMPILED:

@@ -115,19 +115,21 @@ def save(model, name: str, info: dict, directory: Path) -> Path:
     weights, meta = weight_paths(name, directory)
     fd, tmp_weights = tempfile.mkstemp(suffix=".weights.h5", dir=directory)
     os.close(fd)
+    fd, tmp_meta = tempfile.mkstemp(suffix=".json", dir=directory)
+    os.close(fd)
     try:
         model.save_weights(tmp_weights, overwrite=True)
         info = dict(info, sha256=_sha256(Path(tmp_weights)))
-        fd, tmp_meta = tempfile.mkstemp(suffix=".json", dir=directory)
-        with os.fdopen(fd, "w") as f:
+        with open(tmp_meta, "w") as f:
             json.dump(info, f, indent=2)
         for tmp in (tmp_weights, tmp_meta):   # mkstemp makes owner-only files
             os.chmod(tmp, 0o644)
         os.replace(tmp_weights, weights)
         os.replace(tmp_meta, meta)
-    finally:
-        if os.path.exists(tmp_weights):
-            os.remove(tmp_weights)
+    finally:   # a failure at any step leaves no temporary file behind
+        for tmp in (tmp_weights, tmp_meta):
+            if os.path.exists(tmp):
+                os.remove(tmp)
     return weights
 
 
@@ -195,19 +197,32 @@ def seed_everything(seed: int):
     tf.config.experimental.enable_op_determinism()
 
 
+def _epochs(name, epochs) -> int:
+    """``epochs`` as a positive int; None means the model's default (0 is an error, not the default)."""
+    if epochs is None:
+        return DEFAULTS[name]["epochs"]
+    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
+        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
+    return int(epochs)
+
+
 def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None,
-        learning_rate=None, verbose: int = 0):
-    """Build model ``name`` from ``seed`` and train it on (x_train, y_train): same seed, same weights."""
+        learning_rate=None, verbose: int = 0, callbacks=None):
+    """Build model ``name`` from ``seed`` and train it on (x_train, y_train): same seed, same weights.
+
+    ``callbacks`` (Keras callbacks, e.g. a timer) are passed to ``model.fit``.
+    """
     import keras
 
     _check_name(name)
     opts = DEFAULTS[name]
+    epochs = _epochs(name, epochs)
     seed_everything(seed)
     model = BUILDERS[name](input_shape=x_train.shape[1:])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate or opts["learning_rate"]),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=epochs or opts["epochs"],
-              batch_size=batch_size or opts["batch_size"], shuffle=True, verbose=verbose)
+    model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size or opts["batch_size"],
+              shuffle=True, verbose=verbose, callbacks=callbacks)
     return model
 
 
@@ -228,12 +243,13 @@ def train(name: str = "cnn", data_source: str = "auto", epochs=None, seed: int =
     Returns the trained model; ``model.info`` holds data source, seed, epochs, seconds, accuracy.
     """
     _check_name(name)
+    epochs = _epochs(name, epochs)
     (x_train, y_train), (x_test, y_test) = data_mod.load_mnist(data_source, verbose=bool(verbose))
     start = time.perf_counter()
     model = fit(name, x_train, y_train, epochs=epochs, seed=seed, verbose=verbose)
     info = {"model": name, "data_source": data_mod.last_source, "n_train": int(len(x_train)),
             "n_test": int(len(x_test)), "seed": seed,
-            "epochs": epochs or DEFAULTS[name]["epochs"],
+            "epochs": epochs,
             "train_seconds": round(time.perf_counter() - start, 1),
             "test_accuracy": round(accuracy(model, x_test, y_test), 4)}
     path = save(model, name, info, Path(directory) if directory else cache_dir())
