@@ -1,0 +1,64 @@
+"""Shared fixtures: a private cache for every test, and the bundled data and shipped models once.
+
+Every test runs with ``CNN_HELPER_CACHE`` and ``KERAS_HOME`` pointing into its own temporary
+folder, so no test reads the user's real Keras MNIST cache or writes into ``~/.cache``.
+The session fixtures hand out read-only arrays: a function that writes into its input fails loudly.
+"""
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def cnn_cache(tmp_path, monkeypatch):
+    """The weights cache of this test (``$CNN_HELPER_CACHE``), a fresh empty folder path."""
+    cache = tmp_path / "cnn_helper_cache"
+    monkeypatch.setenv("CNN_HELPER_CACHE", str(cache))
+    keras_home = tmp_path / "keras_home"
+    keras_home.mkdir()
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    return cache
+
+
+def _read_only(*arrays):
+    for a in arrays:
+        a.setflags(write=False)
+
+
+@pytest.fixture(scope="session")
+def bundled():
+    """The bundled MNIST split, ``(x_train, y_train), (x_test, y_test)``, loaded once (read-only)."""
+    from cnn_helper import data
+
+    (x_train, y_train), (x_test, y_test) = data.load_mnist("bundled", verbose=False)
+    _read_only(x_train, y_train, x_test, y_test)
+    return (x_train, y_train), (x_test, y_test)
+
+
+@pytest.fixture(scope="session")
+def shipped_cnn():
+    """The course CNN with the weights shipped in the package (never the user's cache)."""
+    from cnn_helper import models
+
+    return models.load("cnn", "shipped")
+
+
+@pytest.fixture(scope="session")
+def shipped_logistic():
+    """The logistic-regression model with its shipped weights."""
+    from cnn_helper import models
+
+    return models.load("logistic", "shipped")
+
+
+def weights_of(model):
+    """A copy of every weight array of ``model``, to check later that nothing changed it."""
+    return [np.array(w, copy=True) for w in model.get_weights()]
+
+
+def same_weights(a, b) -> bool:
+    return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))

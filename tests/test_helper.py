@@ -1,0 +1,124 @@
+"""CNN_Helper: cheap to construct, and a working facade over data, models and the convolution tools."""
+import numpy as np
+import pytest
+from scipy.signal import correlate2d
+
+import cnn_helper
+from cnn_helper import CNN_Helper, data, models
+
+
+def _fail(*args, **kwargs):
+    raise AssertionError("CNN_Helper() loaded something at construction")
+
+
+def test_construction_is_cheap(monkeypatch):
+    monkeypatch.setattr(data, "load_mnist", _fail)
+    monkeypatch.setattr(models, "load", _fail)
+    monkeypatch.setattr(models, "train", _fail)
+    monkeypatch.setattr(models, "fit", _fail)
+    cnnh = cnn_helper.CNN_Helper()
+    assert cnnh._data is None and cnnh._models == {}
+    # the convolution tools need neither data nor models
+    cnnh.apply_filt_2d(cnnh.create_img(), cnnh.create_filters()["L"])
+    assert cnnh._data is None and cnnh._models == {}
+
+
+@pytest.fixture
+def cnnh(bundled, shipped_cnn, shipped_logistic, monkeypatch):
+    """A helper on bundled data and shipped weights; loads reuse the session's (no repeated parsing)."""
+    loads = []
+
+    def load_mnist(source, verbose=True):
+        loads.append(source)
+        return bundled
+
+    def load(name, source="auto"):
+        loads.append((name, source))
+        return {"cnn": shipped_cnn, "logistic": shipped_logistic}[name]
+
+    monkeypatch.setattr(data, "load_mnist", load_mnist)
+    monkeypatch.setattr(models, "load", load)
+    helper = CNN_Helper(data_source="bundled", weights="shipped", verbose=False)
+    helper.loads = loads
+    return helper
+
+
+def test_data_and_models_load_once_with_the_given_sources(cnnh, bundled, shipped_cnn):
+    assert cnnh.load_data() is bundled
+    assert cnnh.load_data() is bundled
+    assert cnnh.model() is shipped_cnn and cnnh.model() is shipped_cnn
+    assert cnnh.loads == ["bundled", ("cnn", "shipped")]
+    np.testing.assert_array_equal(cnnh.x_test, bundled[1][0])
+    np.testing.assert_array_equal(cnnh.y_test, bundled[1][1])
+
+
+def test_examples_of(cnnh, bundled):
+    x8, y8, idx = cnnh.examples_of(8)
+    assert len(x8) == 100 and np.all(y8 == 8)
+    np.testing.assert_array_equal(x8, bundled[1][0][idx])
+    x, y, _ = cnnh.examples_of([0, 1], split="train")
+    assert len(x) == 800 and set(np.unique(y)) == {0, 1}
+    with pytest.raises(ValueError, match="'train' or 'test'"):
+        cnnh.examples_of(8, split="validation")
+    with pytest.raises(ValueError, match="labels present"):
+        cnnh.examples_of(11)
+
+
+def test_evaluate_reaches_the_target(cnnh):
+    assert cnnh.evaluate() >= 0.97
+    assert 0.85 <= cnnh.evaluate(cnnh.logistic_model()) < cnnh.evaluate()
+
+
+def test_the_real_loaders_end_to_end(capsys):
+    """No monkeypatching: bundled data, shipped weights, verbose messages."""
+    helper = CNN_Helper(data_source="bundled", weights="shipped")
+    (x_train, _), (x_test, _) = helper.load_data()
+    assert x_train.shape == (4000, 28, 28, 1) and x_test.shape == (1000, 28, 28, 1)
+    model = helper.model()
+    assert model.get_layer("logits") is not None
+    out = capsys.readouterr().out
+    assert "bundled" in out and "shipped" in out and "test accuracy" in out
+    assert helper.logistic_model().info["loaded_from"] == "shipped"
+
+
+def test_convolution_tools():
+    cnnh = CNN_Helper()
+    img = cnnh.create_img()
+    assert img.shape == (10, 10)
+    filters = cnnh.create_filters()
+    assert "L" in filters and len(filters) == 5
+    assert cnnh.pad(img).shape == (12, 12) and cnnh.pad(img, 3).shape == (16, 16)
+    for f in filters.values():
+        np.testing.assert_allclose(cnnh.apply_filt_2d(img, f), correlate2d(img, f, mode="same"), atol=1e-6)
+
+
+def test_plot_convs_returns_fig_and_one_row_per_filter():
+    import matplotlib.pyplot as plt
+
+    cnnh = CNN_Helper()
+    fig, axes = cnnh.plot_convs()
+    assert axes.shape == (5, 3) and len(fig.axes) == 15
+    assert not plt.get_fignums()                       # closed: a notebook shows it once
+    two = {k: v for k, v in list(cnnh.create_filters().items())[:2]}
+    fig, axes = cnnh.plot_convs(np.eye(8), two, labels=False)
+    assert axes.shape == (2, 3)
+    # the output panel shows the filter's output
+    shown = axes[0, 2].images[0].get_array()
+    np.testing.assert_allclose(shown, cnnh.apply_filt_2d(np.eye(8), two[list(two)[0]]), atol=1e-6)
+
+
+def test_showmat_labels_every_value():
+    cnnh = CNN_Helper()
+    mat = np.arange(6).reshape(2, 3)
+    fig, ax = cnnh.showmat(mat)
+    assert sorted(t.get_text() for t in ax.texts) == [f"{v:.1f}" for v in range(6)]
+    fig, ax = cnnh.showmat(mat, labels=False, title="m")
+    assert not ax.texts and ax.get_title() == "m"
+
+
+@pytest.mark.parametrize("kwargs, match", [({"data_source": "mnist"}, "data_source"),
+                                           ({"weights": "best"}, "weights"),
+                                           ({"data_source": None}, "data_source")])
+def test_bad_constructor_arguments(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        CNN_Helper(**kwargs)

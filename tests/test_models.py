@@ -1,0 +1,233 @@
+"""cnn_helper.models: architecture, shipped weights, seeded training, atomic save, corrupt cache."""
+import hashlib
+import json
+import os
+import warnings
+
+import keras
+import numpy as np
+import pytest
+
+from cnn_helper import models
+from conftest import same_weights, weights_of
+
+
+def _files(directory):
+    return sorted(p.name for p in directory.iterdir())
+
+
+# --------------------------------------------------------------------------- architecture
+
+
+def test_build_cnn_layer_names_and_kinds():
+    model = models.build_cnn()
+    names = [layer.name for layer in model.layers]
+    for name in ("conv1", "pool1", "conv2", "pool2", "dense", "logits", "softmax"):
+        assert name in names
+    assert names.index("conv1") < names.index("pool1") < names.index("conv2") < names.index("pool2") \
+        < names.index("dense") < names.index("logits") < names.index("softmax")
+    for i in (1, 2):
+        assert isinstance(model.get_layer(f"conv{i}"), keras.layers.Conv2D)
+        assert model.get_layer(f"conv{i}").activation is keras.activations.relu
+        assert isinstance(model.get_layer(f"pool{i}"), keras.layers.MaxPooling2D)
+    assert isinstance(model.get_layer("dense"), keras.layers.Dense)
+    assert isinstance(model.get_layer("logits"), keras.layers.Dense)
+    assert model.input_shape == (None, 28, 28, 1) and model.output_shape == (None, 10)
+    assert not isinstance(model, keras.Sequential)                      # functional
+
+
+def test_logits_are_linear_and_softmax_is_a_separate_layer():
+    model = models.build_cnn()
+    logits = model.get_layer("logits")
+    assert logits.activation is keras.activations.linear
+    assert logits.units == 10
+    softmax = model.get_layer("softmax")
+    assert isinstance(softmax, keras.layers.Activation)
+    assert softmax.activation is keras.activations.softmax
+    assert model.outputs[0]._keras_history[0] is softmax
+    # the model's output is softmax(logits), and logits can be negative (no activation)
+    x = np.random.default_rng(0).random((4, 28, 28, 1)).astype(np.float32)
+    z = np.asarray(keras.Model(model.input, logits.output)(x))
+    p = np.asarray(model(x))
+    np.testing.assert_allclose(p, np.exp(z) / np.exp(z).sum(1, keepdims=True), rtol=1e-5, atol=1e-6)
+
+
+def test_build_logistic_is_one_dense_layer():
+    model = models.build_logistic()
+    dense = [layer for layer in model.layers if isinstance(layer, keras.layers.Dense)]
+    assert [d.name for d in dense] == ["logits"]
+    assert dense[0].kernel.shape == (784, 10)
+    assert dense[0].activation is keras.activations.linear
+
+
+# --------------------------------------------------------------------------- shipped weights
+
+
+def test_shipped_cnn_reaches_the_accuracy_target(shipped_cnn, bundled):
+    _, (x_test, y_test) = bundled
+    acc = models.accuracy(shipped_cnn, x_test, y_test)
+    assert acc >= 0.97
+    info = shipped_cnn.info
+    assert info["loaded_from"] == "shipped"
+    for key in ("data_source", "seed", "epochs", "test_accuracy"):
+        assert key in info
+    assert info["data_source"] == "bundled"
+    assert abs(info["test_accuracy"] - acc) <= 0.002        # the JSON tells the truth
+
+
+def test_shipped_logistic_loads_and_is_better_than_chance(shipped_logistic, bundled):
+    _, (x_test, y_test) = bundled
+    acc = models.accuracy(shipped_logistic, x_test, y_test)
+    assert acc >= 0.85
+    assert abs(shipped_logistic.info["test_accuracy"] - acc) <= 0.002
+
+
+def test_accuracy_matches_a_plain_argmax(shipped_cnn, bundled):
+    _, (x_test, y_test) = bundled
+    pred = np.asarray(shipped_cnn.predict(x_test[:300], verbose=0)).argmax(1)
+    assert models.accuracy(shipped_cnn, x_test[:300], y_test[:300], batch_size=64) == \
+        pytest.approx(np.mean(pred == y_test[:300]))
+
+
+def test_load_rejects_unknown_names():
+    with pytest.raises(ValueError, match="'cnn', 'logistic'"):
+        models.load("vgg")
+    with pytest.raises(ValueError, match="'auto', 'shipped', 'cache'"):
+        models.load("cnn", "internet")
+
+
+# --------------------------------------------------------------------------- training
+
+
+@pytest.fixture(scope="module")
+def tiny(bundled):
+    (x_train, y_train), _ = bundled
+    return x_train[:200], y_train[:200]
+
+
+def test_training_is_reproducible_with_a_seed(tiny):
+    x, y = tiny
+    a = models.fit("cnn", x, y, epochs=1, seed=7)
+    b = models.fit("cnn", x, y, epochs=1, seed=7)
+    assert same_weights(weights_of(a), weights_of(b))
+    c = models.fit("cnn", x, y, epochs=1, seed=8)
+    assert not any(np.array_equal(u, v) for u, v in zip(weights_of(a), weights_of(c)) if u.size > 100)
+    # training changed the initial weights (it is not a no-op)
+    keras.utils.set_random_seed(7)
+    init = models.build_cnn()
+    assert not same_weights(weights_of(init), weights_of(a))
+
+
+def test_fit_rejects_bad_epochs(tiny):
+    x, y = tiny
+    for bad in (0, -1, 1.5, True):
+        with pytest.raises(ValueError, match="epochs must be a positive int"):
+            models.fit("cnn", x, y, epochs=bad)
+
+
+# --------------------------------------------------------------------------- save / load
+
+
+def _random_cnn(seed):
+    keras.utils.set_random_seed(seed)
+    return models.build_cnn()
+
+
+def test_cache_dir_follows_the_environment(cnn_cache, monkeypatch, tmp_path):
+    assert models.cache_dir() == cnn_cache
+    monkeypatch.delenv("CNN_HELPER_CACHE")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert models.cache_dir() == tmp_path / "xdg" / "cnn_helper"
+
+
+def test_save_load_round_trip(cnn_cache):
+    model = _random_cnn(1)
+    path = models.save(model, "cnn", {"data_source": "bundled", "seed": 1, "epochs": 3,
+                                      "test_accuracy": 0.5}, cnn_cache)
+    assert path.parent == cnn_cache
+    assert _files(cnn_cache) == ["mnist_cnn.json", "mnist_cnn.weights.h5"]     # no temporary files
+    assert oct(path.stat().st_mode & 0o777) == oct(0o644)
+    loaded = models.load("cnn", "cache")
+    assert same_weights(weights_of(model), weights_of(loaded))
+    assert loaded.info["seed"] == 1 and loaded.info["epochs"] == 3
+    assert loaded.info["loaded_from"] == str(cnn_cache)
+    assert same_weights(weights_of(model), weights_of(models.load("cnn")))     # "auto" prefers the cache
+    meta = json.loads((cnn_cache / "mnist_cnn.json").read_text())
+    assert len(meta["sha256"]) == 64
+
+
+def test_a_crash_while_saving_weights_keeps_the_previous_files(cnn_cache, monkeypatch):
+    old = _random_cnn(1)
+    models.save(old, "cnn", {"epochs": 1}, cnn_cache)
+    before = {name: (cnn_cache / name).read_bytes() for name in _files(cnn_cache)}
+    new = _random_cnn(2)
+
+    def half_write_then_crash(path, *args, **kwargs):
+        with open(path, "wb") as f:
+            f.write(b"\x89HDF half a file")
+        raise OSError("disk full")
+
+    monkeypatch.setattr(new, "save_weights", half_write_then_crash)
+    with pytest.raises(OSError, match="disk full"):
+        models.save(new, "cnn", {"epochs": 2}, cnn_cache)
+    assert {name: (cnn_cache / name).read_bytes() for name in _files(cnn_cache)} == before
+    assert same_weights(weights_of(old), weights_of(models.load("cnn", "cache")))
+
+
+def test_a_crash_while_writing_the_json_leaves_no_temporary_file(cnn_cache):
+    old = _random_cnn(1)
+    models.save(old, "cnn", {"epochs": 1}, cnn_cache)
+    before = {name: (cnn_cache / name).read_bytes() for name in _files(cnn_cache)}
+    with pytest.raises(TypeError):
+        models.save(_random_cnn(2), "cnn", {"epochs": object()}, cnn_cache)   # not JSON
+    assert {name: (cnn_cache / name).read_bytes() for name in _files(cnn_cache)} == before
+
+
+def test_a_truncated_cache_file_is_detected_kept_and_replaced(cnn_cache, shipped_cnn):
+    models.save(_random_cnn(3), "cnn", {"epochs": 1}, cnn_cache)
+    weights = cnn_cache / "mnist_cnn.weights.h5"
+    damaged = weights.read_bytes()[: weights.stat().st_size // 2]
+    weights.write_bytes(damaged)
+    with pytest.warns(UserWarning, match="corrupt"):
+        model = models.load("cnn")                       # never a crash
+    assert same_weights(weights_of(model), weights_of(shipped_cnn))
+    assert (cnn_cache / "mnist_cnn.weights.h5.corrupt").read_bytes() == damaged
+    assert (cnn_cache / "mnist_cnn.json.corrupt").is_file()
+    # the cache now holds valid (shipped) weights: loading it again needs no repair
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        again = models.load("cnn", "cache")
+    assert same_weights(weights_of(again), weights_of(shipped_cnn))
+
+
+def test_a_damaged_file_with_a_matching_checksum_is_also_replaced(cnn_cache, shipped_cnn):
+    """Not an HDF5 file at all, but its JSON's checksum fits: loading fails, still no crash."""
+    cnn_cache.mkdir(parents=True)
+    weights = cnn_cache / "mnist_cnn.weights.h5"
+    weights.write_bytes(b"garbage" * 100)
+    (cnn_cache / "mnist_cnn.json").write_text(json.dumps(
+        {"sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}))
+    with pytest.warns(UserWarning, match="corrupt"):
+        model = models.load("cnn")
+    assert same_weights(weights_of(model), weights_of(shipped_cnn))
+    assert (cnn_cache / "mnist_cnn.weights.h5.corrupt").is_file()
+
+
+def test_unreadable_json_is_replaced(cnn_cache, shipped_cnn):
+    models.save(_random_cnn(3), "cnn", {"epochs": 1}, cnn_cache)
+    (cnn_cache / "mnist_cnn.json").write_text("{not json")
+    with pytest.warns(UserWarning, match="corrupt"):
+        model = models.load("cnn")
+    assert same_weights(weights_of(model), weights_of(shipped_cnn))
+
+
+def test_load_cache_with_nothing_cached_is_a_clear_error(cnn_cache):
+    with pytest.raises(FileNotFoundError, match="no cnn weights") as err:
+        models.load("cnn", "cache")
+    assert str(cnn_cache) in str(err.value)
+    assert models.load("cnn").info["loaded_from"] == "shipped"      # "auto" falls back quietly
+
+
+def test_tests_never_touch_the_real_user_cache():
+    real = os.path.join(os.path.expanduser("~"), ".cache")
+    assert not str(models.cache_dir()).startswith(real)
