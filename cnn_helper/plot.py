@@ -359,8 +359,10 @@ def zeiler_fergus_montage(zf, cols: int = 3, title=None, size=1.1):
     montage(zf.patches, [f"#{i}: {v:.2f}" for i, v in zip(zf.indices, zf.values)], cols=cols,
             ax=axes[1])
     h, w = axes[1].images[0].get_array().shape[:2]       # size the figure to the montages
-    fig.set_size_inches(2 * size * cols + 0.2, size * cols * h / w + 0.45)
-    fig.subplots_adjust(0, 0, 1, 1 - 0.4 / (size * cols * h / w + 0.45), wspace=0.06)
+    width = 2 * size * cols + 0.2
+    height = (width / 2.06) * h / w + 0.4                 # each axes: width / (2 + wspace) wide
+    fig.set_size_inches(width, height)
+    fig.subplots_adjust(0, 0, 1, 1 - 0.4 / height, wspace=0.06)
     what = {"saliency": "saliency", "guided_backprop": "guided backprop",
             "deconvnet": "deconvnet"}.get(zf.method, zf.method)
     fig.suptitle(title or f"{zf.feature.layer_name}, k={zf.feature.channel}: {what} (left) and "

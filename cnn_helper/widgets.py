@@ -85,6 +85,11 @@ def _image_widget(css_class: str):
     return img
 
 
+def _panels(*children):
+    """Panels side by side, wrapping below each other in a narrow window."""
+    return widgets.HBox(list(children), layout=widgets.Layout(flex_flow="row wrap"))
+
+
 def _header(text: str):
     return widgets.HTML(f"<b>{html.escape(text)}</b>")
 
@@ -243,12 +248,12 @@ class FeatureExplorer(Explorer):
         self.widget = widgets.VBox([
             widgets.HBox([self.layer, self.channel, self.reduce]),
             self.message,
-            widgets.HBox([widgets.VBox([_header("activation maps of the layer for one example"),
-                                        self.example, self.maps_image]),
-                          widgets.VBox([_header(f"the {self.k} maximally activating examples"),
-                                        self.top_image,
-                                        _header("their receptive fields: patch and saliency"),
-                                        self.patches_image])]),
+            _panels(widgets.VBox([_header("activation maps of the layer for one example"),
+                                  self.example, self.maps_image]),
+                    widgets.VBox([_header(f"the {self.k} maximally activating examples"),
+                                  self.top_image,
+                                  _header("their receptive fields: patch and saliency"),
+                                  self.patches_image])),
         ])
         self.widget.add_class(self.css_class)
         for reduce in self.reduce.options:      # both poolings now, so a click never waits for a scan
@@ -298,7 +303,7 @@ class FeatureExplorer(Explorer):
         self.state.update(layer=layer, example=example, maps=maps)
         self._show(self.maps_image, "maps_png", (layer, example, channel),
                    lambda: plot.activation_mosaic(
-                       maps, image=self.x[example], highlight=channel,
+                       maps, image=self.x[example], highlight=channel, width=5.5,
                        title=f"y_({layer}) of example {example}{label}; k={channel} framed"))
 
     def _draw_feature(self):
@@ -317,7 +322,7 @@ class FeatureExplorer(Explorer):
 
         zf = self.state["inverted"] = self.inverted(feature, top)
         self._show(self.patches_image, "patches_png", feature,
-                   lambda: plot.zeiler_fergus_montage(zf, cols=3))
+                   lambda: plot.zeiler_fergus_montage(zf, cols=3, size=0.9))
 
 
 # ======================================================================= occlusion explorer
@@ -382,7 +387,7 @@ class OcclusionExplorer(Explorer):
             widgets.HBox([self.label, self.example, self.info]),
             widgets.HBox([self.patch, self.stride, self.fill, self.target]),
             self.message,
-            widgets.HBox([self.map_image, self.probs_image]),
+            _panels(self.map_image, self.probs_image),
         ])
         self.widget.add_class(self.css_class)
         self._observe({self.label: self._on_label, **{c: self._draw for c in (
@@ -432,7 +437,7 @@ class OcclusionExplorer(Explorer):
                    lambda: plot.occlusion_map(self.x[index], result, title=(
                        f"p({target}) when a {patch}x{patch} patch hides the pixels around each location")))
         self._show(self.probs_image, "probs_png", (index, target), lambda: plot.probabilities(
-            probs, highlight=target, title=f"predicted probabilities (class {target} in orange)"))
+            probs, highlight=target, title=f"probabilities (orange: class {target})"))
 
 
 # ======================================================================= convolution explorer
