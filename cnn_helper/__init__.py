@@ -5,6 +5,7 @@
 >>> model = cnnh.model()
 >>> cnn_helper.Feature("conv2", 3)          # feature map k=3 of layer conv2, max-pooled
 """
+import logging
 import os
 import sys
 
@@ -41,6 +42,18 @@ if "ipykernel" in sys.modules:
     if os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "2" and "tensorflow" not in sys.modules:
         os.environ["TF_CPP_MIN_LOG_LEVEL"] = "3"
     _import_tensorflow_quietly()
+
+
+class _NoRetracingNotice(logging.Filter):
+    """Drop TensorFlow's "triggered tf.function retracing" notice. The package compiles one small
+    function per (model, layers) it is asked about; TF counts those as retracing of one closure and
+    would print the notice into notebooks. Every other TensorFlow message still passes."""
+
+    def filter(self, record):
+        return "triggered tf.function retracing" not in record.getMessage()
+
+
+logging.getLogger("tensorflow").addFilter(_NoRetracingNotice())
 
 from .features import Feature, FeatureValues  # noqa: E402
 from .helper import CNN_Helper  # noqa: E402

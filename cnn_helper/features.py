@@ -58,11 +58,11 @@ class Feature:
         return self.layer if isinstance(self.layer, str) else self.layer.name
 
     def __str__(self):
-        where = {None: f"{self.reduce} over map", "argmax": "argmax"}.get(
-            self.location if not isinstance(self.location, tuple) else "", None)
+        """The lecture's notation: y_(conv2),k=5; y_(conv2),idx=(3, 4),k=5; suffixes for the rest."""
         if isinstance(self.location, tuple):
-            where = f"idx={self.location}"
-        return f"y_({self.layer_name}),k={self.channel} [{where}]"
+            return f"y_({self.layer_name}),idx={self.location},k={self.channel}"
+        suffix = {"argmax": " at argmax"}.get(self.location, " (mean)" if self.reduce == "mean" else "")
+        return f"y_({self.layer_name}),k={self.channel}{suffix}"
 
 
 @dataclass(frozen=True)

@@ -146,96 +146,69 @@ def patterns(p, titles=None, title="patterns", cols=5):
     return images(p, titles, cols=cols, title=title, size=2.0, signed=True)
 
 
-# --------------------------------------------------------------------------- receptive fields
+# --------------------------------------------------------------------------- saliency maps
 
-FIELD_COLOUR, TARGET_COLOUR, CELL_COLOUR = "tab:orange", "tab:red", "0.85"
+MAGNITUDE_CMAP = "Reds"   # 0: white, large: dark red (the positive half of SIGNED_CMAP)
 
 
-def receptive_field_growth(rows, title=None, ax=None):
-    """The lecture's 1-D chart of a receptive field growing layer by layer.
+def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = False,
+                  size: float = 1.8, title=None):
+    """Images beside their saliency maps: one row per example, one column per method.
 
-    ``rows`` comes from ``receptive_field.growth(model, layer, idx, axis)``: one row per layer, the
-    input at the bottom. Each location p of a layer is drawn as a cell centred on the input
-    coordinate it is centred on (start + p * jump, width jump), so deeper rows have fewer, wider
-    cells. The locations that feed the chosen location of the top layer are coloured (the chosen
-    one in red); the shaded band is the input interval they all see.
+    x            : images (N, H, W, C), or one image (H, W, C)
+    maps         : {method name: maps} or a list of maps (named by ``method_names``); each is
+                   (N, H, W, C) like x (from ``saliency.gradient`` etc.) or (N, H, W) (Grad-CAM),
+                   without the N axis for one image
+    titles       : one title per example (column 0)
+    magnitude    : draw |map| (channels by max |.|) instead of the signed map
+
+    A map with negative values is drawn signed: diverging colormap centred at 0, red positive,
+    blue negative (channels summed). A map without negative values (a magnitude, the "abs" or
+    "positive" sign option, Grad-CAM) and every map when ``magnitude`` is drawn from 0 (white) to
+    its max (red). Each tile has its own scale.
+
+    >>> maps = {"gradient": saliency.gradient(model, x, 8), "guided": saliency.guided_backprop(model, x, 8)}
+    >>> fig, axes = saliency_maps(x, maps, titles=[f"label {y}" for y in labels])
     """
-    from matplotlib.patches import Rectangle
+    from .saliency import to_map
 
-    rows = list(rows)
-    if not rows:
-        raise ValueError("rows is empty; give the output of receptive_field.growth(...)")
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.4))
-    lo_x, hi_x = np.inf, -np.inf
-    for y, r in enumerate(rows):
-        top = y == len(rows) - 1
-        for p in range(r.n):
-            centre = r.start + p * r.jump
-            fed = r.first <= p <= r.last
-            colour = (TARGET_COLOUR if top else FIELD_COLOUR) if fed else CELL_COLOUR
-            ax.add_patch(Rectangle((centre - r.jump / 2, y - 0.35), r.jump, 0.7, facecolor=colour,
-                                   edgecolor="white", linewidth=0.8 if r.jump > 1 or r.n < 60 else 0))
-            lo_x, hi_x = min(lo_x, centre - r.jump / 2), max(hi_x, centre + r.jump / 2)
-        ax.text(1.01, y, f"size {r.size}, jump {r.jump}", transform=ax.get_yaxis_transform(),
-                va="center", fontsize=8)
-    lo, hi = rows[-1].interval
-    ax.axvspan(lo - 0.5, hi - 0.5, color=FIELD_COLOUR, alpha=0.12, zorder=0)
-    ax.set_xlim(min(lo_x, -0.5) - 0.5, max(hi_x, rows[0].n - 0.5) + 0.5)
-    ax.set_ylim(-0.6, len(rows) - 0.4)
-    ax.set_yticks(range(len(rows)))
-    ax.set_yticklabels([f"{r.layer} ({r.kind})" for r in rows], fontsize=8)
-    ax.set_xlabel("input position (pixels); a cell is one location of that layer")
-    ax.set_title(title or f"receptive field of {rows[-1].layer}, location {rows[-1].first} on this "
-                          f"axis: input [{lo}, {hi}) ({hi - lo} pixels)", fontsize=10)
-    for side in ("top", "right", "left"):
-        ax.spines[side].set_visible(False)
-    fig = fig or ax.figure
-    fig.tight_layout()
-    return _finish(fig), ax
-
-
-def receptive_field_regions(regions, image=None, input_shape=None, title=None, ax=None,
-                            cmap="tab10"):
-    """The lecture's 2-D chart: nested rectangles, the receptive field of one location at each layer.
-
-    ``regions`` comes from ``receptive_field.nested_regions(model, layer, idx)`` (smallest first);
-    each is drawn as a rectangle of its own colour over ``image`` (an (H, W) or (H, W, C) image) or,
-    without one, over a blank canvas of ``input_shape`` (H, W). The legend names layer, location
-    and field size.
-    """
-    from matplotlib.patches import Rectangle
-
-    regions = list(regions)
-    if not regions:
-        raise ValueError("regions is empty; give the output of receptive_field.nested_regions(...)")
-    if any(len(r.region) != 2 for r in regions):
-        raise ValueError("receptive_field_regions draws 2-D inputs; these regions have "
-                         f"{len(regions[0].region)} spatial axes")
-    if image is None and input_shape is None:
-        raise ValueError("give the image to draw on, or its input_shape (H, W)")
-    fig = None
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(7.5, 4.5))
-    if image is not None:
-        show_image(ax, image)
+    x = np.asarray(x)
+    single = x.ndim == 3
+    xs = x[None] if single else x
+    if isinstance(maps, dict):
+        names, arrays = list(maps), list(maps.values())
     else:
-        ax.imshow(np.ones(tuple(input_shape)[:2]), cmap=IMAGE_CMAP, vmin=0, vmax=1)
-        ax.set_xticks([])
-        ax.set_yticks([])
-    colours = plt.get_cmap(cmap)(np.arange(len(regions)) % 10)
-    for i, (r, colour) in enumerate(zip(regions, colours)):
-        rows, cols = r.region
-        ax.add_patch(Rectangle((cols.start - 0.5, rows.start - 0.5), cols.stop - cols.start,
-                               rows.stop - rows.start, fill=False, edgecolor=colour, linewidth=2,
-                               zorder=3 + len(regions) - i,   # a smaller box over a larger one
-                               label=f"{r.layer} idx={r.idx}: {r.size[0]}x{r.size[1]}"))
-    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
-    ax.set_title(title or "receptive field of one location, layer by layer", fontsize=10)
-    if fig is not None:   # our figure: leave the right third to the legend
-        fig.tight_layout(rect=(0, 0, 0.66, 1))
-    return _finish(fig or ax.figure), ax
+        arrays = list(maps)
+        names = list(method_names) if method_names is not None else \
+            [f"map {i + 1}" for i in range(len(arrays))]
+        if len(names) != len(arrays):
+            raise ValueError(f"{len(arrays)} maps but {len(names)} method_names {names}")
+    columns = []
+    for name, m in zip(names, arrays):
+        m = np.asarray(m, dtype=float)
+        m = m[None] if single else m
+        if m.shape == xs.shape:
+            m = to_map(m, "max_abs" if magnitude else "sum")
+        if m.shape != xs.shape[:-1]:
+            raise ValueError(f"map {name!r} has shape {m.shape[1:] if single else m.shape}; it must "
+                             f"be like the images {x.shape} or that without the channel axis")
+        columns.append(np.abs(m) if magnitude else m)
+    n, cols = len(xs), len(columns) + 1
+    fig, axes = plt.subplots(n, cols, figsize=(size * cols, size * n + (0.4 if title else 0)),
+                             squeeze=False)
+    for i in range(n):
+        show_image(axes[i, 0], xs[i], None if titles is None else titles[i])
+        for j, (name, m) in enumerate(zip(names, columns), start=1):
+            head = name if i == 0 else None
+            if m[i].min() < 0:
+                show_signed(axes[i, j], m[i], head)
+            else:
+                show_image(axes[i, j], m[i], head, cmap=MAGNITUDE_CMAP, vmin=0,
+                           vmax=symmetric_limit(m[i]))
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return _finish(fig), axes
 
 
 # --------------------------------------------------------------------------- explorers (widgets)
@@ -386,70 +359,145 @@ def probabilities(p, highlight=None, labels=None, title="predicted probabilities
     return _finish(fig), ax
 
 
-
-# --------------------------------------------------------------------------- saliency maps
-
-MAGNITUDE_CMAP = "Reds"   # 0: white, large: dark red (the positive half of SIGNED_CMAP)
+# --------------------------------------------------------------------------- Zeiler & Fergus figure
 
 
-def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = False,
-                  size: float = 1.8, title=None):
-    """Images beside their saliency maps: one row per example, one column per method.
+def _place_in_window(ax, im, region, window):
+    """Draw a crop at its input coordinates inside the whole (unclipped) receptive field window, so
+    a field cut by the image border keeps the scale of the others (the outside stays blank)."""
+    (r_slice, c_slice), ((r_lo, r_hi), (c_lo, c_hi)) = region[:2], window[:2]
+    im.set_extent((c_slice.start - 0.5, c_slice.stop - 0.5, r_slice.stop - 0.5, r_slice.start - 0.5))
+    ax.set_xlim(c_lo - 0.5, c_hi - 0.5)
+    ax.set_ylim(r_hi - 0.5, r_lo - 0.5)
+    ax.patch.set_hatch("///")           # hatched: outside the image
+    ax.patch.set_edgecolor("0.75")
 
-    x            : images (N, H, W, C), or one image (H, W, C)
-    maps         : {method name: maps} or a list of maps (named by ``method_names``); each is
-                   (N, H, W, C) like x (from ``saliency.gradient`` etc.) or (N, H, W) (Grad-CAM),
-                   without the N axis for one image
-    titles       : one title per example (column 0)
-    magnitude    : draw |map| (channels by max |.|) instead of the signed map
 
-    A map with negative values is drawn signed: diverging colormap centred at 0, red positive,
-    blue negative (channels summed). A map without negative values (a magnitude, the "abs" or
-    "positive" sign option, Grad-CAM) and every map when ``magnitude`` is drawn from 0 (white) to
-    its max (red). Each tile has its own scale.
+def zeiler_fergus(zf, cols: int = 3, magnitude: bool = False, size: float = 1.5, title=None):
+    """The Zeiler & Fergus figure from ``inverting.zeiler_fergus``: saliency | patch grids.
 
-    >>> maps = {"gradient": saliency.gradient(model, x, 8), "guided": saliency.guided_backprop(model, x, 8)}
-    >>> fig, axes = saliency_maps(x, maps, titles=[f"label {y}" for y in labels])
+    Left: the saliency of each example's max location, cropped to its receptive field (signed,
+    diverging and centred at 0 per tile; or its magnitude with ``magnitude=True``). Right: the
+    matching input patches, titled with the example index and the feature's value.
     """
-    from .saliency import to_map
-
-    x = np.asarray(x)
-    single = x.ndim == 3
-    xs = x[None] if single else x
-    if isinstance(maps, dict):
-        names, arrays = list(maps), list(maps.values())
-    else:
-        arrays = list(maps)
-        names = list(method_names) if method_names is not None else \
-            [f"map {i + 1}" for i in range(len(arrays))]
-        if len(names) != len(arrays):
-            raise ValueError(f"{len(arrays)} maps but {len(names)} method_names {names}")
-    columns = []
-    for name, m in zip(names, arrays):
-        m = np.asarray(m, dtype=float)
-        m = m[None] if single else m
-        if m.shape == xs.shape:
-            m = to_map(m, "max_abs" if magnitude else "sum")
-        if m.shape != xs.shape[:-1]:
-            raise ValueError(f"map {name!r} has shape {m.shape[1:] if single else m.shape}; it must "
-                             f"be like the images {x.shape} or that without the channel axis")
-        columns.append(np.abs(m) if magnitude else m)
-    n, cols = len(xs), len(columns) + 1
-    fig, axes = plt.subplots(n, cols, figsize=(size * cols, size * n + (0.4 if title else 0)),
-                             squeeze=False)
+    n = len(zf)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, 2 * cols + 1, figsize=(size * (2 * cols + 0.4), size * rows + 0.6),
+                             squeeze=False, gridspec_kw={"width_ratios": [1] * cols + [0.3] + [1] * cols})
+    for ax in axes.flat:
+        ax.axis("off")
     for i in range(n):
-        show_image(axes[i, 0], xs[i], None if titles is None else titles[i])
-        for j, (name, m) in enumerate(zip(names, columns), start=1):
-            head = name if i == 0 else None
-            if m[i].min() < 0:
-                show_signed(axes[i, j], m[i], head)
-            else:
-                show_image(axes[i, j], m[i], head, cmap=MAGNITUDE_CMAP, vmin=0,
-                           vmax=symmetric_limit(m[i]))
-    if title:
-        fig.suptitle(title)
+        r, c = divmod(i, cols)
+        left, right = axes[r, c], axes[r, cols + 1 + c]
+        left.axis("on")
+        right.axis("on")
+        s = zf.saliency_patches[i]
+        if magnitude:
+            mag = np.abs(_squeeze_image(s))
+            im = show_image(left, mag.sum(axis=-1) if mag.ndim == 3 else mag, cmap="gray")
+        else:
+            im = show_signed(left, s)
+        _place_in_window(left, im, zf.regions[i], zf.windows[i])
+        im = show_image(right, zf.patches[i], f"#{zf.indices[i]}: {zf.values[i]:.2f}")
+        _place_in_window(right, im, zf.regions[i], zf.windows[i])
+    what = {"saliency": "saliency", "guided_backprop": "guided backprop",
+            "deconvnet": "deconvnet"}[zf.method]
+    fig.suptitle(title or f"{zf.feature.layer_name}, map k={zf.feature.channel}: {what} (left) and "
+                 f"patch (right) of the {n} maximally activating examples", fontsize=10)
     fig.tight_layout()
     return _finish(fig), axes
+
+
+# --------------------------------------------------------------------------- receptive fields
+
+FIELD_COLOUR, TARGET_COLOUR, CELL_COLOUR = "tab:orange", "tab:red", "0.85"
+
+
+def receptive_field_growth(rows, title=None, ax=None):
+    """The lecture's 1-D chart of a receptive field growing layer by layer.
+
+    ``rows`` comes from ``receptive_field.growth(model, layer, idx, axis)``: one row per layer, the
+    input at the bottom. Each location p of a layer is drawn as a cell centred on the input
+    coordinate it is centred on (start + p * jump, width jump), so deeper rows have fewer, wider
+    cells. The locations that feed the chosen location of the top layer are coloured (the chosen
+    one in red); the shaded band is the input interval they all see.
+    """
+    from matplotlib.patches import Rectangle
+
+    rows = list(rows)
+    if not rows:
+        raise ValueError("rows is empty; give the output of receptive_field.growth(...)")
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.4))
+    lo_x, hi_x = np.inf, -np.inf
+    for y, r in enumerate(rows):
+        top = y == len(rows) - 1
+        for p in range(r.n):
+            centre = r.start + p * r.jump
+            fed = r.first <= p <= r.last
+            colour = (TARGET_COLOUR if top else FIELD_COLOUR) if fed else CELL_COLOUR
+            ax.add_patch(Rectangle((centre - r.jump / 2, y - 0.35), r.jump, 0.7, facecolor=colour,
+                                   edgecolor="white", linewidth=0.8 if r.jump > 1 or r.n < 60 else 0))
+            lo_x, hi_x = min(lo_x, centre - r.jump / 2), max(hi_x, centre + r.jump / 2)
+        ax.text(1.01, y, f"size {r.size}, jump {r.jump}", transform=ax.get_yaxis_transform(),
+                va="center", fontsize=8)
+    lo, hi = rows[-1].interval
+    ax.axvspan(lo - 0.5, hi - 0.5, color=FIELD_COLOUR, alpha=0.12, zorder=0)
+    ax.set_xlim(min(lo_x, -0.5) - 0.5, max(hi_x, rows[0].n - 0.5) + 0.5)
+    ax.set_ylim(-0.6, len(rows) - 0.4)
+    ax.set_yticks(range(len(rows)))
+    ax.set_yticklabels([f"{r.layer} ({r.kind})" for r in rows], fontsize=8)
+    ax.set_xlabel("input position (pixels); a cell is one location of that layer")
+    ax.set_title(title or f"receptive field of {rows[-1].layer}, location {rows[-1].first} on this "
+                          f"axis: input [{lo}, {hi}) ({hi - lo} pixels)", fontsize=10)
+    for side in ("top", "right", "left"):
+        ax.spines[side].set_visible(False)
+    fig = fig or ax.figure
+    fig.tight_layout()
+    return _finish(fig), ax
+
+
+def receptive_field_regions(regions, image=None, input_shape=None, title=None, ax=None,
+                            cmap="tab10"):
+    """The lecture's 2-D chart: nested rectangles, the receptive field of one location at each layer.
+
+    ``regions`` comes from ``receptive_field.nested_regions(model, layer, idx)`` (smallest first);
+    each is drawn as a rectangle of its own colour over ``image`` (an (H, W) or (H, W, C) image) or,
+    without one, over a blank canvas of ``input_shape`` (H, W). The legend names layer, location
+    and field size.
+    """
+    from matplotlib.patches import Rectangle
+
+    regions = list(regions)
+    if not regions:
+        raise ValueError("regions is empty; give the output of receptive_field.nested_regions(...)")
+    if any(len(r.region) != 2 for r in regions):
+        raise ValueError("receptive_field_regions draws 2-D inputs; these regions have "
+                         f"{len(regions[0].region)} spatial axes")
+    if image is None and input_shape is None:
+        raise ValueError("give the image to draw on, or its input_shape (H, W)")
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(7.5, 4.5))
+    if image is not None:
+        show_image(ax, image)
+    else:
+        ax.imshow(np.ones(tuple(input_shape)[:2]), cmap=IMAGE_CMAP, vmin=0, vmax=1)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    colours = plt.get_cmap(cmap)(np.arange(len(regions)) % 10)
+    for i, (r, colour) in enumerate(zip(regions, colours)):
+        rows, cols = r.region
+        ax.add_patch(Rectangle((cols.start - 0.5, rows.start - 0.5), cols.stop - cols.start,
+                               rows.stop - rows.start, fill=False, edgecolor=colour, linewidth=2,
+                               zorder=3 + len(regions) - i,   # a smaller box over a larger one
+                               label=f"{r.layer} idx={r.idx}: {r.size[0]}x{r.size[1]}"))
+    ax.legend(loc="upper left", bbox_to_anchor=(1.02, 1.0), fontsize=8, frameon=False)
+    ax.set_title(title or "receptive field of one location, layer by layer", fontsize=10)
+    if fig is not None:   # our figure: leave the right third to the legend
+        fig.tight_layout(rect=(0, 0, 0.66, 1))
+    return _finish(fig or ax.figure), ax
 
 
 # --------------------------------------------------------------------------- max activation, occlusion
