@@ -15,13 +15,19 @@ METHODS = [S.gradient, S.gradient_x_input, S.smoothgrad, S.integrated_gradients,
 
 @contextlib.contextmanager
 def floatx(dtype):
-    """Build layers in ``dtype`` (float64 for finite differences)."""
-    old = keras.config.floatx()
+    """Build layers in ``dtype`` (float64 for finite differences).
+
+    Keras 3 fixes the global dtype policy once the first layer is built, after which set_floatx
+    alone no longer changes new layers: set the policy too, and restore both.
+    """
+    old, old_policy = keras.config.floatx(), keras.config.dtype_policy()
     keras.config.set_floatx(dtype)
+    keras.config.set_dtype_policy(dtype)
     try:
         yield
     finally:
         keras.config.set_floatx(old)
+        keras.config.set_dtype_policy(old_policy)
 
 
 @pytest.fixture(scope="module")
