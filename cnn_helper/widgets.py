@@ -112,6 +112,14 @@ class Explorer:
         self._quiet_depth = 0
         self._pngs = _LRU()
 
+    def _use_data(self, model, x, y):
+        """Keep ``model``, the images ``x`` (checked against its input) and their labels ``y``."""
+        self.model = model
+        self.x, _ = features.check_input(model, x)
+        self.y = None if y is None else np.asarray(y)
+        if self.y is not None and len(self.y) != len(self.x):
+            raise ValueError(f"y has {len(self.y)} labels but x has {len(self.x)} examples")
+
     # -------------------------------------------------------------- updates
 
     @contextlib.contextmanager
@@ -211,11 +219,7 @@ class FeatureExplorer(Explorer):
     def __init__(self, model, x, y=None, layers=None, k: int = 9, method: str = "saliency",
                  example: int = 0, batch_size: int = 256):
         super().__init__()
-        self.model = model
-        self.x, _ = features.check_input(model, x)
-        self.y = None if y is None else np.asarray(y)
-        if self.y is not None and len(self.y) != len(self.x):
-            raise ValueError(f"y has {len(self.y)} labels but x has {len(self.x)} examples")
+        self._use_data(model, x, y)
         offered = map_layers(model)
         self.layers = offered if layers is None else list(layers)
         bad = [la for la in self.layers if la not in offered]
@@ -353,11 +357,7 @@ class OcclusionExplorer(Explorer):
     def __init__(self, model, x, y=None, patch: int = 4, stride: int = 1, example: int = 0,
                  batch_size: int = 256):
         super().__init__()
-        self.model = model
-        self.x, _ = features.check_input(model, x)
-        self.y = None if y is None else np.asarray(y)
-        if self.y is not None and len(self.y) != len(self.x):
-            raise ValueError(f"y has {len(self.y)} labels but x has {len(self.x)} examples")
+        self._use_data(model, x, y)
         self.batch_size = batch_size
         head = features.output_layer(model).name
         self.probabilities = features.activations(model, self.x, [head], batch_size)[head]
@@ -419,12 +419,15 @@ class OcclusionExplorer(Explorer):
         self._draw()
 
     def _draw(self):
-        selection = self.selection()
-        index = int(selection[min(self.example.value, len(selection) - 1)])
+        index = int(self.selection()[self.example.value])
         probs = self.probabilities[index]
         predicted = int(np.argmax(probs))
-        target = {"predicted": predicted, "true": None if self.y is None else int(self.y[index])}.get(
-            self.target.value, self.target.value)
+        if self.target.value == "predicted":
+            target = predicted
+        elif self.target.value == "true":
+            target = int(self.y[index])
+        else:
+            target = self.target.value
         patch, stride, fill = self.patch.value, self.stride.value, self.fill.value
         result = self.sensitivity(index, target, patch, stride, fill)
         label = "" if self.y is None else f", label {self.y[index]}"
@@ -434,7 +437,7 @@ class OcclusionExplorer(Explorer):
                           target=target, patch=patch, stride=stride, fill=fill, result=result,
                           probabilities=probs)
         self._show(self.map_image, "map_png", (index, target, patch, stride, fill),
-                   lambda: plot.occlusion_map(self.x[index], result, title=(
+                   lambda: plot.occlusion_map(self.x[index], result, size=2.2, title=(
                        f"p({target}) when a {patch}x{patch} patch hides the pixels around each location")))
         self._show(self.probs_image, "probs_png", (index, target), lambda: plot.probabilities(
             probs, highlight=target, title=f"probabilities (orange: class {target})"))

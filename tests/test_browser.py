@@ -38,8 +38,6 @@ ON_CI = os.environ.get("CI", "").lower() == "true"
 RUN_TIMEOUT_S = 150     # clear outputs and run every cell (imports TensorFlow, builds 3 explorers)
 UPDATE_TIMEOUT_S = 30   # one control change until the new image is shown
 
-pytestmark = pytest.mark.filterwarnings("ignore::ResourceWarning")
-
 
 def _missing() -> list[str]:
     missing = []
