@@ -322,7 +322,8 @@ class FeatureExplorer(Explorer):
                   for i, v in zip(idx, top.high.values)]
         self._show(self.top_image, "top_png", feature, lambda: plot.montage(
             self.x[idx], titles, cols=3, size=1.25,
-            title=f"{feature}\nhighest of {len(self.x)} examples" + ("" if self.y is None else " (label)")))
+            title=f"{reduce} of {Feature(layer, channel)} over the map:\nhighest of {len(self.x)} "
+                  f"examples" + ("" if self.y is None else " (label)")))
 
         zf = self.state["inverted"] = self.inverted(feature, top)
         self._show(self.patches_image, "patches_png", feature,
