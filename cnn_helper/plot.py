@@ -63,10 +63,14 @@ def show_signed(ax, values, title=None, limit=None):
 
 
 def grid(n: int, cols: int | None = None, size: float = 1.6, title=None):
-    """A figure with n small axes in rows of ``cols``; the unused axes are hidden."""
+    """A figure with n small axes in rows of ``cols``; the unused axes are hidden.
+
+    Each row is ``size`` inches plus room for its tiles' titles (square images shrink inside their
+    boxes, so tight_layout alone would let a title run into the row above).
+    """
     cols = cols or min(n, 8)
     rows = max(1, math.ceil(n / cols))
-    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, size * rows + (0.4 if title else 0)),
+    fig, axes = plt.subplots(rows, cols, figsize=(size * cols, (size + 0.3) * rows + (0.4 if title else 0)),
                              squeeze=False)
     for ax in axes.flat[n:]:
         ax.axis("off")
