@@ -152,17 +152,3 @@ def select_labels(x, y, labels):
         present = sorted(int(v) for v in np.unique(y))
         raise ValueError(f"no example has label {labels!r}; labels present: {present}")
     return x[indices], y[indices], indices
-
-
-def check_images(x, name: str = "x", single_ok: bool = True) -> np.ndarray:
-    """Validate images: float, channels-last (N, ...spatial, C) or one image; return a float32 batch.
-
-    Raises TypeError for non-float data and ValueError for NaN/inf or a missing batch axis.
-    """
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{name} has dtype {x.dtype}; images must be float (e.g. float32 in [0, 1]); "
-                        f"convert with {name}.astype('float32') / 255")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x.astype(np.float32, copy=False)

@@ -30,6 +30,29 @@ import numpy as np
 REDUCTIONS = ("max", "mean")
 
 
+def index_tuple(idx, what: str = "location") -> tuple:
+    """A spatial index idx (tuple, list or 1-D integer array, e.g. a row of ``locations``) as a
+    tuple of Python ints; a TypeError naming ``what`` otherwise."""
+    values = np.asarray(idx) if not isinstance(idx, (tuple, list)) else idx
+    if isinstance(values, np.ndarray):
+        if values.ndim != 1 or not np.issubdtype(values.dtype, np.integer):
+            raise TypeError(f"{what} must be a tuple of ints, got {idx!r}")
+        values = values.tolist()
+    if not all(isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in values):
+        raise TypeError(f"{what} must be a tuple of ints, got {idx!r}")
+    return tuple(int(i) for i in values)
+
+
+def layer_list(layers) -> list:
+    """One layer (name or object) or several, as a non-empty list."""
+    if isinstance(layers, str) or not hasattr(layers, "__iter__"):
+        layers = [layers]
+    layers = list(layers)
+    if not layers:
+        raise ValueError("layers is empty; give one layer name or a list of them")
+    return layers
+
+
 @dataclass(frozen=True)
 class Feature:
     r"""The scalar :math:`\y_{(l),k}` (pooled), or :math:`\y_{(l),idx,k}` at one location."""
@@ -40,17 +63,17 @@ class Feature:
     reduce: str = "max"
 
     def __post_init__(self):
+        if not isinstance(self.layer, str) and not hasattr(self.layer, "name"):
+            raise TypeError(f"Feature layer must be a layer name or a keras layer, got {self.layer!r}")
         if not isinstance(self.channel, (int, np.integer)) or isinstance(self.channel, bool):
             raise TypeError(f"Feature channel must be an int, got {self.channel!r}")
         if self.reduce not in REDUCTIONS:
             raise ValueError(f"Feature reduce {self.reduce!r} is not one of {REDUCTIONS}")
         loc = self.location
-        if loc is not None and loc != "argmax":
-            if not isinstance(loc, (tuple, list)) or not all(
-                    isinstance(i, (int, np.integer)) for i in loc):
-                raise TypeError(f"Feature location must be None, 'argmax' or a tuple of ints, "
-                                f"got {loc!r}")
-            object.__setattr__(self, "location", tuple(int(i) for i in loc))
+        if isinstance(loc, str) and loc != "argmax":
+            raise TypeError(f"Feature location must be None, 'argmax' or a tuple of ints, got {loc!r}")
+        if loc is not None and not isinstance(loc, str):
+            object.__setattr__(self, "location", index_tuple(loc, "Feature location"))
         object.__setattr__(self, "channel", int(self.channel))
 
     @property
@@ -102,20 +125,20 @@ def model_inputs(model):
     return inputs
 
 
-def _walk(model, prefix=""):
+def walk(model, prefix=""):
     """Yield (path name, [layers from the model down to it]) for every layer, nested models included."""
     keras = _keras()
     for layer in model.layers:
         name = prefix + layer.name
         yield name, [layer]
         if isinstance(layer, keras.Model):
-            for inner_name, inner_path in _walk(layer, name + "/"):
+            for inner_name, inner_path in walk(layer, name + "/"):
                 yield inner_name, [layer] + inner_path
 
 
 def layer_names(model) -> list[str]:
     """Names of every layer; layers of nested models as "outer/inner"."""
-    return [name for name, _ in _walk(model)]
+    return [name for name, _ in walk(model)]
 
 
 def find_layer(model, layer):
@@ -124,7 +147,7 @@ def find_layer(model, layer):
     A bare name of a layer inside a nested model is accepted when it is unique.
     """
     keras = _keras()
-    walked = list(_walk(model))
+    walked = list(walk(model))
     if isinstance(layer, keras.layers.Layer):
         hits = [path for _, path in walked if path[-1] is layer]
         if not hits:
@@ -155,12 +178,26 @@ def output_layer(model):
     return model.outputs[0]._keras_history[0]
 
 
+def _node_in(model, layer):
+    """The node where ``layer`` is called in ``model``'s own graph.
+
+    A layer (or a nested model) used in several models has one node per call; the first is not
+    necessarily this model's (a base model reused after a notebook cell ran twice, say).
+    """
+    graph = getattr(model, "_functional", None) or model   # a Sequential keeps its graph inside
+    ours = {id(n) for nodes in graph._nodes_by_depth.values() for n in nodes}
+    for node in layer._inbound_nodes:
+        if id(node) in ours:
+            return node
+    raise ValueError(f"layer {layer.name!r} is not called in the graph of model {model.name!r}")
+
+
 def _symbolic_output(model, path):
     """The symbolic output of path[-1] in the graph of ``model`` (nested models are re-entered)."""
     keras = _keras()
     model_inputs(model)   # a clear TypeError for a Sequential model with no defined input
     first = path[0]
-    node = first._inbound_nodes[0]   # where ``first`` is called in this graph
+    node = _node_in(model, first)
     if len(path) == 1:
         # not ``first.output``: a nested functional model's ``.output`` is its own inner output,
         # which is not connected to this graph's input
@@ -293,9 +330,7 @@ def activations(model, x, layers, batch_size: int = 256) -> dict:
     >>> acts["conv1"].shape
     (16, 28, 28, 16)
     """
-    if isinstance(layers, (str,)) or not hasattr(layers, "__iter__"):
-        layers = [layers]
-    layers = list(layers)
+    layers = layer_list(layers)
     x, single = check_input(model, x)
     batch_size = check_batch_size(batch_size)
     fn = compiled(tap_model(model, layers))

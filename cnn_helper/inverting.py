@@ -81,6 +81,18 @@ def _spatial_feature(model, feature) -> Feature:
     return Feature(feature.layer, feature.channel, location=location, reduce=feature.reduce)
 
 
+def _check_top(top, feature: Feature, k):
+    """A precomputed top-K must rank this very feature (layer, channel, pooling) and hold k examples."""
+    ranked = top.target
+    if (ranked.layer_name, ranked.channel, ranked.reduce) != (feature.layer_name, feature.channel,
+                                                              feature.reduce):
+        raise ValueError(f"the given top ranks {ranked}, not the feature {feature}")
+    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
+        raise ValueError(f"k must be a positive int, got {k!r}")
+    if len(top.high) < k:
+        raise ValueError(f"the given top has {len(top.high)} examples, fewer than k={k}")
+
+
 def zeiler_fergus(model, x, feature: Feature, k: int = 9, method: str = "saliency",
                   batch_size: int = 256, top=None) -> ZeilerFergus:
     """Saliency of the max location, cropped to its receptive field, for the K top examples.
@@ -98,8 +110,8 @@ def zeiler_fergus(model, x, feature: Feature, k: int = 9, method: str = "salienc
     x, _ = features.check_input(model, x)
     if top is None:
         top = max_activation.top_k(model, x, feature, k=k, batch_size=batch_size)
-    elif len(top.high) < k:
-        raise ValueError(f"the given top has {len(top.high)} examples, fewer than k={k}")
+    else:
+        _check_top(top, feature, k)
     indices = top.high.indices[:k]
     examples = x[indices]
     maps = METHODS[method](model, examples, located, batch_size=batch_size)

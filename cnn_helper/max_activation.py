@@ -120,15 +120,6 @@ def _check_k(k, n=None, what: str = "the data") -> int:
     return int(k)
 
 
-def _layer_list(layers) -> list:
-    if isinstance(layers, str) or not hasattr(layers, "__iter__"):
-        layers = [layers]
-    layers = list(layers)
-    if not layers:
-        raise ValueError("layers is empty; give one layer name or a list of them")
-    return layers
-
-
 # --------------------------------------------------------------------------- one target
 
 
@@ -311,7 +302,7 @@ def scan(model, data, layers, k: int = 9, reduce: str = "max", batch_size: int =
     """
     import tensorflow as tf
 
-    layers = _layer_list(layers)
+    layers = features.layer_list(layers)
     if reduce not in REDUCTIONS:
         raise ValueError(f"reduce {reduce!r} is not one of {REDUCTIONS}")
     k = _check_k(k)

@@ -48,7 +48,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .features import find_layer, layer_names, model_inputs
+from .features import find_layer, index_tuple, layer_names, model_inputs, walk
 
 
 @dataclass(frozen=True)
@@ -476,10 +476,7 @@ def field(model, layer, **kwargs) -> ReceptiveField:
 def _check_idx(rf: ReceptiveField, idx):
     if isinstance(idx, (int, np.integer)) and not isinstance(idx, bool):
         idx = (idx,)
-    if not isinstance(idx, (tuple, list)) or not all(
-            isinstance(i, (int, np.integer)) and not isinstance(i, bool) for i in idx):
-        raise TypeError(f"location idx must be a tuple of ints, got {idx!r}")
-    idx = tuple(int(i) for i in idx)
+    idx = index_tuple(idx, "location idx")
     if len(idx) != len(rf.shape):
         raise ValueError(f"location {idx} has {len(idx)} indices but layer {rf.layer!r} has "
                          f"{len(rf.shape)} spatial axes (its map is {rf.shape})")
@@ -701,22 +698,14 @@ def _linear_twin(model):
         return layer.__class__.from_config(cfg)
 
     twin = keras.models.clone_model(model, clone_function=linear, recursive=True)
-    originals = dict(_walk_layers(model))
-    for name, layer in _walk_layers(twin):
-        src = originals.get(name)
+    originals = {name: path[-1] for name, path in walk(model)}
+    for name, path in walk(twin):
+        layer, src = path[-1], originals.get(name)
         if src is not None and layer.weights and len(layer.weights) == len(src.weights) \
                 and not isinstance(layer, keras.Model):
             layer.set_weights(src.get_weights())
     _LINEAR[model] = twin
     return twin
-
-
-def _walk_layers(model, prefix=""):
-    keras = _keras()
-    for layer in model.layers:
-        yield prefix + layer.name, layer
-        if isinstance(layer, keras.Model):
-            yield from _walk_layers(layer, prefix + layer.name + "/")
 
 
 def empirical_support(model, layer, idx, x=None, channel=None, mode: str = "linear",

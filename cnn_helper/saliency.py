@@ -392,7 +392,7 @@ def cam_layer(model, target):
     import keras
 
     feature = check_feature(model, as_feature(model, target))
-    walked = list(features._walk(model))
+    walked = list(features.walk(model))
     names = [name for name, _ in walked]
     stop = names.index(_layer_path(model, feature.layer))
     for name, path in reversed(walked[:stop + 1]):

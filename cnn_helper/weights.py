@@ -14,17 +14,19 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import find_layer, model_inputs
+from .features import find_layer, walk, model_inputs
 
 
 def _conv_layers(model):
+    """Every Conv2D layer, nested models included, in the order the model lists them."""
     import keras
 
-    return [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    return [path[-1] for _, path in walk(model) if isinstance(path[-1], keras.layers.Conv2D)]
 
 
 def conv_kernels(model, layer=None) -> np.ndarray:
-    """The kernels of a Conv2D layer (default: the first) as (n_kernels, f_rows, f_cols, n_in)."""
+    """The kernels of a Conv2D layer (default: the first one, looking inside nested models too)
+    as (n_kernels, f_rows, f_cols, n_in)."""
     import keras
 
     if layer is None:
