@@ -1,5 +1,5 @@
-"""Plausible user inputs that once failed: reused layers, array locations, nested first layers,
-a top-K of another feature, an empty layer list, a non-layer Feature."""
+"""Plausible user inputs: a layer or base model reused in a second model, locations given as
+NumPy rows, first layers inside nested models, a top-K of another feature, an empty layer list."""
 import numpy as np
 import pytest
 
