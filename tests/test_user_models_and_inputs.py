@@ -23,7 +23,7 @@ def test_a_base_model_reused_in_a_second_model():
     base = _base()
     first, second = _on_top(base), _on_top(base)
     x = np.random.default_rng(0).random((5, 8, 8, 1)).astype("float32")
-    expected = np.asarray(keras.Model(base.inputs, base.get_layer("ic").output)(x))[..., 1].max(axis=(1, 2))
+    expected = np.asarray(keras.Model(base.inputs[0], base.get_layer("ic").output)(x))[..., 1].max(axis=(1, 2))
     for model in (first, second):
         np.testing.assert_allclose(features.feature_values(model, x, Feature("ic", 1)).values,
                                    expected, rtol=1e-6)
