@@ -282,6 +282,23 @@ def compiled(fn_model):
     return _COMPILED[fn_model]
 
 
+def check_float_images(x, name: str = "x") -> np.ndarray:
+    """``x`` as a float32 array: a TypeError for non-float data, a ValueError for NaN or inf."""
+    x = np.asarray(x)
+    if not np.issubdtype(x.dtype, np.floating):
+        raise TypeError(f"{name} has dtype {x.dtype}; images must be float (float32 in [0, 1]); "
+                        f"convert with {name}.astype('float32') / 255")
+    if not np.all(np.isfinite(x)):
+        raise ValueError(f"{name} contains NaN or infinite values")
+    return x.astype(np.float32, copy=False)
+
+
+def fits_shape(shape, expected) -> bool:
+    """Whether ``shape`` matches ``expected`` axis by axis (None, on either side, matches any size)."""
+    return len(shape) == len(expected) and all(
+        e is None or s is None or e == s for e, s in zip(expected, shape))
+
+
 def check_input(model, x, name: str = "x"):
     """Validate images for ``model``; return (float32 batch, was_single_image).
 
@@ -291,26 +308,24 @@ def check_input(model, x, name: str = "x"):
     x = np.asarray(x)
     expected = tuple(model_inputs(model)[0].shape[1:])
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{name} has dtype {x.dtype}; images must be float (float32 in [0, 1]); "
-                        f"convert with {name}.astype('float32') / 255")
-
-    def fits(shape):
-        return len(shape) == len(expected) and all(e is None or e == s for e, s in zip(expected, shape))
-
-    single = fits(x.shape)
-    if not single and not fits(x.shape[1:]):
+        check_float_images(x, name)                  # the dtype error first, before the shape's
+    single = fits_shape(x.shape, expected)
+    if not single and not fits_shape(x.shape[1:], expected):
         raise ValueError(f"{name} has shape {x.shape}; model {model.name!r} expects images of shape "
                          f"(N, {', '.join(str(e) for e in expected)}) or one image of shape {expected}")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    x = x.astype(np.float32, copy=False)
+    x = check_float_images(x, name)
     return (x[None] if single else x), single
 
 
+def check_positive_int(value, name: str) -> int:
+    """``value`` as an int >= 1; a ValueError naming ``name`` and the value otherwise."""
+    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int, got {value!r}")
+    return int(value)
+
+
 def check_batch_size(batch_size) -> int:
-    if not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool) or batch_size < 1:
-        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
-    return int(batch_size)
+    return check_positive_int(batch_size, "batch_size")
 
 
 def batches(n: int, batch_size: int):

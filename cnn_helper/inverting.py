@@ -87,8 +87,7 @@ def _check_top(top, feature: Feature, k):
     if (ranked.layer_name, ranked.channel, ranked.reduce) != (feature.layer_name, feature.channel,
                                                               feature.reduce):
         raise ValueError(f"the given top ranks {ranked}, not the feature {feature}")
-    if not isinstance(k, (int, np.integer)) or isinstance(k, bool) or k < 1:
-        raise ValueError(f"k must be a positive int, got {k!r}")
+    features.check_positive_int(k, "k")
     if len(top.high) < k:
         raise ValueError(f"the given top has {len(top.high)} examples, fewer than k={k}")
 

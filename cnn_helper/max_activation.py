@@ -262,19 +262,15 @@ def _dataset_batches(model, ds, batch_size):
                         "(float32 in [0, 1]); map them with tf.cast(x, tf.float32) / 255")
     expected = tuple(features.model_inputs(model)[0].shape[1:])
 
-    def fits(shape):
-        return len(shape) == len(expected) and all(
-            e is None or s is None or e == s for e, s in zip(expected, shape))
-
     shape = tuple(spec.shape) if spec.shape.rank is not None else ()
-    if fits(shape):                               # single images: batch them here
+    if features.fits_shape(shape, expected):      # single images: batch them here
         ds = ds.batch(batch_size)
-    elif not fits(shape[1:]):
+    elif not features.fits_shape(shape[1:], expected):
         raise ValueError(f"the dataset yields images of shape {shape}; model {model.name!r} "
                          f"expects batches (N, {', '.join(map(str, expected))})")
     for element in ds:
         x = element[0] if isinstance(element, (tuple, list)) else element
-        if not fits(tuple(x.shape[1:])):
+        if not features.fits_shape(tuple(x.shape[1:]), expected):
             raise ValueError(f"the dataset yields a batch of shape {tuple(x.shape)}; model "
                              f"{model.name!r} expects (N, {', '.join(map(str, expected))})")
         yield tf.cast(x, tf.float32)

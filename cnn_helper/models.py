@@ -37,6 +37,7 @@ from pathlib import Path
 import numpy as np
 
 from . import data as data_mod
+from .features import batches, check_input, check_positive_int, compiled
 
 MODELS = ("cnn", "logistic")
 SHIPPED_DIR = Path(__file__).parent / "weights"
@@ -199,11 +200,7 @@ def seed_everything(seed: int):
 
 def _epochs(name, epochs) -> int:
     """``epochs`` as a positive int; None means the model's default (0 is an error, not the default)."""
-    if epochs is None:
-        return DEFAULTS[name]["epochs"]
-    if not isinstance(epochs, (int, np.integer)) or isinstance(epochs, bool) or epochs < 1:
-        raise ValueError(f"epochs must be a positive int, got {epochs!r}")
-    return int(epochs)
+    return DEFAULTS[name]["epochs"] if epochs is None else check_positive_int(epochs, "epochs")
 
 
 def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None,
@@ -228,8 +225,6 @@ def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None
 
 def accuracy(model, x, y, batch_size: int = 512) -> float:
     """Fraction of ``x`` whose argmax prediction equals ``y``."""
-    from .features import batches, check_input, compiled
-
     x, _ = check_input(model, x)
     fn = compiled(model)
     pred = np.concatenate([np.asarray(fn(x[s])[0]).argmax(axis=-1) for s in batches(len(x), batch_size)])

@@ -99,10 +99,7 @@ def _check_patch(patch, image_shape) -> tuple:
 
 def _one_image(x, name: str = "x") -> np.ndarray:
     """One image (H, W, C) or a batch of one -> (H, W, C) float32."""
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{name} has dtype {x.dtype}; images must be float (float32 in [0, 1]); "
-                        f"convert with {name}.astype('float32') / 255")
+    x = features.check_float_images(x, name)
     if x.ndim == 4:
         if len(x) != 1:
             raise ValueError(f"{name} has {len(x)} images; occlusion explains one image (H, W, C) "
@@ -110,9 +107,7 @@ def _one_image(x, name: str = "x") -> np.ndarray:
         x = x[0]
     if x.ndim != 3:
         raise ValueError(f"{name} has shape {x.shape}; occlusion needs one image (H, W, C)")
-    if not np.all(np.isfinite(x)):
-        raise ValueError(f"{name} contains NaN or infinite values")
-    return x.astype(np.float32, copy=False)
+    return x
 
 
 def fill_value(fill, x) -> np.ndarray:

@@ -74,12 +74,6 @@ def _check_sign(sign):
     return sign
 
 
-def _check_count(value, name):
-    if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or value < 1:
-        raise ValueError(f"{name} must be a positive int, got {value!r}")
-    return int(value)
-
-
 def apply_sign(s, sign: str = "signed"):
     """The signed map, its magnitude ("abs"), or only its positive / negative part."""
     _check_sign(sign)
@@ -286,7 +280,7 @@ def smoothgrad(model, x, target, n: int = 25, noise: float = 0.15, seed: int = 0
 
     >>> s = smoothgrad(model, x_test[:4], Feature("logits", 8), n=50, noise=0.2)
     """
-    n = _check_count(n, "n")
+    n = features.check_positive_int(n, "n")
     if isinstance(noise, bool) or not isinstance(noise, (int, float, np.floating, np.integer)) \
             or not np.isfinite(noise) or noise < 0:
         raise ValueError(f"noise must be a finite number >= 0 (a fraction of the input range), "
@@ -327,7 +321,7 @@ def integrated_gradients(model, x, target, baseline=None, steps: int = 32, batch
 
     >>> ig = integrated_gradients(model, x_test[:4], Feature("logits", 8), steps=64)
     """
-    steps = _check_count(steps, "steps")
+    steps = features.check_positive_int(steps, "steps")
     x_checked, _ = check_input(model, x)
     if baseline is None:
         base = np.zeros_like(x_checked)
