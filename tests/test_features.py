@@ -1,11 +1,16 @@
-"""cnn_helper.features: activations and Feature values against hand-built sub-models and NumPy pooling."""
+"""cnn_helper.features: activations, Feature values vs. hand-built sub-models and NumPy pooling."""
 import keras
 import numpy as np
 import pytest
+from conftest import same_weights, weights_of
 from keras import layers
 
-from cnn_helper import Feature, FeatureValues, features
-from conftest import same_weights, weights_of
+from cnn_helper import (
+    Feature,
+    FeatureValues,
+    _graph,  # internal contract: test_one_multi_output_model_is_called_once...
+    features,
+)
 
 RNG = np.random.default_rng(0)
 
@@ -16,7 +21,7 @@ def sub_model_output(model, layer_name, x):
     return np.asarray(sub(x, training=False))
 
 
-def numpy_feature(a, channel, location=None, reduce="max"):
+def numpy_feature(a, channel, location=None, pool="max"):
     """Hand-computed Feature values and locations of activations a (N, *spatial, C)."""
     maps = a[..., channel]
     n, spatial = len(maps), maps.shape[1:]
@@ -27,7 +32,7 @@ def numpy_feature(a, channel, location=None, reduce="max"):
     locs = np.stack(np.unravel_index(arg, spatial), axis=1)
     if isinstance(location, tuple):
         return maps[(slice(None),) + location], np.tile(location, (n, 1))
-    if location is None and reduce == "mean":
+    if location is None and pool == "mean":
         return flat.mean(axis=1), locs
     return flat[np.arange(n), arg], locs
 
@@ -37,7 +42,8 @@ def numpy_feature(a, channel, location=None, reduce="max"):
 
 def sequential_with_input():
     keras.utils.set_random_seed(1)
-    return keras.Sequential([keras.Input((12, 12, 2)), layers.Conv2D(3, 3, activation="relu", name="sc"),
+    return keras.Sequential([keras.Input((12, 12, 2)),
+                             layers.Conv2D(3, 3, activation="relu", name="sc"),
                              layers.MaxPooling2D(2, name="sp"), layers.Flatten(name="sf"),
                              layers.Dense(4, name="sd")], name="seq")
 
@@ -45,7 +51,8 @@ def sequential_with_input():
 def nested_model():
     """input -> pre -> [Sequential: s_conv, act] -> [functional: f_conv, act] -> flatten -> head."""
     keras.utils.set_random_seed(2)
-    seq_inner = keras.Sequential([keras.Input((10, 10, 3)), layers.Conv2D(4, 3, padding="same", name="s_conv"),
+    seq_inner = keras.Sequential([keras.Input((10, 10, 3)),
+                                  layers.Conv2D(4, 3, padding="same", name="s_conv"),
                                   layers.Activation("relu", name="act")], name="seq_inner")
     i = keras.Input((10, 10, 4))
     f = layers.Conv2D(5, 3, name="f_conv")(i)
@@ -70,7 +77,8 @@ def conv1d_model():
 
 def conv3d_model():
     keras.utils.set_random_seed(4)
-    return keras.Sequential([keras.Input((6, 7, 8, 2)), layers.Conv3D(3, 3, padding="same", name="c3"),
+    return keras.Sequential([keras.Input((6, 7, 8, 2)),
+                             layers.Conv3D(3, 3, padding="same", name="c3"),
                              layers.Flatten(), layers.Dense(2, name="out")])
 
 
@@ -105,8 +113,9 @@ def test_activations_equal_hand_built_sub_models(shipped_cnn, bundled):
     np.testing.assert_allclose(acts["softmax"], np.asarray(shipped_cnn(x)), rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.parametrize("feature", [Feature("conv2", 5), Feature("conv2", 5, reduce="mean"),
-                                     Feature("conv3", 63, location="argmax"), Feature("conv1", 0, location=(3, 17)),
+@pytest.mark.parametrize("feature", [Feature("conv2", 5), Feature("conv2", 5, pool="mean"),
+                                     Feature("conv3", 63, location="argmax"),
+                                     Feature("conv1", 0, location=(3, 17)),
                                      Feature("pool2", 31, location=[6, 0]), Feature("dense", 12),
                                      Feature("logits", 8)])
 def test_feature_values_equal_hand_computed_pooling(shipped_cnn, bundled, feature):
@@ -115,10 +124,10 @@ def test_feature_values_equal_hand_computed_pooling(shipped_cnn, bundled, featur
     fv = features.feature_values(shipped_cnn, x, feature)
     assert isinstance(fv, FeatureValues)
     ref = sub_model_output(shipped_cnn, feature.layer, x)
-    values, locs = numpy_feature(ref, feature.channel, feature.location, feature.reduce)
+    values, locs = numpy_feature(ref, feature.channel, feature.location, feature.pool)
     assert fv.values.shape == (25,) and fv.values.dtype == np.float32
     np.testing.assert_allclose(fv.values, values, rtol=1e-5, atol=1e-5)
-    if feature.location is None and feature.reduce == "mean":
+    if feature.location is None and feature.pool == "mean":
         return
     assert fv.locations.shape == locs.shape
     np.testing.assert_array_equal(fv.locations, locs)
@@ -133,7 +142,7 @@ def test_max_and_argmax_agree_and_mean_is_smaller(shipped_cnn, bundled):
     x = x_test[:10]
     by_max = features.feature_values(shipped_cnn, x, Feature("conv2", 3))
     by_arg = features.feature_values(shipped_cnn, x, Feature("conv2", 3, location="argmax"))
-    by_mean = features.feature_values(shipped_cnn, x, Feature("conv2", 3, reduce="mean"))
+    by_mean = features.feature_values(shipped_cnn, x, Feature("conv2", 3, pool="mean"))
     np.testing.assert_array_equal(by_max.values, by_arg.values)
     np.testing.assert_array_equal(by_max.locations, by_arg.locations)
     assert np.all(by_mean.values <= by_max.values + 1e-6)
@@ -152,7 +161,8 @@ def test_layer_given_as_a_layer_object(shipped_cnn, bundled):
     _, (x_test, _) = bundled
     conv2 = shipped_cnn.get_layer("conv2")
     a = features.activations(shipped_cnn, x_test[:4], [conv2])
-    np.testing.assert_allclose(a["conv2"], sub_model_output(shipped_cnn, "conv2", x_test[:4]), rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(a["conv2"], sub_model_output(shipped_cnn, "conv2", x_test[:4]),
+                               rtol=1e-5, atol=1e-5)
     fv = features.feature_values(shipped_cnn, x_test[:4], Feature(conv2, 1))
     np.testing.assert_allclose(fv.values, a["conv2"][..., 1].reshape(4, -1).max(1), rtol=1e-6)
 
@@ -173,7 +183,8 @@ def test_several_layers_equal_separate_sub_models(shipped_cnn, bundled):
     for name in ("conv3", "conv1", "logits"):
         alone = features.activations(shipped_cnn, x, [name])[name]
         np.testing.assert_allclose(together[name], alone, rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(together[name], sub_model_output(shipped_cnn, name, x), rtol=1e-5, atol=1e-5)
+        np.testing.assert_allclose(together[name], sub_model_output(shipped_cnn, name, x),
+                                   rtol=1e-5, atol=1e-5)
 
 
 # --------------------------------------------------------------------------- one forward pass
@@ -183,7 +194,8 @@ class CountImages(layers.Layer):
     """Identity layer that counts the images flowing through it (inside compiled graphs too)."""
 
     def build(self, input_shape):
-        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False, dtype="int32", name="seen")
+        self.seen = self.add_weight(shape=(), initializer="zeros", trainable=False, dtype="int32",
+                                    name="seen")
 
     def call(self, x):
         self.seen.assign_add(keras.ops.shape(x)[0])
@@ -211,19 +223,21 @@ def test_several_layers_take_one_forward_pass():
 
 
 def test_one_multi_output_model_is_called_once_per_batch(shipped_cnn, bundled, monkeypatch):
+    """The contract behind "one forward pass": activations asks the graph module for ONE compiled
+    function of all the layers and calls it once per batch."""
     _, (x_test, _) = bundled
     calls = []
-    real = features.compiled
+    real = _graph.forward  # internal contract
 
-    def spy(model):
-        fn = real(model)
+    def spy(model, layers):
+        fn = real(model, layers)
 
         def counted(x):
-            calls.append((len(model.outputs), len(x)))
+            calls.append((len(layers), len(x)))
             return fn(x)
         return counted
 
-    monkeypatch.setattr(features, "compiled", spy)
+    monkeypatch.setattr(_graph, "forward", spy)
     features.activations(shipped_cnn, x_test[:50], ["conv1", "conv2", "dense"], batch_size=20)
     assert calls == [(3, 20), (3, 20), (3, 10)]        # one 3-output model, one call per batch
 
@@ -243,7 +257,7 @@ def test_results_do_not_depend_on_batch_size(shipped_cnn, bundled, batch_size):
     np.testing.assert_array_equal(a.locations, b.locations)
 
 
-# --------------------------------------------------------------------------- kinds of models and layers
+# ----------------------------------------------------------------------- kinds of models and layers
 
 
 def test_sequential_model_started_with_keras_input():
@@ -251,8 +265,9 @@ def test_sequential_model_started_with_keras_input():
     x = images_for(model)
     acts = features.activations(model, x, ["sc", "sp", "sd"])
     for name in ("sc", "sp", "sd"):
-        np.testing.assert_allclose(acts[name], sub_model_output(model, name, x), rtol=1e-5, atol=1e-6)
-    fv = features.feature_values(model, x, Feature("sc", 2, reduce="mean"))
+        np.testing.assert_allclose(acts[name], sub_model_output(model, name, x),
+                                   rtol=1e-5, atol=1e-6)
+    fv = features.feature_values(model, x, Feature("sc", 2, pool="mean"))
     np.testing.assert_allclose(fv.values, acts["sc"][..., 2].reshape(len(x), -1).mean(1), rtol=1e-5)
     fv = features.feature_values(model, x, 3)                         # head class index
     np.testing.assert_allclose(fv.values, acts["sd"][:, 3], rtol=1e-5, atol=1e-6)
@@ -263,15 +278,17 @@ def test_nested_models_by_path_and_by_unique_bare_name():
     x = images_for(model, n=6)
     seq_inner, func_inner = model.get_layer("seq_inner"), model.get_layer("func_inner")
     pre = sub_model_output(model, "pre", x)
-    s_conv_ref = np.asarray(keras.Model(seq_inner.inputs[0], seq_inner.get_layer("s_conv").output)(pre))
+    s_conv_ref = np.asarray(keras.Model(seq_inner.inputs[0],
+                                        seq_inner.get_layer("s_conv").output)(pre))
     seq_out = np.asarray(seq_inner(pre))
-    f_conv_ref = np.asarray(keras.Model(func_inner.inputs[0], func_inner.get_layer("f_conv").output)(seq_out))
+    f_conv_ref = np.asarray(keras.Model(func_inner.inputs[0],
+                                        func_inner.get_layer("f_conv").output)(seq_out))
     names = features.layer_names(model)
     for name in ("pre", "seq_inner", "seq_inner/s_conv", "seq_inner/act", "func_inner/f_conv",
                  "func_inner/act", "head"):
         assert name in names
-    acts = features.activations(model, x, ["seq_inner/s_conv", "f_conv", "func_inner/act", "seq_inner",
-                                           "func_inner", "head"])
+    acts = features.activations(model, x, ["seq_inner/s_conv", "f_conv", "func_inner/act",
+                                           "seq_inner", "func_inner", "head"])
     np.testing.assert_allclose(acts["seq_inner/s_conv"], s_conv_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(acts["f_conv"], f_conv_ref, rtol=1e-5, atol=1e-6)
     np.testing.assert_allclose(acts["func_inner/act"], np.tanh(f_conv_ref), rtol=1e-5, atol=1e-6)
@@ -281,7 +298,8 @@ def test_nested_models_by_path_and_by_unique_bare_name():
     by_path = features.feature_values(model, x, Feature("func_inner/f_conv", 4))
     by_name = features.feature_values(model, x, Feature("f_conv", 4))
     np.testing.assert_array_equal(by_path.values, by_name.values)
-    np.testing.assert_allclose(by_name.values, numpy_feature(f_conv_ref, 4)[0], rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(by_name.values, numpy_feature(f_conv_ref, 4)[0],
+                               rtol=1e-5, atol=1e-6)
     np.testing.assert_array_equal(by_name.locations, numpy_feature(f_conv_ref, 4)[1])
 
 
@@ -289,8 +307,9 @@ def test_a_nested_functional_model_as_the_head():
     """The class index of a model whose last layer is itself a functional model."""
     keras.utils.set_random_seed(7)
     i = keras.Input((6, 6, 1))
-    body = keras.Model(i, layers.Dense(3, name="scores")(layers.Flatten()(layers.Conv2D(2, 3, name="k")(i))),
-                       name="body")
+    body = keras.Model(
+        i, layers.Dense(3, name="scores")(layers.Flatten()(layers.Conv2D(2, 3, name="k")(i))),
+        name="body")
     inputs = keras.Input((6, 6, 1))
     model = keras.Model(inputs, body(layers.Rescaling(2.0, name="scale")(inputs)))
     x = images_for(model, n=4)
@@ -313,12 +332,14 @@ def test_conv1d_layer():
     model = conv1d_model()
     x = images_for(model)
     ref = sub_model_output(model, "c1", x)
-    np.testing.assert_allclose(features.activations(model, x, ["c1"])["c1"], ref, rtol=1e-5, atol=1e-6)
-    for feature in (Feature("c1", 1), Feature("c1", 3, location=(15,)), Feature("c1", 2, reduce="mean")):
+    np.testing.assert_allclose(features.activations(model, x, ["c1"])["c1"], ref,
+                               rtol=1e-5, atol=1e-6)
+    for feature in (Feature("c1", 1), Feature("c1", 3, location=(15,)),
+                    Feature("c1", 2, pool="mean")):
         fv = features.feature_values(model, x, feature)
-        values, locs = numpy_feature(ref, feature.channel, feature.location, feature.reduce)
+        values, locs = numpy_feature(ref, feature.channel, feature.location, feature.pool)
         np.testing.assert_allclose(fv.values, values, rtol=1e-5, atol=1e-6)
-        if feature.reduce == "max":
+        if feature.pool == "max":
             np.testing.assert_array_equal(fv.locations, locs)
             assert fv.locations.shape == (len(x), 1)
 
@@ -327,10 +348,12 @@ def test_conv3d_layer():
     model = conv3d_model()
     x = images_for(model, n=5)
     ref = sub_model_output(model, "c3", x)
-    np.testing.assert_allclose(features.activations(model, x, ["c3"])["c3"], ref, rtol=1e-5, atol=1e-6)
-    for feature in (Feature("c3", 0), Feature("c3", 2, location=(5, 0, 7)), Feature("c3", 1, location="argmax")):
+    np.testing.assert_allclose(features.activations(model, x, ["c3"])["c3"], ref,
+                               rtol=1e-5, atol=1e-6)
+    for feature in (Feature("c3", 0), Feature("c3", 2, location=(5, 0, 7)),
+                    Feature("c3", 1, location="argmax")):
         fv = features.feature_values(model, x, feature)
-        values, locs = numpy_feature(ref, feature.channel, feature.location, feature.reduce)
+        values, locs = numpy_feature(ref, feature.channel, feature.location, feature.pool)
         np.testing.assert_allclose(fv.values, values, rtol=1e-5, atol=1e-6)
         np.testing.assert_array_equal(fv.locations, locs)
         assert fv.locations.shape == (5, 3)
@@ -341,7 +364,8 @@ def test_dense_layers_on_vectors():
     x = images_for(model)
     assert x.shape == (11, 16)
     ref = sub_model_output(model, "hidden", x)
-    np.testing.assert_allclose(features.activations(model, x, ["hidden"])["hidden"], ref, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(features.activations(model, x, ["hidden"])["hidden"], ref,
+                               rtol=1e-5, atol=1e-6)
     fv = features.feature_values(model, x, Feature("hidden", 5))
     np.testing.assert_allclose(fv.values, ref[:, 5], rtol=1e-5, atol=1e-6)
     assert fv.locations.shape == (11, 0)
@@ -437,7 +461,8 @@ def test_location_with_the_wrong_number_of_indices(shipped_cnn, bundled):
 
 
 def test_sequential_without_input_says_how_to_fix_it():
-    model = keras.Sequential([layers.Conv2D(2, 3, name="c"), layers.Flatten(), layers.Dense(2, name="d")])
+    model = keras.Sequential([layers.Conv2D(2, 3, name="c"), layers.Flatten(),
+                              layers.Dense(2, name="d")])
     x = np.zeros((2, 8, 8, 1), np.float32)
     for call in (lambda: features.activations(model, x, ["c"]),
                  lambda: features.feature_values(model, x, Feature("c", 0)),
@@ -460,13 +485,17 @@ def test_bad_features():
         Feature("conv1", 1.0)
     with pytest.raises(TypeError, match="channel must be an int"):
         Feature("conv1", True)
-    with pytest.raises(ValueError, match="reduce"):
-        Feature("conv1", 1, reduce="sum")
+    with pytest.raises(ValueError, match="pool"):
+        Feature("conv1", 1, pool="sum")
+    with pytest.raises(ValueError, match="argmax"):
+        Feature("conv1", 1, location="argmax", pool="mean")
     with pytest.raises(TypeError, match="location"):
         Feature("conv1", 1, location=(1.5, 2))
     with pytest.raises(TypeError, match="location"):
         Feature("conv1", 1, location="center")
     assert Feature("conv1", np.int64(2), location=[1, 2]) == Feature("conv1", 2, location=(1, 2))
+    # the max is at the argmax
+    assert Feature("conv1", 2, location="argmax") == Feature("conv1", 2)
 
 
 @pytest.mark.parametrize("batch_size", [0, -3, 2.5, None])
