@@ -6,7 +6,15 @@ import numpy as np
 import pytest
 from keras import layers
 
-from cnn_helper import Feature, data, features, models, plot
+from cnn_helper import (  # internal contract: the clone and the trace cache
+    Feature,
+    _graph,
+    _override,
+    data,
+    features,
+    models,
+    plot,
+)
 from cnn_helper import saliency as S
 
 METHODS = [S.gradient, S.gradient_x_input, S.smoothgrad, S.integrated_gradients, S.grad_cam,
@@ -105,7 +113,7 @@ def scalar_fn(model, target, location=None):
             return a
         if location is not None:
             return a[(slice(None),) + tuple(location)]
-        if feature.reduce == "mean":
+        if feature.pool == "mean":
             return a.reshape(len(a), -1).mean(axis=1)
         return a.reshape(len(a), -1).max(axis=1)
     return f
@@ -157,7 +165,7 @@ def test_inner_feature_at_argmax_matches_central_differences(build, layer):
 def test_mean_reduction_matches_central_differences():
     model = strided(seed=7, dtype="float64")
     x = images(model, 2, seed=3)
-    target = Feature("c2", 0, reduce="mean")
+    target = Feature("c2", 0, pool="mean")
     g = S.gradient(model, x, target)
     for i in range(len(x)):
         fd = central_differences(scalar_fn(model, target), x[i])
@@ -176,7 +184,8 @@ def test_float32_model_agrees_with_float64_copy():
 
 # y = V . relu(W^T x + b) with
 #   x = (1, 2, -1, 0.5)
-#   W = [[1, 0, 0], [0, 1, 0], [0, 0, -1], [1, -1, 1]] (rows: inputs, columns: units), b = (0, -3, 0)
+#   W = [[1, 0, 0], [0, 1, 0], [0, 0, -1], [1, -1, 1]] (rows: inputs, columns: units)
+#   b = (0, -3, 0)
 #   z = W^T x + b = (1 + 0.5, 2 - 0.5 - 3, 1 + 0.5) = (1.5, -1.5, 1.5)
 #   V = (2, 3, -1): the gradient arriving at the ReLU output is g = V = (2, 3, -1)
 # What each rule passes through the ReLU to z:
@@ -282,7 +291,8 @@ def test_the_clone_computes_the_same_forward_values(cnn):
     names = ["conv1", "pool1", "conv2", "conv3", "dense", "logits", "softmax"]
     original = features.activations(cnn, x_test[:300], names)
     for rule in ("guided", "deconvnet"):
-        clone = features.activations(S._rule_clone(cnn, rule), x_test[:300], names)
+        clone = _override.clone_with(cnn, S._POLICIES[rule])  # internal contract
+        clone = features.activations(clone, x_test[:300], names)
         for name in names:
             np.testing.assert_array_equal(clone[name], original[name], err_msg=f"{rule} {name}")
 
@@ -375,14 +385,15 @@ def test_gradient_x_input_and_signs():
 
 @pytest.mark.parametrize("target", [Feature("logits", 1), Feature("c2", 1, "argmax")])
 def test_integrated_gradients_completeness(target):
-    """sum_i IG_i = s(x) - s(x') on a smooth model (midpoint rule error ~ 1/steps^2)."""
+    """sum_i IG_i = s(x) - s(x') on a smooth model (midpoint rule error ~ 1/n_samples^2)."""
     model = smooth(seed=4, dtype="float64")
     x = images(model, 3, seed=5)
     location = None
-    if isinstance(target, Feature):   # IG keeps the argmax found at x along the whole path
+    if isinstance(target, Feature):   # keep_location: the argmax found at x along the whole path
         location = features.feature_values(model, x, target).locations
     for baseline in (None, images(model, 1, seed=6)[0]):
-        ig = S.integrated_gradients(model, x, target, baseline=baseline, steps=64)
+        ig = S.integrated_gradients(model, x, target, baseline=baseline, n_samples=64,
+                                    keep_location=True)
         base = np.zeros_like(x) if baseline is None else np.broadcast_to(baseline, x.shape)
         for i in range(len(x)):
             f = scalar_fn(model, target, None if location is None else location[i])
@@ -394,7 +405,7 @@ def test_integrated_gradients_completeness(target):
 def test_integrated_gradients_completeness_on_the_course_cnn(cnn):
     model = cnn
     x = images(model, 2, seed=1) * 0.5 + 0.5
-    ig = S.integrated_gradients(model, x, Feature("logits", 3), steps=128)
+    ig = S.integrated_gradients(model, x, Feature("logits", 3), n_samples=128)
     logits = scalar_fn(model, Feature("logits", 3))
     change = logits(x) - logits(np.zeros_like(x))
     np.testing.assert_allclose(ig.reshape(2, -1).sum(axis=1), change, rtol=0.02, atol=0.02)
@@ -403,14 +414,51 @@ def test_integrated_gradients_completeness_on_the_course_cnn(cnn):
 def test_smoothgrad_is_seeded_and_equals_gradient_without_noise():
     model = sequential(seed=8)
     x = images(model, 4)
-    a = S.smoothgrad(model, x, 1, n=6, seed=3)
-    np.testing.assert_array_equal(a, S.smoothgrad(model, x, 1, n=6, seed=3))
-    assert not np.allclose(a, S.smoothgrad(model, x, 1, n=6, seed=4))
+    a = S.smoothgrad(model, x, 1, n_samples=6, seed=3)
+    np.testing.assert_array_equal(a, S.smoothgrad(model, x, 1, n_samples=6, seed=3))
+    assert not np.allclose(a, S.smoothgrad(model, x, 1, n_samples=6, seed=4))
     assert not np.allclose(a, S.gradient(model, x, 1))
-    np.testing.assert_allclose(S.smoothgrad(model, x, 1, n=3, noise=0.0), S.gradient(model, x, 1),
-                               rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(S.smoothgrad(model, x, 1, n_samples=3, noise=0.0),
+                               S.gradient(model, x, 1), rtol=1e-6, atol=1e-9)
     # the noise of copy j depends on the seed and the image, not on its place in the batch
-    np.testing.assert_allclose(S.smoothgrad(model, x[2], 1, n=6, seed=3), a[2], rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(S.smoothgrad(model, x[2], 1, n_samples=6, seed=3), a[2], rtol=1e-5,
+                               atol=1e-7)
+
+
+@pytest.mark.parametrize("rule", ["guided", "deconvnet"])
+def test_smoothgrad_and_integrated_gradients_take_a_backward_rule(rule):
+    model = sequential(seed=13)
+    x = images(model, 3)
+    rule_map = S.gradient(model, x, 1, rule=rule)
+    np.testing.assert_array_equal(rule_map, (S.guided_backprop if rule == "guided" else
+                                             S.deconvnet)(model, x, 1))
+    # without noise, SmoothGrad is the rule's own map; with noise it differs from plain SmoothGrad
+    np.testing.assert_allclose(S.smoothgrad(model, x, 1, n_samples=2, noise=0.0, rule=rule),
+                               rule_map, rtol=1e-6, atol=1e-9)
+    assert not np.allclose(S.smoothgrad(model, x, 1, n_samples=4, rule=rule),
+                           S.smoothgrad(model, x, 1, n_samples=4))
+    # IG with the rule: (x - x') times the mean of the rule's map at the path's midpoints
+    ig = S.integrated_gradients(model, x, 1, n_samples=3, rule=rule)
+    path = [S.gradient(model, (j + 0.5) / 3 * x, 1, rule=rule) for j in range(3)]
+    np.testing.assert_allclose(ig, x * np.mean(path, axis=0), rtol=1e-5, atol=1e-7)
+
+
+def test_keep_location_reads_the_clean_argmax_on_every_noisy_copy():
+    model = sequential(seed=14)
+    x = images(model, 6, seed=3)
+    feature = Feature("c2", 0)
+    clean = features.feature_values(model, x, feature).locations
+    kept = S.smoothgrad(model, x, feature, n_samples=5, noise=0.5, keep_location=True)
+    fixed = np.stack([S.smoothgrad(model, x[i], Feature("c2", 0, tuple(loc)), n_samples=5,
+                                   noise=0.5)
+                      for i, loc in enumerate(clean)])
+    np.testing.assert_allclose(kept, fixed, rtol=1e-5, atol=1e-7)
+    # location None and "argmax" name the same scalar: every method gives the same map
+    afresh = S.smoothgrad(model, x, feature, n_samples=5, noise=0.5)
+    np.testing.assert_array_equal(afresh, S.smoothgrad(model, x, Feature("c2", 0, "argmax"),
+                                                       n_samples=5, noise=0.5))
+    # by default the max is found afresh on each copy: on some copies it moved
+    assert not np.allclose(afresh, kept)
 
 
 def test_grad_cam_shape_sign_and_default_layer(cnn):
@@ -419,13 +467,14 @@ def test_grad_cam_shape_sign_and_default_layer(cnn):
     assert S.cam_layer(model, 8) == "conv3"
     assert S.cam_layer(model, Feature("conv2", 1)) == "conv2"
     cam = S.grad_cam(model, x, 8)
-    assert cam.shape == (5, 28, 28) and cam.dtype == np.float32 and cam.min() >= 0 and cam.max() > 0
-    assert S.grad_cam(model, x[0], 8).shape == (28, 28)
-    # the sign applies at the layer's resolution; bilinear resizing (weights >= 0) keeps it
-    signed = S.grad_cam(model, x, Feature("logits", 8), sign="signed")
+    assert cam.shape == (5, 28, 28, 1) and cam.dtype == np.float32
+    assert cam.min() >= 0 and cam.max() > 0
+    assert S.grad_cam(model, x[0], 8).shape == (28, 28, 1)
+    # the ReLU applies at the layer's resolution; bilinear resizing (weights >= 0) keeps it
+    signed = S.grad_cam(model, x, Feature("logits", 8), relu=False)
     positive = S.grad_cam(model, x, Feature("logits", 8))
     assert signed.min() < 0 and (positive >= np.maximum(signed, 0) - 1e-6).all()
-    assert S.grad_cam(model, x, 8, layer="conv1").shape == (5, 28, 28)
+    assert S.grad_cam(model, x, 8, layer="conv1").shape == (5, 28, 28, 1)
 
 
 def test_grad_cam_by_hand():
@@ -437,8 +486,8 @@ def test_grad_cam_by_hand():
     model = keras.Model(inp, layers.Dense(1, use_bias=False)(layers.GlobalAveragePooling2D()(a)))
     model.set_weights([np.array([[[[1, 2]]]], np.float32), np.array([[1], [-1]], np.float32)])
     x = np.array([[1, -2, 0], [3, -1, 2], [-4, 0, 1]], np.float32)[None, :, :, None]
-    np.testing.assert_allclose(S.grad_cam(model, x, 0), np.maximum(-x[..., 0], 0) / 9, atol=1e-6)
-    np.testing.assert_allclose(S.grad_cam(model, x, 0, sign="signed"), -x[..., 0] / 9, atol=1e-6)
+    np.testing.assert_allclose(S.grad_cam(model, x, 0), np.maximum(-x, 0) / 9, atol=1e-6)
+    np.testing.assert_allclose(S.grad_cam(model, x, 0, relu=False), -x / 9, atol=1e-6)
 
 
 def test_grad_cam_layer_choice():
@@ -450,7 +499,7 @@ def test_grad_cam_layer_choice():
     assert S.cam_layer(model, 1) == "B"
     assert S.cam_layer(model, Feature("A", 0)) == "A"
     x = images(model, 2)
-    assert S.grad_cam(model, x, 1).shape == (2, 6, 6)
+    assert S.grad_cam(model, x, 1).shape == (2, 6, 6, 1)
     with pytest.raises(ValueError, match="does not depend on layer 'B'"):
         S.grad_cam(model, x, Feature("A", 0), layer="B")
     with pytest.raises(ValueError, match="no layer with a spatial map"):
@@ -461,12 +510,12 @@ def test_grad_cam_layer_choice():
 def test_batch_size_invariance_and_single_image(method):
     model = sequential(seed=9)
     x = images(model, 7, seed=7)
-    kwargs = {"n": 4} if method is S.smoothgrad else {"steps": 5} \
+    kwargs = {"n_samples": 4} if method is S.smoothgrad else {"n_samples": 5} \
         if method is S.integrated_gradients else {}
     for target in (2, Feature("c2", 1, "argmax")):
         ref = method(model, x, target, batch_size=32, **kwargs)
         assert ref.dtype == np.float32
-        assert ref.shape == (x.shape[:-1] if method is S.grad_cam else x.shape)
+        assert ref.shape == (x.shape[:-1] + (1,) if method is S.grad_cam else x.shape)
         for batch_size in (1, 3):
             np.testing.assert_allclose(method(model, x, target, batch_size=batch_size, **kwargs),
                                        ref, rtol=1e-5, atol=1e-7 * np.abs(ref).max())
@@ -480,16 +529,17 @@ def test_new_channels_and_batch_sizes_do_not_retrace():
     for channel in range(3):
         for n in (1, 2, 5):
             S.gradient(model, x[:n], Feature("c1", channel), batch_size=2)
-    steps = [step for key, step in S._STEPS[model].items() if key[2] == "c1"]
+    cache = _graph._MEMO[model]  # internal contract: one compiled step per (rule, layer, ...)
+    steps = [step for key, step in cache.items() if key[0] == "gradient step" and key[2] == "c1"]
     assert len(steps) == 1 and steps[0].experimental_get_tracing_count() == 1
 
 
 def test_to_map():
     s = np.arange(24, dtype=np.float32).reshape(2, 2, 2, 3) - 12
-    np.testing.assert_array_equal(S.to_map(s), s.sum(axis=-1))
-    np.testing.assert_array_equal(S.to_map(s, "max_abs"), np.abs(s).max(axis=-1))
+    np.testing.assert_array_equal(plot.to_map(s), s.sum(axis=-1))
+    np.testing.assert_array_equal(plot.to_map(s, "max_abs"), np.abs(s).max(axis=-1))
     with pytest.raises(ValueError, match="max_abs"):
-        S.to_map(s, "mean")
+        plot.to_map(s, "mean")
 
 
 # --------------------------------------------------------------------------- bad input
@@ -517,14 +567,16 @@ def test_bad_inputs_are_clear_errors():
     for method in METHODS:
         with pytest.raises(ValueError, match="'signed', 'abs', 'positive', 'negative'"):
             method(model, x, 1, sign="magnitude")
-    with pytest.raises(ValueError, match="steps"):
-        S.integrated_gradients(model, x, 1, steps=0)
+    with pytest.raises(ValueError, match="n_samples"):
+        S.integrated_gradients(model, x, 1, n_samples=0)
     with pytest.raises(ValueError, match="baseline has 3 images"):
         S.integrated_gradients(model, x, 1, baseline=np.zeros((3, 8, 8, 1), np.float32))
     with pytest.raises(TypeError, match="baseline"):
         S.integrated_gradients(model, x, 1, baseline=np.zeros((8, 8, 1), np.int64))
-    with pytest.raises(ValueError, match="n must be"):
-        S.smoothgrad(model, x, 1, n=0)
+    with pytest.raises(ValueError, match="n_samples must be"):
+        S.smoothgrad(model, x, 1, n_samples=0)
+    with pytest.raises(ValueError, match="rule 'guided_backprop' is not one of"):
+        S.smoothgrad(model, x, 1, rule="guided_backprop")
     with pytest.raises(ValueError, match="noise"):
         S.smoothgrad(model, x, 1, noise=-0.1)
     with pytest.raises(ValueError, match="seed"):
