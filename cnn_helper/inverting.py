@@ -7,16 +7,20 @@ For a feature map k of layer l:
 2. for each, take the location of the max, :math:`idx^{(i)} = \arg\max_{idx} \y_{(l),idx,k}^{(i)}`;
 3. compute the saliency of that single location,
 
-   .. math::  s^{(i)}_{(l),idx,k,(0),idx',k'} = \frac{\partial \y_{(l),idx,k}^{(i)}}{\partial \y_{(0),idx',k'}^{(i)}}
+   .. math::  s^{(i)}_{(l),idx,k,(0),idx',k'} =
+              \frac{\partial \y_{(l),idx,k}^{(i)}}{\partial \y_{(0),idx',k'}^{(i)}}
 
    (or its guided-backprop / deconvnet variant), which is non-zero only inside the receptive
    field :math:`\mathcal{R}_{(l),idx}`;
 4. crop both the saliency map and the input to :math:`\mathcal{R}_{(l),idx}`: the patch of
    :math:`\x^{(i)}` that location sees, and how each of its pixels moves the feature.
 
+``rule`` chooses the backward pass of step 3: "gradient" (the saliency), "guided" (guided
+backpropagation) or "deconvnet", as in :mod:`cnn_helper.saliency`.
+
 Example
 -------
->>> zf = zeiler_fergus(model, x_test, Feature("conv2", 5), k=9)
+>>> zf = zeiler_fergus(model, x_test, Feature("conv2", 5), count=9)
 >>> zf.patches[0].shape          # the receptive field of conv2, clipped to the image
 (8, 8, 1)
 >>> fig, axes = cnn_helper.plot.zeiler_fergus(zf)
@@ -27,33 +31,31 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import features, max_activation, receptive_field, saliency
+from . import _checks, _graph, features, max_activation, receptive_field, saliency
+from ._checks import BATCH_SIZE
 from .features import Feature
-
-METHODS = {"saliency": saliency.gradient,
-           "guided_backprop": saliency.guided_backprop,
-           "deconvnet": saliency.deconvnet}
 
 
 @dataclass(frozen=True)
 class ZeilerFergus:
-    """The K maximally activating examples of a feature, each with saliency and patch.
+    """The ``count`` maximally activating examples of a feature, each with saliency and patch.
 
-    feature   : the Feature explained (location "argmax" of its layer's map k, or a fixed location)
-    method    : "saliency" | "guided_backprop" | "deconvnet"
-    indices   : (K,) indices into the data set, highest activation first
-    values    : (K,) the feature's value for each
-    locations : (K, n_spatial) idx of the max (or the fixed location) in the layer's map
-    regions   : K tuples of slices: the receptive field of each location, clipped to the image
-    windows   : K tuples of (lo, hi) per axis: the same fields NOT clipped (a field near the border
+    target    : the Feature whose top examples are shown (ranked by its max or mean pooling, or
+                its value at a fixed location)
+    rule      : the backward rule of the saliency: "gradient", "guided" or "deconvnet"
+    indices   : (count,) indices into the data set, highest activation first
+    values    : (count,) the feature's value for each
+    locations : (count, n_spatial) idx of the max (or the fixed location) in the layer's map
+    regions   : tuples of slices: the receptive field of each location, clipped to the image
+    windows   : tuples of (lo, hi) per axis: the same fields NOT clipped (a field near the border
                 reaches outside the image; plots use it to draw every patch at one scale)
-    saliency  : (K, H, W, C) the full saliency map of each example (zero outside the field)
-    patches   : K arrays: the input cropped to the region
-    saliency_patches : K arrays: the saliency cropped to the region
+    saliency  : (count, H, W, C) the full saliency map of each example (zero outside the field)
+    patches   : arrays: the input cropped to each region
+    saliency_patches : arrays: the saliency cropped to each region
     """
 
-    feature: Feature
-    method: str
+    target: Feature
+    rule: str
     indices: np.ndarray
     values: np.ndarray
     locations: np.ndarray
@@ -67,59 +69,60 @@ class ZeilerFergus:
         return len(self.indices)
 
 
-def _spatial_feature(model, feature) -> Feature:
-    """The feature as one location per example: its fixed location, else the argmax of the map."""
-    if not isinstance(feature, Feature):
-        raise TypeError(f"feature must be a cnn_helper.Feature of a layer with a spatial map, got "
-                        f"{feature!r}")
-    features.check_feature(model, feature)
-    if len(features.output_shape(model, feature.layer)) < 2:
-        raise ValueError(f"layer {feature.layer_name!r} has no spatial map (its output shape is "
-                         f"{features.output_shape(model, feature.layer)}); the Zeiler & Fergus figure "
-                         "needs a convolutional or pooling layer")
-    location = feature.location if isinstance(feature.location, tuple) else "argmax"
-    return Feature(feature.layer, feature.channel, location=location, reduce=feature.reduce)
+def _spatial(model, target) -> Feature:
+    """The target, checked: a Feature of a layer with a spatial map."""
+    if not isinstance(target, Feature):
+        raise TypeError(f"target must be a cnn_helper.Feature of a layer with a spatial map, got "
+                        f"{target!r}")
+    features.check_feature(model, target)
+    shape = _graph.output_shape(model, target.layer)
+    if len(shape) < 2:
+        raise ValueError(f"layer {target.layer_name!r} has no spatial map (its output shape is "
+                         f"{shape}); the Zeiler & Fergus figure needs a convolutional or pooling "
+                         "layer")
+    return target
 
 
-def _check_top(top, feature: Feature, k):
-    """A precomputed top-K must rank this very feature (layer, channel, pooling) and hold k examples."""
-    ranked = top.target
-    if (ranked.layer_name, ranked.channel, ranked.reduce) != (feature.layer_name, feature.channel,
-                                                              feature.reduce):
-        raise ValueError(f"the given top ranks {ranked}, not the feature {feature}")
-    features.check_positive_int(k, "k")
-    if len(top.high) < k:
-        raise ValueError(f"the given top has {len(top.high)} examples, fewer than k={k}")
+def _check_examples(examples, target: Feature, count):
+    """Given top examples must rank this very feature and hold ``count`` of them."""
+    ranked = examples.target
+    if (ranked.layer_name, ranked.channel, ranked.location, ranked.pool) != \
+            (target.layer_name, target.channel, target.location, target.pool):
+        raise ValueError(f"the given examples rank {ranked}, not the target {target}")
+    _checks.positive_int(count, "count")
+    if len(examples.high) < count:
+        raise ValueError(f"the given examples are {len(examples.high)}, fewer than count={count}")
 
 
-def zeiler_fergus(model, x, feature: Feature, k: int = 9, method: str = "saliency",
-                  batch_size: int = 256, top=None) -> ZeilerFergus:
-    """Saliency of the max location, cropped to its receptive field, for the K top examples.
+def zeiler_fergus(model, x, target: Feature, count: int = 9, rule: str = "gradient",
+                  batch_size: int = BATCH_SIZE, examples=None) -> ZeilerFergus:
+    """Saliency of the max location, cropped to its receptive field, for the top examples.
 
-    model   : a Keras model; feature: a Feature of a layer with a spatial map
-    x       : the data set to search (N, H, W, C)
-    k       : how many maximally activating examples (the lecture shows 9)
-    method  : "saliency" (the plain gradient), "guided_backprop" or "deconvnet"
-    top     : an already computed ``max_activation.top_k`` result (or ``scan(...).channel(k)``)
-              for this feature on ``x``, to skip the ranking pass
+    model    : a Keras model; target: a Feature of a layer with a spatial map
+    x        : the data set to search (N, H, W, C)
+    count    : how many maximally activating examples (the lecture shows 9)
+    rule     : "gradient" (the saliency), "guided" (guided backprop) or "deconvnet"
+    examples : ``max_activation.top_examples`` (or ``scan(...)[layer].channel(k)``) already
+               computed for this feature on ``x``, to skip the ranking pass
     """
-    if method not in METHODS:
-        raise ValueError(f"method {method!r} is not one of {tuple(METHODS)}")
-    located = _spatial_feature(model, feature)
-    x, _ = features.check_input(model, x)
-    if top is None:
-        top = max_activation.top_k(model, x, feature, k=k, batch_size=batch_size)
+    _checks.one_of(rule, "rule", saliency.RULES)
+    target = _spatial(model, target)
+    x, _ = _graph.check_images(model, x)
+    if examples is None:
+        examples = max_activation.top_examples(model, x, target, count=count, batch_size=batch_size)
     else:
-        _check_top(top, feature, k)
-    indices = top.high.indices[:k]
-    examples = x[indices]
-    maps = METHODS[method](model, examples, located, batch_size=batch_size)
-    locations = np.asarray(top.high.locations[:k])
-    rf = receptive_field.field(model, located.layer)
+        _check_examples(examples, target, count)
+    indices = examples.high.indices[:count]
+    chosen = x[indices]
+    # the saliency of ONE location: the fixed one, or the max of the map (its argmax idx)
+    located = target if target.location is not None else Feature(target.layer, target.channel)
+    maps = saliency.gradient(model, chosen, located, rule=rule, batch_size=batch_size)
+    locations = np.asarray(examples.high.locations[:count])
+    field = receptive_field.field(model, located.layer)
     idxs = [tuple(int(i) for i in loc) for loc in locations]
     regions = tuple(receptive_field.region(model, located.layer, idx) for idx in idxs)
-    return ZeilerFergus(feature=located, method=method, indices=indices,
-                        values=np.asarray(top.high.values[:k]), locations=locations,
-                        regions=regions, windows=tuple(rf.bounds(idx) for idx in idxs), saliency=maps,
-                        patches=tuple(ex[r] for ex, r in zip(examples, regions)),
+    return ZeilerFergus(target=target, rule=rule, indices=indices,
+                        values=np.asarray(examples.high.values[:count]), locations=locations,
+                        regions=regions, windows=tuple(field.bounds(idx) for idx in idxs),
+                        saliency=maps, patches=tuple(ex[r] for ex, r in zip(chosen, regions)),
                         saliency_patches=tuple(m[r] for m, r in zip(maps, regions)))

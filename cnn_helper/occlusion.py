@@ -1,8 +1,8 @@
 r"""Occlusion sensitivity: how much a target changes when a patch of the input is hidden.
 
-For one input :math:`\x^{(i)}` and a target :math:`\y_{(l),k}` (a head output such as the
+For an input :math:`\x^{(i)}` and a target :math:`\y_{(l),k}` (a head output such as the
 probability of class 8, or a ``Feature``), the patch of size :math:`f_r \times f_c` centred at each
-location (r, c) is painted with an extreme value (the lecture's "hiding" of the sub-region), giving
+location (r, c) is painted with a fill value (the lecture's "hiding" of the sub-region), giving
 an occluded copy :math:`\x^{(i)}_{\setminus (r,c)}`. The *occlusion sensitivity map* holds
 
 .. math::
@@ -23,6 +23,9 @@ Patch placement (per spatial axis, patch size f, stride s, image size n):
   centre than before (f = 4 at c covers c-1, c, c+1, c+2);
 - at the border the patch is clipped to the image (a patch centred at 0 of size 4 covers 0..2).
 
+A max-pooled Feature is pooled afresh on every occluded copy (``keep_location=False``, how much
+the feature itself changes); ``keep_location=True`` reads it at the clean image's argmax instead.
+
 The occluded copies are built in the compiled graph from boolean masks (an outer product of a row
 and a column interval per centre), ``batch_size`` copies at a time, so memory is bounded and the
 cost is that of the forward passes. The result does not depend on ``batch_size``.
@@ -32,17 +35,17 @@ Example
 >>> r = sensitivity_map(model, x_test[0], 8, patch=4, stride=1)    # target: P(class 8)
 >>> r.relative.shape                # (28, 28): same spatial size as the image
 >>> occlude(x_test[0], [(14, 14)], patch=4)                        # the occluded input itself
+>>> sensitivity_map(model, x_test[:5], 8).values.shape             # (5, 28, 28): a batch
 """
 from __future__ import annotations
 
-import dataclasses
 import warnings
-import weakref
 from dataclasses import dataclass
 
 import numpy as np
 
-from . import features
+from . import _checks, _graph, features
+from ._checks import BATCH_SIZE
 from .features import Feature
 
 FILLS = ("extreme", "zero", "mean")
@@ -51,28 +54,39 @@ EXTREME = 1.0   # the top of the [0, 1] range of the package's images: a bright 
 
 @dataclass(frozen=True)
 class OcclusionMap:
-    r"""An occlusion sensitivity map of one image.
+    r"""Occlusion sensitivity maps of one image, or of a batch (then every field but ``target``,
+    ``locations``, ``bounds``, ``patch`` and ``stride`` has a leading image axis N).
 
-    target   : the Feature explained (a class index becomes the head's Feature)
-    baseline : the un-occluded value :math:`\y_{(l),k}|_{\y_{(0)}=\x}`
-    values   : (len(rows), len(cols)) the target with the patch centred at (rows[i], cols[j])
-    delta    : values - baseline (the absolute change)
-    relative : delta / |baseline| (the proportional change); all NaN when baseline is 0, where
-               the proportional change is undefined (use delta then)
-    centers  : (rows, cols), the pixel coordinates of the patch centres along each axis
-    patch    : (f_r, f_c);  stride: (s_r, s_c)
-    fill     : (C,) the value painted into each channel of the patch
+    target    : the Feature explained (a class index becomes the head's Feature)
+    baseline  : the un-occluded value :math:`\y_{(l),k}|_{\y_{(0)}=\x}`
+    values    : (R, C) the target with the patch centred at (rows[i], cols[j])
+    delta     : values - baseline (the absolute change)
+    relative  : delta / |baseline| (the proportional change); all NaN when baseline is 0, where
+                it is undefined (use delta then)
+    locations : (rows (R,), cols (C,)): the pixel coordinates of the patch centres
+    bounds    : (rows (R, 2), cols (C, 2)): [start, stop) of each patch along each axis, clipped
+    patch     : (f_r, f_c);  stride: (s_r, s_c)
+    fill      : (channels,) the value painted into each channel of the patch
     """
 
     target: Feature
-    baseline: float
+    baseline: object
     values: np.ndarray
     delta: np.ndarray
     relative: np.ndarray
-    centers: tuple
+    locations: tuple
+    bounds: tuple
     patch: tuple
     stride: tuple
     fill: np.ndarray
+
+    def example(self, i: int) -> "OcclusionMap":
+        """The map of image i of a batch result."""
+        if np.ndim(self.baseline) == 0:
+            raise ValueError("this occlusion map is of one image; it has no example to choose")
+        return OcclusionMap(self.target, float(self.baseline[i]), self.values[i], self.delta[i],
+                            self.relative[i], self.locations, self.bounds, self.patch,
+                            self.stride, self.fill[i])
 
 
 # --------------------------------------------------------------------------- checks
@@ -81,8 +95,7 @@ class OcclusionMap:
 def _pair(value, name: str) -> tuple:
     """An int or a pair of ints, each >= 1, as a pair."""
     pair = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(pair) != 2 or not all(isinstance(v, (int, np.integer)) and not isinstance(v, bool)
-                                 for v in pair):
+    if len(pair) != 2 or not all(_checks.is_int(v) for v in pair):
         raise TypeError(f"{name} must be an int or a pair of ints (rows, cols), got {value!r}")
     if min(pair) < 1:
         raise ValueError(f"{name} must be at least 1, got {value!r}")
@@ -99,14 +112,14 @@ def _check_patch(patch, image_shape) -> tuple:
 
 def _one_image(x, name: str = "x") -> np.ndarray:
     """One image (H, W, C) or a batch of one -> (H, W, C) float32."""
-    x = features.check_float_images(x, name)
+    x = _checks.float_images(x, name)
     if x.ndim == 4:
         if len(x) != 1:
-            raise ValueError(f"{name} has {len(x)} images; occlusion explains one image (H, W, C) "
-                             "or a batch of one")
+            raise ValueError(f"{name} has {len(x)} images; give one image (H, W, C) or a batch "
+                             "of one")
         x = x[0]
     if x.ndim != 3:
-        raise ValueError(f"{name} has shape {x.shape}; occlusion needs one image (H, W, C)")
+        raise ValueError(f"{name} has shape {x.shape}; it must be one image (H, W, C)")
     return x
 
 
@@ -119,8 +132,7 @@ def fill_value(fill, x) -> np.ndarray:
     """
     n_channels = x.shape[-1]
     if isinstance(fill, str):
-        if fill not in FILLS:
-            raise ValueError(f"fill {fill!r} is not one of {FILLS} or a number")
+        _checks.one_of(fill, "fill", FILLS)
         if fill == "mean":
             return x.reshape(-1, n_channels).mean(axis=0).astype(np.float32)
         return np.full(n_channels, EXTREME if fill == "extreme" else 0.0, np.float32)
@@ -143,10 +155,11 @@ def fill_value(fill, x) -> np.ndarray:
 # --------------------------------------------------------------------------- patches
 
 
-def patch_bounds(centers, size: int, patch: int):
-    """[start, stop) of the patch of length ``patch`` centred at each of ``centers``, clipped to
-    [0, size): start = c - (patch - 1) // 2, stop = start + patch (Keras "same" split)."""
-    start = np.asarray(centers, np.int64) - (patch - 1) // 2
+def patch_bounds(locations, size: int, patch: int):
+    """[start, stop) of the patch of length ``patch`` centred at each of ``locations`` along an
+    axis of length ``size``, clipped to [0, size): start = c - (patch - 1) // 2, stop = start +
+    patch (Keras "same" split)."""
+    start = np.asarray(locations, np.int64) - (patch - 1) // 2
     return np.clip(start, 0, size), np.clip(start + patch, 0, size)
 
 
@@ -167,113 +180,135 @@ def _occluded(x, fill, bounds):
     return tf.where(mask, fill, x[None])
 
 
-def occlude(x, centers, patch=4, fill="extreme") -> np.ndarray:
-    """The occluded images that ``sensitivity_map`` feeds the model, for the given centres.
+def _bounds_of(locations, image_shape, patch) -> np.ndarray:
+    """(4, B) int32 patch bounds of the patches centred at ``locations`` (B, 2)."""
+    return np.stack([*patch_bounds(locations[:, 0], image_shape[0], patch[0]),
+                     *patch_bounds(locations[:, 1], image_shape[1], patch[1])]).astype(np.int32)
 
-    x       : one image (H, W, C) or a batch of one
-    centers : a list of (row, col) pixel coordinates of patch centres
-    Returns (len(centers), H, W, C) float32.
+
+def occlude(x, locations, patch=4, fill="extreme") -> np.ndarray:
+    """The occluded images that ``sensitivity_map`` feeds the model, for the given locations.
+
+    x         : one image (H, W, C) or a batch of one
+    locations : a list of (row, col) pixel coordinates of patch centres
+    Returns (len(locations), H, W, C) float32.
 
     >>> occlude(x_test[0], [(0, 0), (14, 14)], patch=4)     # a bright 3x3 corner, a 4x4 square
     """
     x = _one_image(x)
     patch = _check_patch(patch, x.shape)
-    centers = np.asarray(centers, np.int64).reshape(-1, 2)
+    locations = np.asarray(locations, np.int64).reshape(-1, 2)
     for axis, n in enumerate(x.shape[:2]):
-        bad = centers[(centers[:, axis] < 0) | (centers[:, axis] >= n), axis]
+        bad = locations[(locations[:, axis] < 0) | (locations[:, axis] >= n), axis]
         if bad.size:
             raise ValueError(f"centre coordinate {int(bad[0])} is outside the image, whose "
                              f"{'rows' if axis == 0 else 'cols'} are 0..{n - 1}")
-    bounds = np.stack([*patch_bounds(centers[:, 0], x.shape[0], patch[0]),
-                       *patch_bounds(centers[:, 1], x.shape[1], patch[1])]).astype(np.int32)
-    return np.asarray(_occluded(x, fill_value(fill, x), bounds))
+    return np.asarray(_occluded(x, fill_value(fill, x), _bounds_of(locations, x.shape, patch)))
 
 
-_STEPS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+def occluded_inputs(x, result: OcclusionMap, locations) -> np.ndarray:
+    """The occluded inputs behind entries of ``result``: ``occlude`` with its patch and fill."""
+    return occlude(x, locations, result.patch, result.fill)
 
 
-def _step(model, feature: Feature):
-    """Compiled: (image, fill, patch bounds of B copies, channel) -> the target on each copy (B,).
+# --------------------------------------------------------------------------- the map
 
-    One function per layer and kind of selection (reduce / location): the channel is an argument,
-    so stepping through the channels of a layer does not trace again.
-    """
+
+def _step(model, feature: Feature, at: bool):
+    """Compiled: (image, fill, patch bounds of B copies, channel[, locations]) -> the target on
+    each copy (B,). One trace per layer and pooling: a new channel does not trace again."""
     import tensorflow as tf
 
-    tap = features.tap_model(model, [feature.layer])
-    key = dataclasses.replace(feature, channel=0)     # the selection, applied to the gathered channel
-    cache = _STEPS.setdefault(tap, {})
-    if key not in cache:
-        image_shape = tuple(tap.inputs[0].shape[1:])
-        # a static channel count for the fill keeps the occluded batch's shape static, which the
+    def build():
+        tap = _graph.tap(model, [feature.layer])
+        image_shape = _graph.input_shape(model)
+        n_spatial = len(_graph.output_shape(model, feature.layer)) - 1
+        # the fill's static channel count keeps the occluded batch's shape static, which the
         # convolutions need to run at full speed
-        specs = [tf.TensorSpec(image_shape, tf.float32), tf.TensorSpec(image_shape[-1:], tf.float32),
+        specs = [tf.TensorSpec(image_shape, tf.float32),
+                 tf.TensorSpec(image_shape[-1:], tf.float32),
                  tf.TensorSpec((4, None), tf.int32), tf.TensorSpec((), tf.int32)]
-        tap_ref = weakref.ref(tap)      # the cache must not keep the sub-model alive
+        specs += [tf.TensorSpec((None, n_spatial), tf.int64)] if at else []
 
         @tf.function(input_signature=specs)
-        def step(x, fill, bounds, channel):
-            out = tap_ref()(_occluded(x, fill, bounds), training=False)
-            out = out[0] if isinstance(out, (list, tuple)) else out
-            return features.select(tf.gather(out, channel[None], axis=-1), key)[0]
+        def step(x, fill, bounds, channel, locations=None):
+            y = tap(_occluded(x, fill, bounds))[0]
+            return features.read(y, channel, feature.pool, locations)[0]
 
-        cache[key] = step
-    return cache[key]
+        return step
+
+    key = ("occlusion step", _graph.path_name(model, feature.layer), feature.pool, at)
+    return _graph.memo(model, key, build)
+
+
+def _grid(image_shape, patch, stride):
+    """The patch centres (rows, cols), their bounds, and the (4, R*C + 1) bounds of every copy
+    in row-major order; the last copy has an empty patch: the un-occluded baseline."""
+    rows, cols = (np.arange(0, n, s) for n, s in zip(image_shape[:2], stride))
+    row_bounds = np.stack(patch_bounds(rows, image_shape[0], patch[0]), axis=1)
+    col_bounds = np.stack(patch_bounds(cols, image_shape[1], patch[1]), axis=1)
+    r, c = np.repeat(np.arange(len(rows)), len(cols)), np.tile(np.arange(len(cols)), len(rows))
+    copies = np.concatenate([row_bounds[r], col_bounds[c]], axis=1).T
+    copies = np.concatenate([copies, np.zeros((4, 1), np.int64)], axis=1).astype(np.int32)
+    return (rows, cols), (row_bounds, col_bounds), copies
+
+
+def _relative(feature, baseline, delta):
+    """delta / |baseline|; NaN (with a warning) where the baseline is 0."""
+    with np.errstate(divide="ignore", invalid="ignore"):
+        relative = delta / np.abs(baseline)
+    zero = np.asarray(baseline) == 0
+    if np.any(zero):
+        warnings.warn(f"the un-occluded value of {feature} is 0 (in {int(np.sum(zero))} image(s)): "
+                      "the proportional change is undefined (relative is NaN); use delta",
+                      RuntimeWarning, stacklevel=3)
+        relative = np.where(zero, np.nan, relative).astype(np.float32)
+    return relative
 
 
 def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
-                    batch_size: int = 256) -> OcclusionMap:
-    r"""The occlusion sensitivity map of ``target`` for one image ``x``.
+                    keep_location: bool = False, batch_size: int = BATCH_SIZE) -> OcclusionMap:
+    r"""The occlusion sensitivity map of ``target`` for each image of ``x``.
 
-    x      : one image (H, W, C) or a batch of one, float in [0, 1]
+    x      : one image (H, W, C) or a batch (N, H, W, C), float in [0, 1]
     target : a head class index k (:math:`\y_{(L),k}`, the model's output, e.g. the probability of
              class k) or a ``Feature``
     patch  : f, or (f_r, f_c): the size of the occluding square (clipped at the border)
     stride : s, or (s_r, s_c): centres every s pixels, starting at 0 (see the module docstring for
              exactly where an even patch sits)
     fill   : "extreme" (1.0, the maximum of the [0, 1] image range: a bright square), "zero",
-             "mean" (the image's channel means), a number, or one number per channel
+             "mean" (each image's channel means), a number, or one number per channel
+    keep_location : read a max-pooled Feature at the clean image's argmax (default: pool afresh)
     batch_size : occluded copies per forward pass; the result does not depend on it
 
-    Returns an ``OcclusionMap`` (baseline, values, delta, relative, centers, patch, stride, fill).
-    When the baseline is 0 the proportional change is undefined: ``relative`` is NaN and a
-    warning says to use ``delta``.
+    Returns an ``OcclusionMap``, with a leading image axis for a batch. When a baseline is 0 its
+    proportional change is undefined: ``relative`` is NaN and a warning says to use ``delta``.
 
     >>> r = sensitivity_map(model, x_test[0], 8)      # patch 4, stride 1, bright patch
     >>> r.relative.min()                              # the largest proportional drop of P(8)
     """
-    feature = features.check_feature(model, features.as_feature(model, target))
-    x = _one_image(x)
-    features.check_input(model, x)                 # the model's input shape
-    patch = _check_patch(patch, x.shape)
+    feature = features.check_feature(model, target)
+    images, single = _graph.check_images(model, x)
+    patch = _check_patch(patch, images.shape[1:])
     stride = _pair(stride, "stride")
-    batch_size = features.check_batch_size(batch_size)
-    fill = fill_value(fill, x)
+    batch_size = _checks.batch_size(batch_size)
+    fills = np.stack([fill_value(fill, image) for image in images]) if len(images) else \
+        np.zeros((0, images.shape[-1]), np.float32)
+    at = features.fixed_locations(model, images, feature, keep_location, batch_size)
 
-    rows = np.arange(0, x.shape[0], stride[0])
-    cols = np.arange(0, x.shape[1], stride[1])
-    r0, r1 = patch_bounds(rows, x.shape[0], patch[0])
-    c0, c1 = patch_bounds(cols, x.shape[1], patch[1])
-    grid_r, grid_c = np.repeat(np.arange(len(rows)), len(cols)), np.tile(np.arange(len(cols)), len(rows))
-    # one copy per centre, row-major; the last one has an empty patch: the un-occluded baseline
-    bounds = np.stack([np.append(r0[grid_r], 0), np.append(r1[grid_r], 0),
-                       np.append(c0[grid_c], 0), np.append(c1[grid_c], 0)]).astype(np.int32)
-
-    step = _step(model, feature)
-    out = np.concatenate([np.asarray(step(x, fill, bounds[:, s], feature.channel))
-                          for s in features.batches(bounds.shape[1], batch_size)])
-    baseline = float(out[-1])
-    values = out[:-1].reshape(len(rows), len(cols))
-    delta = values - np.float32(baseline)
-    if baseline == 0:
-        warnings.warn(f"the un-occluded value of {feature} is 0: the proportional change is "
-                      "undefined (relative is NaN); use delta", RuntimeWarning, stacklevel=2)
-        relative = np.full_like(delta, np.nan)
-    else:
-        relative = delta / np.float32(abs(baseline))
-    return OcclusionMap(feature, baseline, values, delta, relative, (rows, cols), patch, stride, fill)
-
-
-def occluded_inputs(x, result: OcclusionMap, centers) -> np.ndarray:
-    """The occluded inputs behind chosen entries of ``result``: ``occlude`` with its patch and fill."""
-    return occlude(x, centers, result.patch, result.fill)
+    locations, bounds, copies = _grid(images.shape[1:], patch, stride)
+    step = _step(model, feature, at is not None)
+    values = []
+    for i, image in enumerate(images):
+        where = () if at is None else (np.repeat(at[i:i + 1], copies.shape[1], axis=0),)
+        out, = _graph.run_batched(lambda b, *w: [step(image, fills[i], b.T, feature.channel, *w)],
+                                  batch_size, copies.T, *where)
+        values.append(out)
+    values = np.stack(values) if values else np.zeros((0, copies.shape[1]), np.float32)
+    grid_shape = (len(images), len(locations[0]), len(locations[1]))
+    baseline, values = values[:, -1], values[:, :-1].reshape(grid_shape)
+    delta = values - baseline[:, None, None]
+    result = OcclusionMap(feature, baseline, values, delta,
+                          _relative(feature, baseline[:, None, None], delta), locations, bounds,
+                          patch, stride, fills)
+    return result.example(0) if single else result

@@ -1,15 +1,17 @@
-"""Maximally activating examples: top_k against a full sort, scan against top_k and brute force."""
+"""Maximally activating examples: top_examples against a full sort, scan against it and brute
+force."""
 import numpy as np
 import pytest
 
-from cnn_helper import Feature, features, max_activation as ma
+from cnn_helper import Feature, features
+from cnn_helper import max_activation as ma
 
 N = 150
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    """A tiny seeded CNN: ReLU conv (same), max pool, tanh conv (valid, signed maps), dense, head."""
+    """Tiny seeded CNN: ReLU conv (same), max pool, tanh conv (valid, signed maps), dense, head."""
     import keras
     from keras import layers
 
@@ -33,10 +35,10 @@ def data():
     return x, y
 
 
-def full_sort(values, locations, index, k):
+def full_sort(values, locations, index, count):
     """The reference: a full sort (stable, so equal values keep the lower index first)."""
-    high = np.argsort(-values, kind="stable")[:k]
-    low = np.argsort(values, kind="stable")[:k]
+    high = np.argsort(-values, kind="stable")[:count]
+    low = np.argsort(values, kind="stable")[:count]
     return [(index[o], values[o], locations[o]) for o in (high, low)]
 
 
@@ -50,16 +52,16 @@ def assert_part(part, ref, exact_values=True):
     np.testing.assert_array_equal(part.locations, locations)
 
 
-TARGETS = [1, Feature("c1", 2), Feature("c2", 1, reduce="mean"), Feature("c1", 0, location=(3, 4)),
+TARGETS = [1, Feature("c1", 2), Feature("c2", 1, pool="mean"), Feature("c1", 0, location=(3, 4)),
            Feature("c2", 3, location="argmax"), Feature("d", 4)]
 
 
 @pytest.mark.parametrize("target", TARGETS, ids=str)
-def test_top_k_is_a_full_sort(tiny, data, target):
+def test_top_examples_is_a_full_sort(tiny, data, target):
     x, _ = data
     fv = features.feature_values(tiny, x, target)
-    r = ma.top_k(tiny, x, target, k=7)
-    assert r.k == 7 and r.target == features.as_feature(tiny, target)
+    r = ma.top_examples(tiny, x, target, count=7)
+    assert r.count == 7 and r.target == features.as_feature(tiny, target)
     high, low = full_sort(fv.values, fv.locations, np.arange(N), 7)
     assert_part(r.high, high)
     assert_part(r.low, low)
@@ -67,11 +69,11 @@ def test_top_k_is_a_full_sort(tiny, data, target):
     assert r.high.indices.dtype == np.int64 and r.high.locations.shape == (7, fv.locations.shape[1])
 
 
-def test_top_k_all_examples_and_batch_size(tiny, data):
+def test_top_examples_all_examples_and_batch_size(tiny, data):
     x, _ = data
-    whole = ma.top_k(tiny, x, Feature("c2", 0), k=N)
+    whole = ma.top_examples(tiny, x, Feature("c2", 0), count=N)
     assert sorted(whole.high.indices) == list(range(N))
-    small = ma.top_k(tiny, x, Feature("c2", 0), k=5, batch_size=7)
+    small = ma.top_examples(tiny, x, Feature("c2", 0), count=5, batch_size=7)
     np.testing.assert_array_equal(small.high.indices, whole.high.indices[:5])
     np.testing.assert_array_equal(small.high.values, whole.high.values[:5])
 
@@ -88,100 +90,105 @@ def test_ties_are_broken_by_the_lower_index(tiny, data):
     tied_high = np.flatnonzero(values == values.max())
     tied_low = np.flatnonzero(values == values.min())
     assert len(tied_high) >= 5 and len(tied_low) >= 5
-    r = ma.top_k(tiny, x2, target, k=5)
+    r = ma.top_examples(tiny, x2, target, count=5)
     np.testing.assert_array_equal(r.high.indices, tied_high[:5])
     np.testing.assert_array_equal(r.low.indices, tied_low[:5])
     for batch_size in (8, 32, 1000):
-        one = ma.scan(tiny, x2, "logits", k=5, batch_size=batch_size, progress=False)["logits"].channel(0)
+        one = ma.scan(tiny, x2, "logits", count=5, batch_size=batch_size,
+                      progress=False)["logits"].channel(0)
         np.testing.assert_array_equal(one.high.indices, tied_high[:5])
         np.testing.assert_array_equal(one.low.indices, tied_low[:5])
 
 
-def test_top_k_on_a_labels_subset(tiny, data):
+def test_top_examples_on_a_labels_subset(tiny, data):
     x, y = data
     fv = features.feature_values(tiny, x, 2)
     for labels in (2, [0, 3]):
-        r = ma.top_k(tiny, x, 2, k=6, labels=labels, y=y)
+        r = ma.top_examples(tiny, x, 2, count=6, labels=labels, y=y)
         subset = np.flatnonzero(np.isin(y, labels))
-        assert np.all(np.isin(y[r.high.indices], labels)) and np.all(np.isin(y[r.low.indices], labels))
+        assert (np.all(np.isin(y[r.high.indices], labels))
+                and np.all(np.isin(y[r.low.indices], labels)))
         high, low = full_sort(fv.values[subset], fv.locations[subset], subset, 6)
         assert_part(r.high, high)
         assert_part(r.low, low)
 
 
-def test_top_k_subset_errors(tiny, data):
+def test_top_examples_subset_errors(tiny, data):
     x, y = data
     with pytest.raises(ValueError, match="no example has label 7"):
-        ma.top_k(tiny, x, 0, labels=7, y=y)
+        ma.top_examples(tiny, x, 0, labels=7, y=y)
     with pytest.raises(ValueError, match="both labels"):
-        ma.top_k(tiny, x, 0, labels=2)
+        ma.top_examples(tiny, x, 0, labels=2)
     with pytest.raises(ValueError, match="both labels"):
-        ma.top_k(tiny, x, 0, y=y)
+        ma.top_examples(tiny, x, 0, y=y)
     with pytest.raises(ValueError, match="labels"):
-        ma.top_k(tiny, x, 0, labels=2, y=y[:-1])
+        ma.top_examples(tiny, x, 0, labels=2, y=y[:-1])
     n2 = int(np.sum(y == 2))
-    with pytest.raises(ValueError, match=f"k={n2 + 1} is larger than the subset .* {n2} examples"):
-        ma.top_k(tiny, x, 0, k=n2 + 1, labels=2, y=y)
+    with pytest.raises(ValueError,
+                       match=f"count={n2 + 1} is larger than the subset .* {n2} examples"):
+        ma.top_examples(tiny, x, 0, count=n2 + 1, labels=2, y=y)
 
 
-@pytest.mark.parametrize("k", [0, -3])
-def test_k_below_one(tiny, data, k):
+@pytest.mark.parametrize("count", [0, -3])
+def test_count_below_one(tiny, data, count):
     x, _ = data
-    with pytest.raises(ValueError, match="k must be at least 1"):
-        ma.top_k(tiny, x, 0, k=k)
-    with pytest.raises(ValueError, match="k must be at least 1"):
-        ma.scan(tiny, x, "c1", k=k, progress=False)
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        ma.top_examples(tiny, x, 0, count=count)
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        ma.scan(tiny, x, "c1", count=count, progress=False)
 
 
-def test_k_larger_than_the_data(tiny, data):
+def test_count_larger_than_the_data(tiny, data):
     import tensorflow as tf
 
     x, _ = data
-    with pytest.raises(ValueError, match=f"k={N + 1} is larger than the data, which has {N}"):
-        ma.top_k(tiny, x, 0, k=N + 1)
-    with pytest.raises(ValueError, match=f"k={N + 1} is larger than the data"):
-        ma.scan(tiny, x, "c1", k=N + 1, progress=False)
-    with pytest.raises(ValueError, match="k=12 is larger than the data, which has 10"):
-        ma.scan(tiny, tf.data.Dataset.from_tensor_slices(x[:10]).batch(4), "c1", k=12, progress=False)
-    with pytest.raises(TypeError, match="k must be an int"):
-        ma.top_k(tiny, x, 0, k=2.0)
-    assert ma.scan(tiny, x[:4], "c1", k=4, progress=False)["c1"].k == 4
+    with pytest.raises(ValueError, match=f"count={N + 1} is larger than the data, which has {N}"):
+        ma.top_examples(tiny, x, 0, count=N + 1)
+    with pytest.raises(ValueError, match=f"count={N + 1} is larger than the data"):
+        ma.scan(tiny, x, "c1", count=N + 1, progress=False)
+    with pytest.raises(ValueError, match="count=12 is larger than the data, which has 10"):
+        ma.scan(tiny, tf.data.Dataset.from_tensor_slices(x[:10]).batch(4), "c1", count=12,
+                progress=False)
+    with pytest.raises(TypeError, match="count must be an int"):
+        ma.top_examples(tiny, x, 0, count=2.0)
+    assert ma.scan(tiny, x[:4], "c1", count=4, progress=False)["c1"].count == 4
 
 
-def brute_force_scan(model, x, layer, k, reduce):
+def brute_force_scan(model, x, layer, count, pool):
     """Every activation of the layer at once, pooled and argmax-located in NumPy, fully sorted."""
     a = features.activations(model, x, [layer])[layer]
     n, c = a.shape[0], a.shape[-1]
     flat = a.reshape(n, -1, c)
-    pooled = flat.max(axis=1) if reduce == "max" else flat.mean(axis=1)
+    pooled = flat.max(axis=1) if pool == "max" else flat.mean(axis=1)
     arg = flat.argmax(axis=1)                                       # first maximum
     spatial = a.shape[1:-1]
     loc = np.stack(np.unravel_index(arg, spatial), axis=-1) if spatial else np.zeros((n, c, 0), int)
-    return [full_sort(pooled[:, ch], loc[:, ch], np.arange(n), k) for ch in range(c)]
+    return [full_sort(pooled[:, ch], loc[:, ch], np.arange(n), count) for ch in range(c)]
 
 
-@pytest.mark.parametrize("reduce", ["max", "mean"])
-def test_scan_against_brute_force_and_top_k(tiny, data, reduce):
+@pytest.mark.parametrize("pool", ["max", "mean"])
+def test_scan_against_brute_force_and_top_examples(tiny, data, pool):
     x, _ = data
     layers = ["c1", "c2", "d"]
-    k = 6
-    refs = {layer: brute_force_scan(tiny, x, layer, k, reduce) for layer in layers}
+    count = 6
+    refs = {layer: brute_force_scan(tiny, x, layer, count, pool) for layer in layers}
     for batch_size in (7, 64, 1000):
-        scans = ma.scan(tiny, x, layers, k=k, reduce=reduce, batch_size=batch_size, progress=False)
+        scans = ma.scan(tiny, x, layers, count=count, pool=pool, batch_size=batch_size,
+                        progress=False)
         assert list(scans) == layers
         for layer in layers:
             s = scans[layer]
-            assert (s.layer, s.reduce, s.n_examples, s.k) == (layer, reduce, N, k)
-            assert s.high.indices.shape == (s.n_channels, k)
-            assert s.high.locations.shape == (s.n_channels, k, 0 if layer == "d" else 2)
+            assert (s.layer, s.pool, s.n_scanned, s.count) == (layer, pool, N, count)
+            assert s.high.indices.shape == (s.n_channels, count)
+            assert s.high.locations.shape == (s.n_channels, count, 0 if layer == "d" else 2)
             for ch, (high, low) in enumerate(refs[layer]):
                 one = s.channel(ch)
-                assert one.target == Feature(layer, ch, reduce=reduce)
+                assert one.target == Feature(layer, ch, pool=pool)
                 assert_part(one.high, high, exact_values=False)
                 assert_part(one.low, low, exact_values=False)
     # a channel of the scan is what top_k gives for the same Feature
     for layer, ch in (("c1", 3), ("c2", 0), ("d", 5)):
-        r = ma.top_k(tiny, x, Feature(layer, ch, reduce=reduce), k=k)
+        r = ma.top_examples(tiny, x, Feature(layer, ch, pool=pool), count=count)
         one = scans[layer].channel(ch)
         for a, b in ((one.high, r.high), (one.low, r.low)):
             np.testing.assert_array_equal(a.indices, b.indices)
@@ -193,15 +200,15 @@ def test_scan_of_a_tf_data_dataset(tiny, data):
     import tensorflow as tf
 
     x, y = data
-    ref = ma.scan(tiny, x, ["c1", "c2"], k=5, progress=False)
+    ref = ma.scan(tiny, x, ["c1", "c2"], count=5, progress=False)
     datasets = {"x batches": tf.data.Dataset.from_tensor_slices(x).batch(32),
                 "(x, y) batches": tf.data.Dataset.from_tensor_slices((x, y)).batch(50),
                 "single images": tf.data.Dataset.from_tensor_slices((x, y)),
                 "float64": tf.data.Dataset.from_tensor_slices(x.astype(np.float64)).batch(17)}
     for name, ds in datasets.items():
-        got = ma.scan(tiny, ds, ["c1", "c2"], k=5, batch_size=40, progress=False)
+        got = ma.scan(tiny, ds, ["c1", "c2"], count=5, batch_size=40, progress=False)
         for layer in ("c1", "c2"):
-            assert got[layer].n_examples == N, name
+            assert got[layer].n_scanned == N, name
             for part in ("high", "low"):
                 a, b = getattr(got[layer], part), getattr(ref[layer], part)
                 np.testing.assert_array_equal(a.indices, b.indices, err_msg=name)
@@ -211,9 +218,9 @@ def test_scan_of_a_tf_data_dataset(tiny, data):
 
 def test_scan_shows_a_progress_bar(tiny, data, capsys):
     x, _ = data
-    ma.scan(tiny, x, "c1", k=3, batch_size=50, progress=True)
+    ma.scan(tiny, x, "c1", count=3, batch_size=50, progress=True)
     assert "150/150" in capsys.readouterr().err
-    ma.scan(tiny, x, "c1", k=3, batch_size=50, progress=False)
+    ma.scan(tiny, x, "c1", count=3, batch_size=50, progress=False)
     assert "150/150" not in capsys.readouterr().err
 
 
@@ -224,13 +231,13 @@ def test_bad_inputs(tiny, data):
     with pytest.raises(ValueError, match="no layer 'c9'.*'c1'"):
         ma.scan(tiny, x, ["c1", "c9"], progress=False)
     with pytest.raises(ValueError, match="no layer 'c9'"):
-        ma.top_k(tiny, x, Feature("c9", 0))
+        ma.top_examples(tiny, x, Feature("c9", 0))
     with pytest.raises(ValueError, match="channel 4 is out of range"):
-        ma.top_k(tiny, x, Feature("c1", 4))
+        ma.top_examples(tiny, x, Feature("c1", 4))
     with pytest.raises(TypeError, match="target must be"):
-        ma.top_k(tiny, x, "c1")
-    with pytest.raises(ValueError, match="reduce 'median'"):
-        ma.scan(tiny, x, "c1", reduce="median", progress=False)
+        ma.top_examples(tiny, x, "c1")
+    with pytest.raises(ValueError, match="pool 'median'"):
+        ma.scan(tiny, x, "c1", pool="median", progress=False)
     with pytest.raises(ValueError, match="layers is empty"):
         ma.scan(tiny, x, [], progress=False)
     with pytest.raises(ValueError, match="twice"):
@@ -238,7 +245,7 @@ def test_bad_inputs(tiny, data):
     with pytest.raises(ValueError, match="batch_size"):
         ma.scan(tiny, x, "c1", batch_size=0, progress=False)
     with pytest.raises(TypeError, match="dtype uint8"):
-        ma.top_k(tiny, (x * 255).astype(np.uint8), 0)
+        ma.top_examples(tiny, (x * 255).astype(np.uint8), 0)
     with pytest.raises(TypeError, match="dtype uint8"):
         ma.scan(tiny, (x * 255).astype(np.uint8), "c1", progress=False)
     with pytest.raises(TypeError, match="dtype uint8"):
@@ -247,7 +254,7 @@ def test_bad_inputs(tiny, data):
     bad = np.array(x)
     bad[77, 2, 3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        ma.top_k(tiny, bad, 0)
+        ma.top_examples(tiny, bad, 0)
     with pytest.raises(ValueError, match="NaN"):
         ma.scan(tiny, bad, "c1", progress=False)
     with pytest.raises(ValueError, match=r"NaN.*examples 64\.\.95"):
@@ -255,8 +262,9 @@ def test_bad_inputs(tiny, data):
     with pytest.raises(ValueError, match="shape"):
         ma.scan(tiny, x[:, :6], "c1", progress=False)
     with pytest.raises(ValueError, match="expects batches"):
-        ma.scan(tiny, tf.data.Dataset.from_tensor_slices(x[:, :, :, 0]).batch(8), "c1", progress=False)
-    scans = ma.scan(tiny, x, "c1", k=3, progress=False)
+        ma.scan(tiny, tf.data.Dataset.from_tensor_slices(x[:, :, :, 0]).batch(8), "c1",
+                progress=False)
+    scans = ma.scan(tiny, x, "c1", count=3, progress=False)
     with pytest.raises(ValueError, match="channel 4 is out of range .* 0..3"):
         scans["c1"].channel(4)
 
@@ -267,13 +275,13 @@ def test_max_activating_figure(tiny, data):
     from cnn_helper import plot
 
     x, y = data
-    r = ma.top_k(tiny, x, Feature("c2", 1), k=5)
+    r = ma.top_examples(tiny, x, Feature("c2", 1), count=5)
     fig, axes = plot.max_activating(x, r, y, title="c2, channel 1")
     assert axes.shape == (2, 5) and not plt.fignum_exists(fig.number)
     assert axes[0, 0].get_title() == f"{r.high.values[0]:.3f} | y={y[r.high.indices[0]]}"
     assert axes[1, 4].get_title().startswith(f"{r.low.values[4]:.3f}")
     assert axes[0, 0].get_ylabel() == "High" and axes[1, 0].get_ylabel() == "Low"
-    one = ma.scan(tiny, x, "c2", k=7, progress=False)["c2"].channel(1)
+    one = ma.scan(tiny, x, "c2", count=7, progress=False)["c2"].channel(1)
     fig, axes = plot.max_activating(x, one, cols=4)            # 2 rows per part, one tile unused
     assert axes.shape == (4, 4) and not axes[1, 3].axison
 
@@ -284,9 +292,10 @@ def test_scan_of_a_model_with_free_image_size():
     keras.utils.set_random_seed(2)
     model = keras.Sequential([keras.Input((None, None, 1)),
                               keras.layers.Conv2D(3, 3, activation="relu", name="conv"),
-                              keras.layers.GlobalMaxPooling2D(), keras.layers.Dense(2, name="head")])
+                              keras.layers.GlobalMaxPooling2D(),
+                              keras.layers.Dense(2, name="head")])
     x = np.random.default_rng(3).random((40, 10, 12, 1), dtype=np.float32)
-    got = ma.scan(model, x, ["conv", "head"], k=4, batch_size=16, progress=False)
+    got = ma.scan(model, x, ["conv", "head"], count=4, batch_size=16, progress=False)
     for layer in ("conv", "head"):
         for ch, (high, low) in enumerate(brute_force_scan(model, x, layer, 4, "max")):
             assert_part(got[layer].channel(ch).high, high, exact_values=False)

@@ -59,15 +59,15 @@ def test_against_brute_force(tiny, image, patch, stride):
     ref = brute_force(tiny, image, 2, patch, stride, 1.0)
     assert r.values.shape == (-(-H // stride[0]), -(-W // stride[1]))
     np.testing.assert_allclose(r.values, ref, rtol=1e-5, atol=1e-7)
-    np.testing.assert_array_equal(r.centers[0], np.arange(0, H, stride[0]))
-    np.testing.assert_array_equal(r.centers[1], np.arange(0, W, stride[1]))
+    np.testing.assert_array_equal(r.locations[0], np.arange(0, H, stride[0]))
+    np.testing.assert_array_equal(r.locations[1], np.arange(0, W, stride[1]))
     assert r.patch == patch and r.stride == stride
     np.testing.assert_array_equal(r.fill, [1.0, 1.0])
     assert r.baseline == pytest.approx(value(tiny, image, 2), rel=1e-6)
 
 
-@pytest.mark.parametrize("target", [Feature("c1", 3, location=(4, 3)), Feature("c2", 2, reduce="mean"),
-                                    Feature("logits", 0)], ids=str)
+@pytest.mark.parametrize("target", [Feature("c1", 3, location=(4, 3)),
+                                    Feature("c2", 2, pool="mean"), Feature("logits", 0)], ids=str)
 @pytest.mark.parametrize("fill", ["zero", "mean", 0.5, [0.2, 0.9]], ids=str)
 def test_features_and_fills_against_brute_force(tiny, image, target, fill):
     r = occlusion.sensitivity_map(tiny, image, target, patch=3, stride=2, fill=fill)
@@ -80,8 +80,9 @@ def test_features_and_fills_against_brute_force(tiny, image, target, fill):
 
 
 def test_stride_one_gives_the_input_size_and_a_batch_of_one_works(tiny, image):
-    r = occlusion.sensitivity_map(tiny, image[None], 0)
-    assert r.values.shape == r.delta.shape == r.relative.shape == (H, W)
+    r = occlusion.sensitivity_map(tiny, image[None], 0)         # a batch in, a batch out
+    assert r.values.shape == r.delta.shape == r.relative.shape == (1, H, W)
+    assert r.example(0).values.shape == (H, W)
     assert r.patch == (4, 4) and r.stride == (1, 1)
 
 
@@ -115,7 +116,8 @@ def test_delta_and_relative_change(tiny, image):
         np.testing.assert_allclose(r.delta, r.values - base, atol=1e-6)
         np.testing.assert_allclose(r.relative, (r.values - base) / abs(base), rtol=1e-5, atol=1e-6)
     # a negative baseline keeps the sign of the change: a drop is negative
-    negative = next(Feature("logits", k) for k in range(4) if value(tiny, image, Feature("logits", k)) < 0)
+    negative = next(Feature("logits", k) for k in range(4)
+                    if value(tiny, image, Feature("logits", k)) < 0)
     r = occlusion.sensitivity_map(tiny, image, negative)
     np.testing.assert_array_equal(np.sign(r.relative), np.sign(r.delta))
 
@@ -163,8 +165,8 @@ def test_bad_inputs(tiny, image):
         occlusion.sensitivity_map(tiny, image, 0, fill=np.inf)
     with pytest.raises(TypeError, match="fill must be"):
         occlusion.sensitivity_map(tiny, image, 0, fill=True)
-    with pytest.raises(ValueError, match="2 images; occlusion explains one image"):
-        occlusion.sensitivity_map(tiny, np.stack([image, image]), 0)
+    with pytest.raises(ValueError, match="2 images; give one image"):
+        occlusion.occlude(np.stack([image, image]), [(0, 0)])
     with pytest.raises(ValueError, match="shape"):
         occlusion.sensitivity_map(tiny, image[:, :5], 0)
     with pytest.raises(ValueError, match="batch_size"):
@@ -175,12 +177,50 @@ def test_bad_inputs(tiny, image):
         occlusion.occlude(image, [(9, 0)])
 
 
+def test_a_batch_is_the_maps_of_its_images(tiny, image):
+    other = np.random.default_rng(5).random((H, W, C), dtype=np.float32)
+    batch = occlusion.sensitivity_map(tiny, np.stack([image, other]), 1, patch=3, stride=2,
+                                      fill="mean", batch_size=7)
+    assert batch.values.shape == (2, 5, 4) and batch.baseline.shape == (2,)
+    assert batch.fill.shape == (2, C)
+    for i, one in enumerate((image, other)):
+        alone = occlusion.sensitivity_map(tiny, one, 1, patch=3, stride=2, fill="mean")
+        got = batch.example(i)
+        np.testing.assert_allclose(got.values, alone.values, rtol=1e-6, atol=1e-7)
+        np.testing.assert_allclose(got.relative, alone.relative, rtol=1e-5, atol=1e-7)
+        np.testing.assert_allclose(got.fill, alone.fill)
+        assert got.baseline == pytest.approx(alone.baseline, rel=1e-6)
+    with pytest.raises(ValueError, match="one image"):
+        alone.example(0)
+
+
+def test_keep_location_reads_the_clean_argmax(tiny, image):
+    """A max-pooled feature is pooled afresh on each occluded copy by default; keep_location
+    reads it at the argmax found on the clean image instead."""
+    feature = Feature("c1", 1)
+    where = tuple(features.feature_values(tiny, image[None], feature).locations[0])
+    kept = occlusion.sensitivity_map(tiny, image, feature, patch=3, keep_location=True)
+    np.testing.assert_allclose(kept.values, brute_force(tiny, image, Feature("c1", 1, where),
+                                                        (3, 3), (1, 1), 1.0), rtol=1e-5, atol=1e-6)
+    afresh = occlusion.sensitivity_map(tiny, image, feature, patch=3)
+    np.testing.assert_allclose(afresh.values,
+                               brute_force(tiny, image, feature, (3, 3), (1, 1), 1.0),
+                               rtol=1e-5, atol=1e-6)
+    assert (np.all(afresh.values >= kept.values - 1e-6)
+            and not np.allclose(afresh.values, kept.values))
+
+
 def test_occluded_inputs_are_what_the_map_measured(tiny, image):
     r = occlusion.sensitivity_map(tiny, image, 2, patch=(3, 2), stride=2, fill="mean")
-    centers = [(2, 4), (8, 0)]
-    imgs = occlusion.occluded_inputs(image, r, centers)
+    locations = [(2, 4), (8, 0)]
+    imgs = occlusion.occluded_inputs(image, r, locations)
     got = features.feature_values(tiny, imgs, 2).values
     np.testing.assert_allclose(got, [r.values[1, 2], r.values[4, 0]], rtol=1e-5)
+
+
+def percent(v) -> str:
+    """A tile title's proportional change: a signed percentage, 1 decimal from 10 %, else 2."""
+    return f"{100 * v:+.1f}%" if abs(100 * v) >= 10 else f"{100 * v:+.2f}%"
 
 
 def test_figures(image):
@@ -205,18 +245,19 @@ def test_figures(image):
     # and cols 0, 4, 6, drawn in their spatial arrangement right of the input
     assert [axes[i, 1].get_title().split()[0] for i in range(3)] == ["(0,0)", "(4,0)", "(8,0)"]
     assert [axes[0, j].get_title().split()[0] for j in range(1, 4)] == ["(0,0)", "(0,4)", "(0,6)"]
-    assert axes[1, 2].get_title() == f"(4,4) {plot._percent_text(r.relative[2, 2])}"
-    fig, axes = plot.occlusion_grid(image, r, centers=[(0, 0), (8, 6)])
-    assert axes.flat[2].get_title() == f"(8,6) {plot._percent_text(r.relative[4, 3])}"
+    assert axes[1, 2].get_title() == f"(4,4) {percent(r.relative[2, 2])}"
+    fig, axes = plot.occlusion_grid(image, r, locations=[(0, 0), (8, 6)])
+    assert axes.flat[2].get_title() == f"(8,6) {percent(r.relative[4, 3])}"
     with pytest.raises(ValueError, match=r"centre \(1, 0\) is not on the map's grid"):
-        plot.occlusion_grid(image, r, centers=[(1, 0)])
+        plot.occlusion_grid(image, r, locations=[(1, 0)])
 
 
 def test_model_with_free_image_size(image):
     import keras
 
     keras.utils.set_random_seed(4)
-    model = keras.Sequential([keras.Input((None, None, C)), keras.layers.Conv2D(3, 3, activation="tanh"),
+    model = keras.Sequential([keras.Input((None, None, C)),
+                              keras.layers.Conv2D(3, 3, activation="tanh"),
                               keras.layers.GlobalAveragePooling2D(), keras.layers.Dense(2)])
     r = occlusion.sensitivity_map(model, image, 1, patch=(3, 2), stride=(2, 3))
     np.testing.assert_allclose(r.values, brute_force(model, image, 1, (3, 2), (2, 3), 1.0),

@@ -1,10 +1,19 @@
 """Plausible user inputs: a layer or base model reused in a second model, locations given as
-NumPy rows, first layers inside nested models, a top-K of another feature, an empty layer list."""
+NumPy rows, first layers inside nested models, top examples of another feature, an empty
+layer list."""
+import keras
 import numpy as np
 import pytest
 
-import keras
-from cnn_helper import Feature, features, inverting, max_activation, receptive_field, saliency, weights
+from cnn_helper import (
+    Feature,
+    features,
+    inverting,
+    max_activation,
+    patterns,
+    receptive_field,
+    saliency,
+)
 
 
 def _base():
@@ -23,7 +32,8 @@ def test_a_base_model_reused_in_a_second_model():
     base = _base()
     first, second = _on_top(base), _on_top(base)
     x = np.random.default_rng(0).random((5, 8, 8, 1)).astype("float32")
-    expected = np.asarray(keras.Model(base.inputs[0], base.get_layer("ic").output)(x))[..., 1].max(axis=(1, 2))
+    expected = np.asarray(
+        keras.Model(base.inputs[0], base.get_layer("ic").output)(x))[..., 1].max(axis=(1, 2))
     for model in (first, second):
         np.testing.assert_allclose(features.feature_values(model, x, Feature("ic", 1)).values,
                                    expected, rtol=1e-6)
@@ -35,7 +45,8 @@ def test_layers_of_a_trained_model_reused_in_a_sequential(shipped_cnn, bundled):
     sub = keras.Sequential([keras.Input((28, 28, 1))] +
                            [shipped_cnn.get_layer(n) for n in ("conv1", "pool1", "conv2")])
     got = features.activations(sub, x_test[:8], ["conv2"])["conv2"]
-    np.testing.assert_allclose(got, features.activations(shipped_cnn, x_test[:8], ["conv2"])["conv2"],
+    np.testing.assert_allclose(got,
+                               features.activations(shipped_cnn, x_test[:8], ["conv2"])["conv2"],
                                rtol=1e-5, atol=1e-6)
 
 
@@ -45,7 +56,8 @@ def test_locations_from_results_are_accepted_as_arrays(shipped_cnn, bundled):
     loc = fv.locations[0]                                   # a NumPy row, as results give them
     at = Feature("conv2", 5, location=loc)
     assert at.location == tuple(int(i) for i in loc)
-    assert features.feature_values(shipped_cnn, x_test[:1], at).values[0] == pytest.approx(fv.values[0])
+    assert (features.feature_values(shipped_cnn, x_test[:1], at).values[0]
+            == pytest.approx(fv.values[0]))
     assert receptive_field.region(shipped_cnn, "conv2", loc) == receptive_field.region(
         shipped_cnn, "conv2", tuple(int(i) for i in loc))
     with pytest.raises(TypeError, match="tuple of ints"):
@@ -62,18 +74,20 @@ def test_feature_layer_must_be_a_name_or_layer():
 def test_first_conv_kernels_inside_a_nested_model():
     base = _base()
     outer = keras.Sequential([keras.Input((8, 8, 1)), base, keras.layers.Conv2D(6, 3, name="late")])
-    k = weights.conv_kernels(outer)
+    k = patterns.conv_kernels(outer)
     np.testing.assert_array_equal(k, np.moveaxis(np.asarray(base.get_layer("ic").kernel), -1, 0))
 
 
-def test_zeiler_fergus_refuses_a_top_of_another_feature(shipped_cnn, bundled):
+def test_zeiler_fergus_refuses_examples_of_another_feature(shipped_cnn, bundled):
     (_, _), (x_test, _) = bundled
-    top = max_activation.top_k(shipped_cnn, x_test[:50], Feature("conv3", 7), k=3)
-    with pytest.raises(ValueError, match="ranks y_\\(conv3\\),k=7, not the feature"):
-        inverting.zeiler_fergus(shipped_cnn, x_test[:50], Feature("conv2", 1), k=2, top=top)
-    same = max_activation.top_k(shipped_cnn, x_test[:50], Feature("conv2", 1), k=3)
-    with pytest.raises(ValueError, match="k must be a positive int, got 0"):
-        inverting.zeiler_fergus(shipped_cnn, x_test[:50], Feature("conv2", 1), k=0, top=same)
+    top = max_activation.top_examples(shipped_cnn, x_test[:50], Feature("conv3", 7), count=3)
+    with pytest.raises(ValueError, match="rank y_\\(conv3\\),k=7, not the target"):
+        inverting.zeiler_fergus(shipped_cnn, x_test[:50], Feature("conv2", 1), count=2,
+                                examples=top)
+    same = max_activation.top_examples(shipped_cnn, x_test[:50], Feature("conv2", 1), count=3)
+    with pytest.raises(ValueError, match="count must be a positive int, got 0"):
+        inverting.zeiler_fergus(shipped_cnn, x_test[:50], Feature("conv2", 1), count=0,
+                                examples=same)
 
 
 def test_an_empty_layer_list_is_a_clear_error(shipped_cnn, bundled):
