@@ -12,7 +12,7 @@ from cnn_helper import receptive_field as rf
 
 
 def locations(shape):
-    return [tuple(int(i) for i in idx) for idx in np.ndindex(*shape)]
+    return [tuple(int(i) for i in location) for location in np.ndindex(*shape)]
 
 
 def bbox(mask):
@@ -36,19 +36,20 @@ def check_against_gradient(model, mode="linear", **kwargs):
         if not f.is_local or f.kind == "InputLayer":
             continue
         # the spatial shape is Keras' own
-        keras_shape = features.tap_model(model, [name]).outputs[0].shape[1:-1]
+        keras_shape = features.output_shape(model, name)[:-1]
         assert f.shape == tuple(keras_shape), name
-        idxs = locations(f.shape)
-        support = rf.empirical_support(model, name, idxs, mode=mode, batch_size=1024, **kwargs)
-        for idx, s in zip(idxs, support):
-            region = rf.region(model, name, idx)
+        where = locations(f.shape)
+        support = rf.empirical_support(model, name, where, mode=mode, batch_size=1024, **kwargs)
+        for location, s in zip(where, support):
+            region = rf.region(model, name, location)
             inside = np.zeros(f.input_shape, bool)
             inside[region] = True
-            assert not (s & ~inside).any(), (name, idx, bbox(s), region)
-            if all(lo >= 0 and hi <= n for (lo, hi), n in zip(f.bounds(idx), f.input_shape)):
+            assert not (s & ~inside).any(), (name, location, bbox(s), region)
+            if all(lo >= 0 and hi <= n
+                   for (lo, hi), n in zip(f.bounds(location), f.input_shape)):
                 interior += 1
                 if mode == "linear":
-                    assert bbox(s) == region, (name, idx, bbox(s), region)
+                    assert bbox(s) == region, (name, location, bbox(s), region)
     return interior
 
 
@@ -99,7 +100,8 @@ def test_1d_padding_cropping_and_stride1_transposed_convs():
     model = keras.Model(inp, x)
     f = rf.compute(model)
     # zp: start -2; c k3 s2: size 3, jump 2, start -2 + 1 = -1
-    # tv (valid, k 3): a conv k 3 on the input padded by 2: size 3 + 2*2 = 7, start -1 - 2*2 + 1*2 = -3
+    # tv (valid, k 3): a conv k 3 on the input padded by 2: size 3 + 2*2 = 7,
+    #    start -1 - 2*2 + 1*2 = -3
     # ts (same, k_eff 7): padded by 3 left: size 7 + 6*2 = 19, start -3 - 3*2 + 3*2 = -3
     # cr: start -3 + 1*2 = -1
     assert (f["zp"].start, f["c"].size, f["c"].start) == ((-2,), (3,), (-1,))
@@ -221,12 +223,12 @@ def test_mnist_cnn_support_on_a_real_digit(cnn):
 
     (_, _), (x, y) = data.load_mnist("bundled", verbose=False)
     digit = x[y == 8][0]
-    idxs = locations((7, 7))
-    support = rf.empirical_support(cnn, "conv3", idxs, x=digit, mode="model")
-    for idx, s in zip(idxs, support):
+    where = locations((7, 7))
+    support = rf.empirical_support(cnn, "conv3", where, x=digit, mode="model")
+    for location, s in zip(where, support):
         inside = np.zeros((28, 28), bool)
-        inside[rf.region(cnn, "conv3", idx)] = True
-        assert not (s & ~inside).any(), idx
+        inside[rf.region(cnn, "conv3", location)] = True
+        assert not (s & ~inside).any(), location
     assert support[24].any()       # the centre location does depend on the digit
     one = rf.empirical_support(cnn, "conv3", (3, 3), channel=5)
     assert bbox(one) == rf.region(cnn, "conv3", (3, 3))
@@ -242,12 +244,12 @@ def test_empirical_support_does_not_change_the_model(cnn):
     np.testing.assert_allclose(np.asarray(cnn(x, training=False)), pred)
 
 
-def test_table_growth_and_nested_regions(cnn):
+def test_summary_growth_and_nested_regions(cnn):
     text = rf.summary(cnn)
     assert "conv3" in text and "18x18" in text and "whole input" in text
-    rows = rf.table(cnn)
-    assert rows[5] == {"layer": "conv3", "kind": "Conv2D", "shape": (7, 7), "size": (18, 18),
-                       "jump": (4, 4), "start": (1.5, 1.5), "whole_input": None}
+    row = list(rf.compute(cnn).values())[5]
+    assert (row.layer, row.kind, row.shape, row.size, row.jump, row.start, row.whole_input) == (
+        "conv3", "Conv2D", (7, 7), (18, 18), (4, 4), (1.5, 1.5), None)
 
     growth = rf.growth(cnn, "conv3", (3, 1), axis=0)
     # location 3 of conv3 reads pool2 2..4, which read conv2 4..9, pool1 3..10 (through conv2's

@@ -1,0 +1,157 @@
+r"""The receptive field measured: where the gradient of a location's value w.r.t. the input is
+non-zero. The test suite checks it lies inside :func:`region` on many architectures.
+
+One ``tf.function`` per (model, layer, mode) computes only the gradient: the locations and the
+channel weights are tensor arguments, so a new location or channel does not retrace (a new
+number of images or chunk size does: the shapes are kept static, see ``_support_step``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from .. import _checks, _graph, _override
+from .walk import check_location, field
+
+MODES = ("linear", "model")
+
+
+def _linear_layer(layer, config):
+    """The layer of the linear twin in place of ``layer`` (None: ``layer`` rebuilt as it is):
+    activation layers become linear, max pooling average pooling, Maximum/Minimum an Average,
+    and a layer's ``activation`` is made linear."""
+    import keras
+
+    L, kind = keras.layers, type(layer).__name__
+    activations = tuple(getattr(L, n) for n in ("ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax")
+                        if hasattr(L, n))
+    if isinstance(layer, activations):
+        return L.Activation("linear", name=layer.name)
+    if kind.startswith("MaxPooling"):
+        return getattr(L, kind.replace("Max", "Average")).from_config(config)
+    if isinstance(layer, (L.Maximum, L.Minimum)):
+        return L.Average(name=layer.name)
+    if "activation" in config:
+        config["activation"] = "linear"
+        return layer.__class__.from_config(config)
+    return None
+
+
+LINEAR = _override.Policy("linear", _linear_layer)
+"""The linear twin: a clone with the same weights, every activation linear, max pooling replaced
+by average pooling and Maximum/Minimum merges by Average: every dependency of the original shows
+up as a non-zero gradient, for every input."""
+
+
+def _support_step(net, layer):
+    """The compiled step (x (N, *input), weights (C,), locations (M, n_spatial)) -> masks
+    (M, *input spatial): True where the sum over the N examples and the input channels of
+    |d (sum_k w_k y_(l),idx,k) / dx| is > 0, for each location idx.
+
+    Traced once per shape of its arguments (no ``input_signature``): with every shape static,
+    TensorFlow drops the forward ops the gradient does not need (a dilated transposed
+    convolution, which has no forward kernel on CPU, runs only backwards).
+    """
+    import tensorflow as tf
+
+    outputs = _graph.tap(net, [layer])
+
+    @tf.function(autograph=False)
+    def support(x, weights, locations):
+        n_x, n_locations = tf.shape(x)[0], tf.shape(locations)[0]
+        # location-major: row i * n_x + j is example j for location i
+        xs = tf.reshape(tf.repeat(x[None], n_locations, axis=0),
+                        tf.concat([[-1], tf.shape(x)[1:]], axis=0))
+        rows = tf.range(tf.shape(xs, out_type=tf.int64)[0])[:, None]
+        at = tf.concat([rows, tf.repeat(locations, n_x, axis=0)], axis=1)
+        with tf.GradientTape() as tape:
+            tape.watch(xs)
+            value = tf.reduce_sum(tf.gather_nd(outputs(xs)[0], at) * weights)
+        g = tf.reduce_sum(tf.abs(tape.gradient(value, xs)), axis=-1)
+        g = tf.reshape(g, tf.concat([[n_locations, n_x], tf.shape(g)[1:]], axis=0))
+        return tf.reduce_sum(g, axis=1) > 0
+
+    return support
+
+
+def _chunks(locations, per_step: int):
+    """(chunk, n_real): ``locations`` in chunks of one size, a power of two up to ``per_step``
+    (the last padded with copies of its last location), so that the step is traced once per
+    size, not once per number of locations."""
+    n = len(locations)
+    size = min(per_step, 1 << max(n - 1, 0).bit_length())
+    for s in _checks.batches(n, size):
+        chunk = locations[s]
+        yield np.concatenate([chunk, np.repeat(chunk[-1:], size - len(chunk), axis=0)]), len(chunk)
+
+
+def _inputs(model, rf, x, mode, n_samples, rng) -> np.ndarray:
+    """The images to differentiate at: ``x`` checked, or random ones uniform in [0, 1] (one for
+    the linear twin, whose gradient does not depend on the input; ``n_samples`` otherwise)."""
+    if x is not None:
+        return _graph.check_images(model, x)[0]
+    if None in rf.input_shape:
+        raise ValueError("the model's input size is unknown; pass x (an image or a batch)")
+    n_x = 1 if mode == "linear" else _checks.positive_int(n_samples, "n_samples")
+    shape = tuple(rf.input_shape) + _graph.input_shape(model)[-1:]
+    return rng.uniform(0, 1, (n_x,) + shape).astype("float32")
+
+
+def _channel_weights(n_channels, channel, rng) -> np.ndarray:
+    """w_k: random in [0.5, 1.5] for every channel (channel=None), else 1 for ``channel`` only."""
+    weights = np.zeros(n_channels, np.float32)
+    if channel is None:
+        weights[:] = rng.uniform(0.5, 1.5, n_channels)
+    else:
+        weights[channel] = 1.0
+    return weights
+
+
+def empirical_support(model, layer, location, x=None, channel=None, mode: str = "linear",
+                      n_samples: int = 4, seed: int = 0, batch_size: int = _checks.BATCH_SIZE,
+                      **kwargs):
+    r"""Where the gradient of :math:`y_{(l),idx}` w.r.t. the input is non-zero: the measured
+    field.
+
+    The scalar is :math:`\sum_k w_k\, y_{(l),idx,k}` with fixed random weights :math:`w_k \in
+    [0.5, 1.5]` (channel=None; random weights so that no sum over channels cancels, e.g. after a
+    softmax) or :math:`y_{(l),idx,k}` for ``channel=k``. The mask is True where
+    :math:`\sum \lvert \partial / \partial x \rvert` over the input's channels and the examples
+    is > 0.
+
+    mode "linear" (default): evaluated on a twin of the model with the same weights but linear
+        activations and average instead of max pooling, so a ReLU that is off or a max that is
+        elsewhere hides no dependency: the support is the structural receptive field (up to
+        exact cancellations of weights, which random weights do not have).
+    mode "model": the model as it is, on ``x`` (an image or a batch) or ``n_samples`` random
+        inputs uniform in [0, 1]: the pixels that matter for those inputs, a subset of the field.
+
+    ``location`` is one location idx (returns a bool mask of the input's spatial shape) or a list
+    of them (returns a stacked mask, one per location, computed ``batch_size`` images at a time).
+
+    >>> mask = empirical_support(model, "conv3", (3, 3))
+    >>> np.argwhere(mask).min(0), np.argwhere(mask).max(0) + 1   # the box region() gives
+    (array([5, 5]), array([23, 23]))
+    """
+    import tensorflow as tf
+
+    _checks.one_of(mode, "mode", MODES)
+    rf = field(model, layer, **kwargs)
+    many = isinstance(location, list)
+    locations = np.asarray([check_location(rf, i) for i in (location if many else [location])],
+                           np.int64)
+    batch_size = _checks.batch_size(batch_size)
+    n_channels = _graph.output_shape(model, rf.layer)[-1]
+    if channel is not None and not 0 <= channel < n_channels:
+        raise ValueError(f"channel {channel} is out of range for layer {rf.layer!r}: it has "
+                         f"channels 0..{n_channels - 1}")
+    rng = np.random.default_rng(_checks.seed(seed))
+    x = _inputs(model, rf, x, mode, n_samples, rng)
+    weights = _channel_weights(n_channels, channel, rng)
+    net = _override.clone_with(model, LINEAR) if mode == "linear" else model
+    step = _graph.memo(model, ("empirical_support", rf.layer, mode),
+                       lambda: _support_step(net, rf.layer))
+    x, weights = tf.constant(x), tf.constant(weights)
+    masks = [step(x, weights, tf.constant(chunk)).numpy()[:n]
+             for chunk, n in _chunks(locations, max(1, batch_size // len(x)))]
+    masks = np.concatenate(masks)
+    return masks if many else masks[0]

@@ -1,0 +1,239 @@
+r"""The walk: the receptive field of every layer, from the model's input up through its graph.
+
+The input carries size 1, jump 1, start 0 on each spatial axis. :func:`compute` follows the
+model's layer calls (``_graph.calls``) in an order where every tensor is written before it is
+read, applying each layer's rule (:mod:`.rules`) to the fields of the tensors it reads; a call of
+a nested model is walked the same way with the fields of its inputs, its layers named
+"outer/inner".
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .. import _checks, _graph
+from . import rules
+
+GATES = ("whole", "local")
+
+
+@dataclass(frozen=True)
+class ReceptiveField:
+    """Receptive field of every location of one layer, per spatial axis of the input.
+
+    layer       : the layer's name ("outer/inner" inside a nested model)
+    kind        : the layer's class name
+    size        : receptive field length in input pixels, per axis (the input's shape when the
+                  field is the whole input)
+    jump        : input pixels between adjacent locations of this layer (effective stride); ()
+                  when the field is the whole input
+    start       : input coordinate of the centre of location 0 (may be fractional or negative);
+                  () when the field is the whole input
+    shape       : spatial shape of the layer's output (() for Flatten, Dense after Flatten,
+                  global pooling)
+    input_shape : spatial shape of the model's input
+    whole_input : None for a local field; else why every location sees the whole input
+    """
+
+    layer: str
+    kind: str
+    size: tuple
+    jump: tuple
+    start: tuple
+    shape: tuple
+    input_shape: tuple
+    whole_input: str | None = None
+
+    @property
+    def is_local(self) -> bool:
+        """True when each location sees a box of the input, False when it sees all of it."""
+        return self.whole_input is None
+
+    def _need_local(self):
+        if self.whole_input is not None:
+            own = f"layer {self.layer.split('/')[-1]!r} ({self.kind})"
+            raise ValueError(f"layer {self.layer!r} ({self.kind}) has no local receptive field: "
+                             "the field is the whole input, because "
+                             f"{self.whole_input.replace(own, 'it')}")
+
+    def centre(self, location) -> tuple:
+        """Input coordinates of the centre of ``location``: start + location * jump."""
+        self._need_local()
+        return tuple(s + i * j for s, i, j in zip(self.start, location, self.jump))
+
+    def bounds(self, location) -> tuple:
+        """Per axis (lo, hi): the half-open input interval ``location`` sees, NOT clipped."""
+        self._need_local()
+        lo = (round(c - (n - 1) / 2) for c, n in zip(self.centre(location), self.size))
+        return tuple((a, a + n) for a, n in zip(lo, self.size))
+
+
+# --------------------------------------------------------------------------- the walk
+
+
+def _output_shape(op, ins, graph_shape) -> tuple:
+    """Keras' output shape (no batch axis) of ``op`` on inputs of the carried shapes; the shape
+    in the model's graph for layers that cannot compute it."""
+    shapes = [(None,) + tuple(f.shape) for f in ins]
+    try:
+        out = op.compute_output_shape(shapes if len(shapes) > 1 else shapes[0])
+        if isinstance(out, list) or (isinstance(out, tuple) and out and isinstance(out[0], tuple)):
+            out = out[0]
+        return tuple(out[1:])
+    except Exception:  # noqa: BLE001 — layers without compute_output_shape
+        return tuple(graph_shape)
+
+
+class _Walk:
+    """The fields found so far: ``fields[path name] = (rules.Field, class name)``."""
+
+    def __init__(self, pointwise, gates):
+        self.pointwise, self.gates = set(pointwise), gates
+        self.fields = {}
+
+    def record(self, name, field, kind):
+        old = self.fields.get(name)
+        if old is not None and old[0] != field:
+            field = old[0].whole_from(f"layer {name!r} is applied at several places with "
+                                      "different fields", old[0].shape)
+        self.fields[name] = (field, kind)
+
+    def apply(self, call, ins, prefix) -> list:
+        """The fields of the outputs of one call (a nested model is walked)."""
+        import keras
+
+        op = call.layer
+        if isinstance(op, keras.Model):
+            outs = self.run(op, ins, prefix + op.name + "/")
+        else:
+            out_shape = _output_shape(op, ins, call.shape)
+            outs = [rules.output_field(op, ins, out_shape, self.pointwise, self.gates)]
+        self.record(prefix + op.name, outs[0], type(op).__name__)
+        return outs
+
+    def run(self, model, ins, prefix="") -> list:
+        """Walk ``model`` (its inputs carry the fields ``ins``); return its outputs' fields."""
+        calls, inputs, outputs = _graph.calls(model)
+        tensors = dict(zip(inputs, ins))
+        for call in calls:
+            if not call.inputs:                                   # an input of the model
+                if call.outputs[0] in tensors:
+                    self.record(prefix + call.layer.name, tensors[call.outputs[0]],
+                                type(call.layer).__name__)
+                continue
+            if any(t not in tensors for t in call.inputs):
+                continue                                          # not fed by the model's input
+            outs = self.apply(call, [tensors[t] for t in call.inputs], prefix)
+            for t, f in zip(call.outputs, outs * len(call.outputs)):
+                tensors[t] = f
+        return [tensors[t] for t in outputs]
+
+
+def _input_shape(model, input_shape) -> tuple:
+    shape = _graph.input_shape(model)
+    if input_shape is not None:
+        input_shape = tuple(input_shape)
+        if len(input_shape) != len(shape) or any(
+                a is not None and a != b for a, b in zip(shape, input_shape)):
+            raise ValueError(f"input_shape {input_shape} does not fit model {model.name!r}, "
+                             f"whose input shape is {shape}")
+        shape = input_shape
+    if len(shape) < 2:
+        raise ValueError(f"model {model.name!r} has input shape {shape}: no spatial axes, so no "
+                         "receptive fields (expected e.g. (H, W, C))")
+    return shape
+
+
+def _walk_model(model, shape, pointwise, gates) -> dict:
+    """{layer name: ReceptiveField} for an input of ``shape``, in the order of layer_names."""
+    n = len(shape) - 1
+    walk = _Walk(pointwise, gates)
+    walk.run(model, [rules.Field((0.0,) * n, (1,) * n, (1,) * n, shape)])
+    spatial_in = shape[:-1]
+    result = {}
+    for name in _graph.layer_names(model):
+        if name not in walk.fields:
+            continue
+        f, kind = walk.fields[name]
+        if f.whole:
+            result[name] = ReceptiveField(name, kind, spatial_in, (), (), f.spatial, spatial_in,
+                                          f.whole)
+        else:
+            result[name] = ReceptiveField(name, kind, f.size, f.jump,
+                                          tuple(float(s) for s in f.start), f.spatial, spatial_in)
+    return result
+
+
+def compute(model, input_shape=None, pointwise=(), gates: str = "whole") -> dict:
+    r"""The receptive field of every layer of ``model``: ``{layer name: ReceptiveField}``.
+
+    Walks the model's graph from its input (size 1, jump 1, start 0 on each spatial axis)
+    applying the rules of :mod:`.rules`; the order is that of ``features.layer_names(model)``,
+    nested models' layers named "outer/inner". Layers after Flatten / global pooling are
+    included with ``whole_input`` set (their field is the whole input).
+
+    input_shape : one image's shape (H, W, C), for models whose input has unknown (None) sizes
+    pointwise   : extra layer class names or layer names to treat as elementwise (field kept)
+    gates       : "whole" (default): a merge with a globally pooled branch broadcast over the map
+                  (squeeze-and-excitation in EfficientNet, MobileNetV3) sees the whole input,
+                  which is the truth; "local": ignore such gates (they only rescale channels) and
+                  keep the field of the convolution path, the usual "theoretical receptive field"
+
+    >>> compute(model)["pool2"]
+    ReceptiveField(layer='pool2', kind='MaxPooling2D', size=(10, 10), jump=(4, 4),
+                   start=(1.5, 1.5), ...)
+    """
+    _checks.one_of(gates, "gates", GATES)
+    pointwise = (pointwise,) if isinstance(pointwise, str) else tuple(pointwise)
+    shape = _input_shape(model, input_shape)
+    key = ("receptive_field", shape, tuple(sorted(pointwise)), gates)
+    return dict(_graph.memo(model, key, lambda: _walk_model(model, shape, pointwise, gates)))
+
+
+def field(model, layer, **kwargs) -> ReceptiveField:
+    """The ReceptiveField of one layer (name, "outer/inner" path, or the layer object).
+
+    A ValueError when the layer's field is the whole input (Flatten, Dense after Flatten, global
+    pooling and what follows them) or the layer is not fed by the model's input.
+    ``kwargs`` go to :func:`compute`.
+    """
+    name = _graph.path_name(model, layer)
+    fields = compute(model, **kwargs)
+    if name not in fields:
+        raise ValueError(f"layer {name!r} is not connected to the input of model "
+                         f"{model.name!r}; layers with a field: {list(fields)}")
+    result = fields[name]
+    result._need_local()
+    return result
+
+
+def check_location(rf: ReceptiveField, location) -> tuple:
+    """``location`` (an int on a 1-D map, or a tuple) as a tuple inside the map of ``rf``."""
+    if _checks.is_int(location):
+        location = (location,)
+    location = _checks.index_tuple(location, "location")
+    if len(location) != len(rf.shape):
+        raise ValueError(f"location {location} has {len(location)} indices but layer "
+                         f"{rf.layer!r} has {len(rf.shape)} spatial axes (its map is {rf.shape})")
+    if any(i < 0 or (n is not None and i >= n) for i, n in zip(location, rf.shape)):
+        raise ValueError(f"location {location} is outside the map of layer {rf.layer!r}, whose "
+                         f"spatial shape is {rf.shape}")
+    return location
+
+
+def region(model, layer, location, **kwargs) -> tuple:
+    r"""The input slices that ``location`` of ``layer`` sees: :math:`\mathcal{R}_{(l),idx}`.
+
+    One Python ``slice`` per spatial axis, clipped to the image (a location over padding may see
+    fewer pixels, or none: an empty slice). ``x[(slice(None),) + region(...)]`` is the patch of
+    a batch ``x``.
+
+    >>> region(model, "conv3", (0, 0))        # near the corner: [-7, 11) clipped to [0, 11)
+    (slice(0, 11, None), slice(0, 11, None))
+    """
+    rf = field(model, layer, **kwargs)
+    location = check_location(rf, location)
+    if None in rf.input_shape:
+        raise ValueError(f"model {model.name!r} has input of unknown size {rf.input_shape}; give "
+                         "input_shape=(H, W, C) to clip the region to the image")
+    return tuple(slice(min(max(lo, 0), n), min(max(hi, 0), n))
+                 for (lo, hi), n in zip(rf.bounds(location), rf.input_shape))
