@@ -1,10 +1,12 @@
 r"""Conceptual diagrams of the lectures, drawn with matplotlib (no data, no model).
 
-The lecture notebooks embed these as static images from ``images/``; ``python -m cnn_helper figures``
-rewrites them all (see ``FIGURES`` and ``write_all``). Each function returns ``(fig, ax)`` and
-closes the pyplot figure, like the functions of ``cnn_helper.plot``.
+The lecture notebooks embed these as static images from ``images/``;
+``python -m cnn_helper figures`` rewrites them all (see ``FIGURES`` and ``write_all``). Each
+function returns ``(fig, ax)`` and closes the pyplot figure, like the functions of
+``cnn_helper.plot``.
 
-- ``dense_layer``     a Dense layer :math:`\y_{(l)}`, optionally with neuron :math:`\y_{(l),j}` selected
+- ``dense_layer``     a Dense layer :math:`\y_{(l)}`, optionally with neuron :math:`\y_{(l),j}`
+                      selected
 - ``conv_layer``      a layer with non-feature dimensions: its feature maps :math:`\y_{(l),k}`, one
                       optionally selected, optionally reduced to scalars by global pooling
 - ``probe``           "interpreting feature k of layer l": probe :math:`\y_{(l),k}` while
@@ -24,7 +26,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 from matplotlib.patches import Circle, FancyArrowPatch, Polygon, Rectangle
 
-from .plot import _finish
+from .plot import finish
 
 SELECTED = "#f28e2b"      # orange: the feature being probed
 MAP = "#c6dbef"           # light blue: a feature map / neuron
@@ -99,7 +101,7 @@ def dense_layer(n: int = 6, selected=None):
     ax.text(0.0, -0.75, f"Dense layer ${Y}_{{(l)}}$", ha="center", fontsize=12)
     for y in ys:
         _arrow(ax, (-1.5, y), (-0.34, y), lw=0.8, color="#999999")
-    return _finish(fig), ax
+    return finish(fig), ax
 
 
 def conv_layer(n_maps: int = 5, selected=None, pooled: bool = False):
@@ -110,7 +112,8 @@ def conv_layer(n_maps: int = 5, selected=None, pooled: bool = False):
     """
     step = 3.3
     width = n_maps * step + 0.6
-    fig, ax = _canvas(width * 0.95, 4.4 if pooled else 2.9, (-0.4, width), (-3.1 if pooled else -1.0, 2.5))
+    fig, ax = _canvas(width * 0.95, 4.4 if pooled else 2.9, (-0.4, width),
+                      (-3.1 if pooled else -1.0, 2.5))
     names = [f"$k={i + 1}$" for i in range(n_maps - 1)] + ["$k=n_{(l)}$"]
     for i in range(n_maps):
         x = i * step
@@ -128,7 +131,7 @@ def conv_layer(n_maps: int = 5, selected=None, pooled: bool = False):
                 ha="center", fontsize=11)
     ax.text(width / 2 - 0.3, 2.2, f"feature maps of ${Y}_{{(l)}}$: one per channel $k$, "
             "each with the non-feature dimensions of the layer", ha="center", fontsize=10)
-    return _finish(fig), ax
+    return finish(fig), ax
 
 
 def probe(n_units: int = 5, unit: int = 1):
@@ -142,9 +145,11 @@ def probe(n_units: int = 5, unit: int = 1):
     top, bottom = ys[0] + 0.4, ys[-1] - 0.4
     mid = (top + bottom) / 2
     # the input: a sketch of a digit 8 on a light square
-    ax.add_patch(Rectangle((-2.2, mid - 0.9), 1.3, 1.8, facecolor="#eeeeee", edgecolor=EDGE, zorder=1))
+    ax.add_patch(Rectangle((-2.2, mid - 0.9), 1.3, 1.8, facecolor="#eeeeee", edgecolor=EDGE,
+                           zorder=1))
     for dy, r in ((0.38, 0.3), (-0.33, 0.36)):
-        ax.add_patch(Circle((-1.55, mid + dy), r, facecolor="none", edgecolor="black", lw=4, zorder=2))
+        ax.add_patch(Circle((-1.55, mid + dy), r, facecolor="none", edgecolor="black", lw=4,
+                            zorder=2))
     ax.text(-1.55, bottom - 0.55, f"${Y}_{{(0)}} = {X}^{{(i)}}$", ha="center", fontsize=12)
     columns = {"(1)": 0.6, "(l)": 4.6, "(L)": 8.6}
     for ya in ys:
@@ -163,7 +168,7 @@ def probe(n_units: int = 5, unit: int = 1):
     _arrow(ax, (px + 0.25, py + 0.25), (px + 0.85, top + 0.6), color=SELECTED, lw=2.0, rad=-0.2)
     ax.text(px + 0.45, py - 0.05, f"${Y}_{{(l),k}}$", va="center", fontsize=11)
     ax.text(columns["(L)"] + 0.45, ys[0], "head", va="center", fontsize=10)
-    return _finish(fig), ax
+    return finish(fig), ax
 
 
 def saliency_pass(location=(1, 3), cells=6, field=3):
@@ -186,7 +191,8 @@ def saliency_pass(location=(1, 3), cells=6, field=3):
     ax.text(2.2, -0.8, r"red: receptive field $\mathcal{R}_{(l),idx}$", ha="center", va="top",
             fontsize=10, color=BACKWARD)
     at_out = _map(ax, 6.6, 0.7, size=2.2, cells=cells, shear=0.8, mark=location)
-    ax.text(8.0, 0.3, f"${Y}_{{(l),k}}$; orange: location $idx$", ha="center", va="top", fontsize=11)
+    ax.text(8.0, 0.3, f"${Y}_{{(l),k}}$; orange: location $idx$", ha="center", va="top",
+            fontsize=11)
     src, dst = at_in(r0 + field / 2 - 0.5, c0 + field / 2 - 0.5), at_out(r, c)
     _arrow(ax, (src[0], src[1] + 0.35), (dst[0], dst[1] + 0.25), lw=1.8, rad=-0.45)
     ax.text(5.0, 4.05, "forward pass (convolution)", ha="center", fontsize=10)
@@ -195,7 +201,7 @@ def saliency_pass(location=(1, 3), cells=6, field=3):
     ax.text(5.0, -1.7, f"backward pass: $\\partial {Y}_{{(l),idx,k}}\\, /\\, \\partial {Y}_{{(0)}}$"
             " (deconvolution), non-zero only inside the receptive field",
             ha="center", fontsize=10, color=BACKWARD)
-    return _finish(fig), ax
+    return finish(fig), ax
 
 
 # --------------------------------------------------------------------------- the images/ folder
@@ -213,7 +219,7 @@ FIGURES = {
 
 
 def write_all(out="images", dpi: int = 80, names=None) -> list:
-    """Draw every diagram of ``FIGURES`` (or only ``names``) to ``out/<name>.png``; return the paths."""
+    """Draw each of ``FIGURES`` (or only ``names``) to ``out/<name>.png``; return the paths."""
     names = list(FIGURES) if names is None else list(names)
     unknown = [n for n in names if n not in FIGURES]
     if unknown:

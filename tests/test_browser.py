@@ -42,11 +42,13 @@ UPDATE_TIMEOUT_S = 30   # one control change until the new image is shown
 def _missing() -> list[str]:
     missing = []
     if not os.access(CHROMIUM, os.X_OK):
-        missing.append(f"{CHROMIUM} (apt-get install chromium; `make browser-deps` does it as root)")
+        missing.append(f"{CHROMIUM} (apt-get install chromium; `make browser-deps` does it as "
+                       "root)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
-        missing.append("the playwright Python package (pip install playwright; it is in the `test` extra)")
+        missing.append("the playwright Python package (pip install playwright; it is in the "
+                       "`test` extra)")
     try:
         import jupyterlab  # noqa: F401
     except ImportError:
@@ -77,7 +79,8 @@ def _write_json(path: Path, content: dict):
 
 @pytest.fixture(scope="module")
 def lab(browser_tools, tmp_path_factory):
-    """JupyterLab serving a copy of the notebooks, private config/data/settings; yields (url, token)."""
+    """JupyterLab serving a copy of the notebooks, private config/data/settings; yields (url,
+    token)."""
     work = tmp_path_factory.mktemp("lab")
     (work / "notebooks").mkdir()
     shutil.copy(ROOT / "notebooks" / "Explorers.ipynb", work / "notebooks")
@@ -86,7 +89,8 @@ def lab(browser_tools, tmp_path_factory):
     # every cell stays in the page (no virtual scrolling); no news or update checks
     _write_json(settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings",
                 {"windowingMode": "none"})
-    _write_json(settings / "@jupyterlab" / "apputils-extension" / "notification.jupyterlab-settings",
+    _write_json(settings / "@jupyterlab" / "apputils-extension"
+                / "notification.jupyterlab-settings",
                 {"fetchNews": "false", "checkForUpdates": False})
     port, token = _free_port(), secrets.token_hex(16)
     env = dict(os.environ,
@@ -112,7 +116,8 @@ def lab(browser_tools, tmp_path_factory):
         deadline = time.monotonic() + 60
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {proc.returncode}; see {ARTIFACTS / 'jupyterlab.log'}")
+                raise RuntimeError(f"JupyterLab exited with {proc.returncode}; see "
+                                   f"{ARTIFACTS / 'jupyterlab.log'}")
             try:
                 with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
                     if r.status == 200:
@@ -143,13 +148,16 @@ def _image_bytes(page, selector: str) -> bytes:
     b64 = page.evaluate("""async (sel) => {
         const img = document.querySelector(sel);
         const buf = new Uint8Array(await (await fetch(img.src)).arrayBuffer());
-        let s = ""; for (let i = 0; i < buf.length; i += 8192) s += String.fromCharCode(...buf.subarray(i, i + 8192));
+        let s = "";
+        for (let i = 0; i < buf.length; i += 8192)
+            s += String.fromCharCode(...buf.subarray(i, i + 8192));
         return btoa(s); }""", selector)
     return base64.b64decode(b64)
 
 
 def _wait_image(page, selector: str, old_src: str | None = None) -> str:
-    """Wait until ``selector`` shows a loaded image (another one than ``old_src``); return its src."""
+    """Wait until ``selector`` shows a loaded image (another one than ``old_src``); return its
+    src."""
     page.wait_for_function("""([sel, old]) => {
         const img = document.querySelector(sel);
         return img && img.src && img.src !== old && img.complete && img.naturalWidth > 0; }""",
@@ -164,9 +172,10 @@ def _wait_idle(page):
 
 
 def _errors(page) -> str:
-    return "\n".join(page.locator(".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
-                                  " .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
-                     .all_inner_texts())[-3000:]
+    shown = page.locator(
+        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
+        " .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
+    return "\n".join(shown.all_inner_texts())[-3000:]
 
 
 def _change(page, name: str, explorer: str, image: str, act):
@@ -200,8 +209,8 @@ def test_explorers_render_and_react(lab, tmp_path):
 
     with sync_playwright() as p, \
             p.chromium.launch_persistent_context(
-                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS,
-                viewport={"width": 1400, "height": 1600}) as ctx:
+                str(tmp_path / "chromium-profile"), executable_path=CHROMIUM, headless=True,
+                args=CHROMIUM_ARGS, viewport={"width": 1400, "height": 1600}) as ctx:
         ctx.on("request", check_request)
         t0 = time.monotonic()
         stamp = lambda what: print(f"[browser test] {what}: {time.monotonic() - t0:.1f} s")  # noqa: E731
@@ -222,9 +231,10 @@ def test_explorers_render_and_react(lab, tmp_path):
                 const last = cells[cells.length - 1];
                 return last.outputArea && last.outputArea.node.textContent.includes("Done"); }}""",
                                    timeout=RUN_TIMEOUT_S * 1000)
-        except Exception:
+        except Exception as e:
             page.screenshot(path=str(ARTIFACTS / "run_all_failed.png"), full_page=True)
-            raise AssertionError("the notebook did not run to its last cell; errors shown:\n" + _errors(page))
+            raise AssertionError("the notebook did not run to its last cell; errors shown:\n"
+                                 + _errors(page)) from e
         stamp("every cell ran")
         page.screenshot(path=str(ARTIFACTS / "notebook_after_run.png"), full_page=True)
 
@@ -242,7 +252,8 @@ def test_explorers_render_and_react(lab, tmp_path):
         _change(page, "occlusion_explorer_patch", oe, f"{oe} img.cnnh-occlusion",
                 lambda: _type(page, f"{oe} .cnnh-patch input", "9"))
         _type(page, f"{oe} .cnnh-patch input", "40")
-        page.wait_for_function("""(sel) => document.querySelector(sel).textContent.includes("larger than the image")""",
+        page.wait_for_function("""(sel) => document.querySelector(sel).textContent
+                                                   .includes("larger than the image")""",
                                arg=f"{oe} .cnnh-message", timeout=UPDATE_TIMEOUT_S * 1000)
         page.locator(oe).screenshot(path=str(ARTIFACTS / "occlusion_explorer_bad_patch.png"))
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from cnn_helper import diagrams
-from cnn_helper.__main__ import main
+from cnn_helper.__main__ import main  # internal contract: the `cnn-helper` command itself
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -35,7 +35,8 @@ def test_selected_feature_is_highlighted_only_when_asked(tmp_path):
     paths = {p.stem: p for p in diagrams.write_all(tmp_path)}
     assert _orange_pixels(paths["dense_layer"]) == 0
     assert _orange_pixels(paths["conv_layer"]) == 0
-    for name in ("dense_layer_select", "conv_layer_select", "conv_layer_pool", "probe", "saliency_pass"):
+    for name in ("dense_layer_select", "conv_layer_select", "conv_layer_pool", "probe",
+                 "saliency_pass"):
         assert _orange_pixels(paths[name]) > 50, name
 
 

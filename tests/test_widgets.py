@@ -1,4 +1,5 @@
-"""The explorers without a browser: set controls as a click would, check what was computed and shown.
+"""The explorers without a browser: set controls as a click would, check what was computed and
+shown.
 
 Each explorer's ``state`` must agree with the package function it calls (the widgets hold no
 maths), the PNG in its ``ipywidgets.Image`` must change when the view changes (and only then), and
@@ -27,12 +28,11 @@ def feature_explorer(shipped_cnn, data):
 
 @pytest.fixture()
 def fe(feature_explorer):
-    """The module's FeatureExplorer, back at its first view (building one costs two scans)."""
+    """The module's FeatureExplorer, back at its first view (building one costs two scans), set
+    back as a user would: each change redraws, and the views seen before come from the caches."""
     e = feature_explorer
-    with e._quiet():
-        e.layer.value, e.channel.max, e.channel.value = "conv1", 15, 0
-        e.reduce.value, e.example.value = "max", 0
-    e._guard(e._draw_feature)
+    e.layer.value = "conv1"              # clamps the channel into conv1's 16
+    e.channel.value, e.pool.value, e.example.value = 0, "max", 0
     return e
 
 
@@ -56,10 +56,11 @@ def test_feature_explorer_first_view(fe, shipped_cnn, data):
     assert fe.layers == ["conv1", "pool1", "conv2", "pool2", "conv3"]
     assert_no_error(fe)
     s = fe.state
-    assert (s["layer"], s["channel"], s["reduce"], s["example"]) == ("conv1", 0, "max", 0)
-    np.testing.assert_allclose(s["maps"], features.activations(shipped_cnn, x[0], ["conv1"])["conv1"],
+    assert (s["layer"], s["channel"], s["pool"], s["example"]) == ("conv1", 0, "max", 0)
+    np.testing.assert_allclose(s["maps"],
+                               features.activations(shipped_cnn, x[0], ["conv1"])["conv1"],
                                rtol=1e-5, atol=1e-6)
-    expected = max_activation.top_k(shipped_cnn, x, Feature("conv1", 0), k=9)
+    expected = max_activation.top_examples(shipped_cnn, x, Feature("conv1", 0), count=9)
     np.testing.assert_array_equal(s["top"].high.indices, expected.high.indices)
     np.testing.assert_array_equal(s["inverted"].indices, expected.high.indices)
     assert len(s["inverted"].patches) == 9
@@ -74,7 +75,7 @@ def test_feature_explorer_channel_updates_every_panel(fe, shipped_cnn, data):
     fe.channel.value = 3
     assert_no_error(fe)
     assert fe.state["feature"] == Feature("conv1", 3)
-    expected = max_activation.top_k(shipped_cnn, x, Feature("conv1", 3), k=9)
+    expected = max_activation.top_examples(shipped_cnn, x, Feature("conv1", 3), count=9)
     np.testing.assert_array_equal(fe.state["top"].high.indices, expected.high.indices)
     np.testing.assert_allclose(fe.state["top"].high.values, expected.high.values, rtol=1e-5)
     after = [shown(i) for i in (fe.maps_image, fe.top_image, fe.patches_image)]
@@ -92,7 +93,8 @@ def test_feature_explorer_layer_sets_channel_range(fe, shipped_cnn, data):
     fe.layer.value = "conv1"                # 16 channels: k=31 is clamped to 15, no error
     assert_no_error(fe)
     assert (fe.channel.max, fe.channel.value, fe.state["channel"]) == (15, 15, 15)
-    expected = max_activation.top_k(shipped_cnn, x, Feature("conv1", 15), k=9)
+    expected = max_activation.top_examples(shipped_cnn, x, Feature("conv1", 15),
+                                           count=9)
     np.testing.assert_array_equal(fe.state["top"].high.indices, expected.high.indices)
 
 
@@ -100,8 +102,9 @@ def test_feature_explorer_pooling_and_example(fe, shipped_cnn, data):
     x, _ = data
     fe.layer.value = "conv3"
     fe.channel.value = 7
-    fe.reduce.value = "mean"
-    expected = max_activation.top_k(shipped_cnn, x, Feature("conv3", 7, reduce="mean"), k=9)
+    fe.pool.value = "mean"
+    expected = max_activation.top_examples(shipped_cnn, x, Feature("conv3", 7, pool="mean"),
+                                           count=9)
     np.testing.assert_array_equal(fe.state["top"].high.indices, expected.high.indices)
     top, patches, maps = shown(fe.top_image), shown(fe.patches_image), shown(fe.maps_image)
     fe.example.value = 5                    # another example: only its activation maps change
@@ -119,15 +122,15 @@ def test_feature_explorer_bad_arguments(shipped_cnn, data):
         widgets.FeatureExplorer(shipped_cnn, x, y, layers=["dense"])
     with pytest.raises(ValueError, match="labels"):
         widgets.FeatureExplorer(shipped_cnn, x, y[:10])
-    with pytest.raises(ValueError, match="method"):
-        widgets.FeatureExplorer(shipped_cnn, x, y, method="magic")
-    with pytest.raises(ValueError, match="k must be at least 1"):
-        widgets.FeatureExplorer(shipped_cnn, x, y, k=0)
+    with pytest.raises(ValueError, match="rule"):
+        widgets.FeatureExplorer(shipped_cnn, x, y, rule="magic")
+    with pytest.raises(ValueError, match="count must be at least 1"):
+        widgets.FeatureExplorer(shipped_cnn, x, y, count=0)
 
 
 def test_map_layers_and_display(fe, shipped_cnn):
     assert widgets.map_layers(shipped_cnn) == fe.layers
-    bundle = fe._repr_mimebundle_()
+    bundle = fe._repr_mimebundle_()            # IPython's display protocol: what a cell shows
     assert bundle["text/plain"] == repr(fe)
     assert repr(fe).startswith("FeatureExplorer(layer='conv1', channel=0")
     assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == fe.widget.model_id

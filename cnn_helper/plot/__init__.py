@@ -1,0 +1,63 @@
+"""Every figure of the package. Functions take computed arrays and results and return
+``(fig, axes)``.
+
+They never compute: the results of ``cnn_helper``'s methods carry what a figure needs, and this
+package imports none of the modules that compute them. Each function closes the pyplot figure it
+makes (``finish``: a notebook shows it once, through the returned ``fig``), and signed maps use a
+diverging colormap centred at 0.
+
+By topic:
+
+- ``core``             : ``show_image``, ``show_signed``, ``grid``, ``images``, ``montage``,
+  ``to_map``, ``symmetric_limit``, ``finish``, the colormaps;
+- ``layers``           : ``showmat``, ``convolutions``, ``activation_maps``,
+  ``activation_mosaic``, ``kernels``, ``patterns``, ``probabilities``, ``max_activating``;
+- ``attribution``      : ``saliency_maps``, ``occlusion_map``, ``occlusion_grid``;
+- ``inverting``        : ``zeiler_fergus``, ``zeiler_fergus_montage``;
+- ``receptive_fields`` : ``receptive_field_growth``, ``receptive_field_regions``.
+
+Example
+-------
+>>> from cnn_helper import plot
+>>> fig, axes = plot.saliency_maps(x, {"gradient": saliency.gradient(model, x, 8)})
+"""
+from .attribution import occlusion_grid, occlusion_map, saliency_maps
+from .core import (
+    IMAGE_CMAP,
+    MAGNITUDE_CMAP,
+    SIGNED_CMAP,
+    finish,
+    grid,
+    images,
+    montage,
+    show_image,
+    show_signed,
+    symmetric_limit,
+    to_map,
+)
+from .inverting import zeiler_fergus, zeiler_fergus_montage
+from .layers import (
+    activation_maps,
+    activation_mosaic,
+    convolutions,
+    kernels,
+    max_activating,
+    patterns,
+    probabilities,
+    showmat,
+)
+from .receptive_fields import (
+    CELL_COLOUR,
+    FIELD_COLOUR,
+    TARGET_COLOUR,
+    receptive_field_growth,
+    receptive_field_regions,
+)
+
+__all__ = [
+    "IMAGE_CMAP", "MAGNITUDE_CMAP", "SIGNED_CMAP", "CELL_COLOUR", "FIELD_COLOUR", "TARGET_COLOUR",
+    "finish", "symmetric_limit", "show_image", "show_signed", "grid", "images", "montage", "to_map",
+    "showmat", "convolutions", "activation_maps", "activation_mosaic", "kernels", "patterns",
+    "probabilities", "max_activating", "saliency_maps", "occlusion_map", "occlusion_grid",
+    "zeiler_fergus", "zeiler_fergus_montage", "receptive_field_growth", "receptive_field_regions",
+]

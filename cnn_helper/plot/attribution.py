@@ -1,0 +1,243 @@
+r"""Attribution figures: saliency maps beside their images, occlusion sensitivity maps and the
+lecture's grid of occluded inputs.
+
+They draw what ``cnn_helper.saliency`` and ``cnn_helper.occlusion`` computed; the results carry
+everything a figure needs (an ``OcclusionMap`` knows the patch bounds and the fill it used).
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+from matplotlib.patches import Rectangle
+
+from .core import (
+    IMAGE_CMAP,
+    MAGNITUDE_CMAP,
+    SIGNED_CMAP,
+    _display_colour,
+    _squeeze_image,
+    _value_text,
+    finish,
+    grid,
+    show_image,
+    show_signed,
+    symmetric_limit,
+    to_map,
+)
+
+# --------------------------------------------------------------------------- saliency maps
+
+
+def _named_maps(maps, method_names):
+    """(names, arrays) from {name: maps} or a list of maps named by ``method_names``."""
+    if isinstance(maps, dict):
+        return list(maps), list(maps.values())
+    arrays = list(maps)
+    names = list(method_names) if method_names is not None else \
+        [f"map {i + 1}" for i in range(len(arrays))]
+    if len(names) != len(arrays):
+        raise ValueError(f"{len(arrays)} maps but {len(names)} method_names {names}")
+    return names, arrays
+
+
+def _display_map(name, m, xs, single: bool, magnitude: bool) -> np.ndarray:
+    """Maps of one method as 2-D maps (N, H, W): channels collapsed by ``to_map`` (summed, or
+    max |.| with ``magnitude``) for maps shaped like the images or with one channel (Grad-CAM),
+    kept for maps without the channel axis."""
+    m = np.asarray(m, dtype=float)
+    m = m[None] if single else m
+    if m.shape in (xs.shape, xs.shape[:-1] + (1,)):
+        m = to_map(m, "max_abs" if magnitude else "sum")
+    if m.shape != xs.shape[:-1]:
+        raise ValueError(f"map {name!r} has shape {m.shape[1:] if single else m.shape}; it must "
+                         f"be like the images {xs.shape[1:] if single else xs.shape}, with one "
+                         "channel, or without the channel axis")
+    return np.abs(m) if magnitude else m
+
+
+def _show_map(ax, m, title):
+    """A signed map (it has negative values) diverging around 0, else a magnitude from 0."""
+    if m.min() < 0:
+        return show_signed(ax, m, title)
+    return show_image(ax, m, title, cmap=MAGNITUDE_CMAP, vmin=0, vmax=symmetric_limit(m))
+
+
+def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = False,
+                  size: float = 1.8, title=None):
+    """Images beside their saliency maps: one row per example, one column per method.
+
+    x            : images (N, H, W, C), or one image (H, W, C)
+    maps         : {method name: maps} or a list of maps (named by ``method_names``); each is
+                   (N, H, W, C) like x (``saliency.gradient`` etc.), (N, H, W, 1) (one channel,
+                   ``saliency.grad_cam``) or (N, H, W); without the N axis for one image
+    titles       : one title per example (column 0)
+    magnitude    : draw |map| (channels by max |.|) instead of the signed map
+
+    A map with negative values is drawn signed: diverging colormap centred at 0, red positive,
+    blue negative (channels summed). A map without negative values (a magnitude, the "abs" or
+    "positive" sign option, Grad-CAM) and every map when ``magnitude`` is drawn from 0 (white) to
+    its max (red). Each tile has its own scale.
+
+    >>> maps = {"gradient": saliency.gradient(model, x, 8),
+    ...         "Grad-CAM": saliency.grad_cam(model, x, 8)}
+    >>> fig, axes = saliency_maps(x, maps, titles=[f"label {y}" for y in labels])
+    """
+    x = np.asarray(x)
+    single = x.ndim == 3
+    xs = x[None] if single else x
+    names, arrays = _named_maps(maps, method_names)
+    columns = [_display_map(name, m, xs, single, magnitude) for name, m in zip(names, arrays)]
+    n, cols = len(xs), len(columns) + 1
+    fig, axes = plt.subplots(n, cols, figsize=(size * cols, size * n + (0.4 if title else 0)),
+                             squeeze=False)
+    for i in range(n):
+        show_image(axes[i, 0], xs[i], None if titles is None else titles[i])
+        for j, (name, m) in enumerate(zip(names, columns), start=1):
+            _show_map(axes[i, j], m[i], name if i == 0 else None)
+    if title:
+        fig.suptitle(title)
+    fig.tight_layout()
+    return finish(fig), axes
+
+
+# --------------------------------------------------------------------------- occlusion
+
+
+def _one_map(result):
+    """An occlusion map of ONE image; a batch result is an error saying how to choose one."""
+    if np.ndim(result.baseline) != 0:
+        raise ValueError(f"this occlusion map holds {len(result.baseline)} images; draw one of "
+                         "them: pass result.example(i) for image i")
+    return result
+
+
+def _one_image(x) -> np.ndarray:
+    """The image (H, W, C) the map was computed for, from (H, W, C) or a batch of one."""
+    x = np.asarray(x)
+    return x[0] if x.ndim == 4 and len(x) == 1 else x
+
+
+def _relative_or_delta(result, relative: bool):
+    """The map to draw and its name: relative unless asked otherwise or undefined (baseline 0)."""
+    if relative and not np.all(np.isnan(result.relative)):
+        return np.asarray(result.relative, dtype=float), "relative change"
+    why = "" if not relative else " (baseline 0: relative undefined)"
+    return np.asarray(result.delta, dtype=float), "change" + why
+
+
+def occlusion_map(x, result, relative: bool = True, title=None, size=2.6):
+    """An occlusion sensitivity map (``occlusion.sensitivity_map``) beside and over its image.
+
+    Left: the input; middle: the map (``result.relative``, or ``result.delta`` when ``relative``
+    is False or the baseline is 0) with the diverging colormap centred at 0 and its colour bar;
+    right: the same map laid half-transparent over the input. Each cell is centred on its patch
+    centre, so a stride > 1 map lines up with the pixels. Blue: hiding the patch there lowers the
+    target; red: raises it. For a batch result draw one image: ``result.example(i)``.
+
+    >>> r = occlusion.sensitivity_map(model, x, 8)
+    >>> fig, axes = occlusion_map(x, r)
+    """
+    result, x = _one_map(result), _one_image(x)
+    values, name = _relative_or_delta(result, relative)
+    rows, cols = result.locations
+    s_r, s_c = result.stride
+    extent = (cols[0] - s_c / 2, cols[-1] + s_c / 2, rows[-1] + s_r / 2, rows[0] - s_r / 2)
+    height, width = _squeeze_image(x).shape[:2]
+    lim = symmetric_limit(values)
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size + 0.5))
+    show_image(axes[0], x, f"input: {_value_text(result.baseline)}")
+    for ax, alpha in ((axes[1], 1.0), (axes[2], 0.65)):
+        if alpha < 1:
+            show_image(ax, x)
+        im = ax.imshow(values, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, alpha=alpha, extent=extent,
+                       interpolation="nearest")
+        ax.set_xlim(-0.5, width - 0.5)
+        ax.set_ylim(height - 0.5, -0.5)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[1].set_title(name, fontsize=9)
+    axes[2].set_title("over the input", fontsize=9)
+    fig.colorbar(im, ax=axes[1:].tolist(), fraction=0.046, pad=0.03)
+    fig.suptitle(title or f"occlusion of {result.target}, patch {result.patch[0]}x"
+                          f"{result.patch[1]}, stride {result.stride[0]}", fontsize=10)
+    return finish(fig), axes
+
+
+def _percent_text(v) -> str:
+    """A proportional change as a signed percentage: +12.3%, -4.56%, +0.00%."""
+    pct = 100 * float(v)
+    return f"{pct:+.1f}%" if abs(pct) >= 10 else f"{pct:+.2f}%"
+
+
+def _spread(centres, n: int) -> np.ndarray:
+    """Indices of the centres nearest to the middles of n equal bands of an axis."""
+    return np.unique(np.round((np.arange(n) + 0.5) * len(centres) / n - 0.5).astype(int))
+
+
+def _grid_index(result, locations) -> list:
+    """(i, j) on the map's grid of each (row, col) location; an error for one not on it."""
+    rows, cols = result.locations
+    where = []
+    for r, c in locations:
+        i, j = np.searchsorted(rows, r), np.searchsorted(cols, c)
+        if i >= len(rows) or j >= len(cols) or rows[i] != r or cols[j] != c:
+            raise ValueError(f"centre ({r}, {c}) is not on the map's grid of centres: rows "
+                             f"{list(rows[:3])}..., cols {list(cols[:3])}... (stride "
+                             f"{result.stride})")
+        where.append((int(i), int(j)))
+    return where
+
+
+def _show_occluded(ax, image, result, i: int, j: int, scale, title):
+    """The image with patch (i, j) of ``result`` painted over it in the fill's colour: the very
+    image the model saw, drawn on the colour scale ``scale`` = (vmin, vmax)."""
+    show_image(ax, image, title, vmin=scale[0], vmax=scale[1])
+    (r0, r1), (c0, c1) = result.bounds[0][i], result.bounds[1][j]
+    ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, linewidth=0,
+                           facecolor=_display_colour(result.fill, *scale, cmap=IMAGE_CMAP)))
+
+
+def _occlusion_axes(result, locations, n: int, cols, size: float, head):
+    """The figure, the axes of the input and one axes per location: for the default spread,
+    the input then the locations in their spatial arrangement; else a plain grid."""
+    if locations is None:     # n x n locations spread evenly over the image
+        rows_, cols_ = (_spread(centres, n) for centres in result.locations)
+        locations = [(int(result.locations[0][i]), int(result.locations[1][j]))
+                     for i in rows_ for j in cols_]
+        fig, axes = grid(len(rows_) * (len(cols_) + 1), len(cols_) + 1, size, head)
+        for ax in axes[1:, 0]:
+            ax.axis("off")
+        return fig, axes, axes[:, 1:].ravel()[:len(locations)], locations
+    fig, axes = grid(len(locations) + 1, cols or min(len(locations) + 1, 6), size, head)
+    return fig, axes, axes.flat[1:len(locations) + 1], locations
+
+
+def occlusion_grid(x, result, locations=None, n: int = 4, cols=None, title=None, size=1.5):
+    """The lecture's grid of occluded inputs, each titled with its relative change of the target.
+
+    x         : the image the map was computed for
+    result    : ``occlusion.sensitivity_map(...)`` of that one image (``.example(i)`` of a batch)
+    locations : (row, col) patch centres to show, on the map's grid (``result.locations``).
+                Default: n x n centres spread evenly over the image, drawn as an n x n grid right
+                of the un-occluded input.
+    Titles: "(row,col) relative change in %" (the change itself when the baseline is 0). Each
+    tile is the input with the patch (``result.bounds``) painted in ``result.fill`` on the same
+    colour scale: the very image the model saw.
+
+    >>> fig, axes = occlusion_grid(x, occlusion.sensitivity_map(model, x, 8, patch=4))
+    """
+    result, image = _one_map(result), _one_image(x)
+    values, name = _relative_or_delta(result, True)
+    text = _percent_text if name == "relative change" else (lambda v: f"{v:+.3g}")
+    if locations is not None:
+        _grid_index(result, locations)           # check them before drawing anything
+    head = title or (f"occlusion of {result.target}\n{name} (patch {result.patch[0]}x"
+                     f"{result.patch[1]}, input value {_value_text(result.baseline)})")
+    fig, axes, slots, locations = _occlusion_axes(result, locations, n, cols, size, head)
+    scale = (min(float(image.min()), float(np.min(result.fill))),
+             max(float(image.max()), float(np.max(result.fill))))
+    show_image(axes.flat[0], image, "input", vmin=scale[0], vmax=scale[1])
+    for ax, (r, c), (i, j) in zip(slots, locations, _grid_index(result, locations)):
+        _show_occluded(ax, image, result, i, j, scale, f"({r},{c}) {text(values[i, j])}")
+    fig.tight_layout()
+    return finish(fig), axes

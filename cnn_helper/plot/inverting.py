@@ -1,0 +1,93 @@
+r"""The Zeiler & Fergus figure: for the maximally activating examples of a feature
+:math:`\y_{(l),k}`, the saliency of the max location and the input patch, both cropped to the
+location's receptive field (from ``inverting.zeiler_fergus``).
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .core import _squeeze_image, finish, montage, show_image, show_signed
+
+RULE_NAMES = {"gradient": "saliency", "guided": "guided backprop", "deconvnet": "deconvnet"}
+
+
+def _rule_name(rule: str) -> str:
+    """How a figure names the backward rule of ``saliency``: "gradient" is the saliency."""
+    return RULE_NAMES.get(rule, rule)
+
+
+def _place_in_window(ax, im, region, window):
+    """Draw a crop at its input coordinates inside the whole (unclipped) receptive field window, so
+    a field cut by the image border keeps the scale of the others (the outside stays blank)."""
+    (r_slice, c_slice), ((r_lo, r_hi), (c_lo, c_hi)) = region[:2], window[:2]
+    im.set_extent((c_slice.start - 0.5, c_slice.stop - 0.5, r_slice.stop - 0.5,
+                   r_slice.start - 0.5))
+    ax.set_xlim(c_lo - 0.5, c_hi - 0.5)
+    ax.set_ylim(r_hi - 0.5, r_lo - 0.5)
+    ax.patch.set_hatch("///")           # hatched: outside the image
+    ax.patch.set_edgecolor("0.75")
+
+
+def _show_saliency_patch(ax, s, magnitude: bool):
+    """A saliency crop: signed around 0, or its magnitude (channels summed) in grey."""
+    if not magnitude:
+        return show_signed(ax, s)
+    mag = np.abs(_squeeze_image(s))
+    return show_image(ax, mag.sum(axis=-1) if mag.ndim == 3 else mag, cmap="gray")
+
+
+def zeiler_fergus(zf, cols: int = 3, magnitude: bool = False, size: float = 1.5, title=None):
+    """The Zeiler & Fergus figure from ``inverting.zeiler_fergus``: saliency | patch grids.
+
+    Left: the saliency of each example's max location, cropped to its receptive field (signed,
+    diverging and centred at 0 per tile; or its magnitude with ``magnitude=True``). Right: the
+    matching input patches, titled with the example index and the feature's value. A field cut by
+    the image border is drawn at its place in the whole field, the outside hatched.
+
+    >>> fig, axes = zeiler_fergus(inverting.zeiler_fergus(model, x_test, Feature("conv2", 5)))
+    """
+    n = len(zf)
+    rows = math.ceil(n / cols)
+    fig, axes = plt.subplots(rows, 2 * cols + 1, squeeze=False,
+                             figsize=(size * (2 * cols + 0.4), size * rows + 0.6),
+                             gridspec_kw={"width_ratios": [1] * cols + [0.3] + [1] * cols})
+    for ax in axes.flat:
+        ax.axis("off")
+    for i in range(n):
+        r, c = divmod(i, cols)
+        left, right = axes[r, c], axes[r, cols + 1 + c]
+        left.axis("on")
+        right.axis("on")
+        im = _show_saliency_patch(left, zf.saliency_patches[i], magnitude)
+        _place_in_window(left, im, zf.regions[i], zf.windows[i])
+        im = show_image(right, zf.patches[i], f"#{zf.indices[i]}: {zf.values[i]:.2f}")
+        _place_in_window(right, im, zf.regions[i], zf.windows[i])
+    fig.suptitle(title or f"{zf.target.layer_name}, map k={zf.target.channel}: "
+                          f"{_rule_name(zf.rule)} (left) and patch (right) of the {n} maximally "
+                          "activating examples", fontsize=10)
+    fig.tight_layout()
+    return finish(fig), axes
+
+
+def zeiler_fergus_montage(zf, cols: int = 3, title=None, size=1.1):
+    """The Zeiler & Fergus figure (``inverting.zeiler_fergus``) drawn quickly: two montages.
+
+    Left: the saliency of each example's max location cropped to its receptive field (diverging,
+    centred at 0 per tile); right: the matching input patches titled with example index and value.
+    Two axes and two images however many examples (the feature explorer redraws it on a click).
+    """
+    fig, axes = plt.subplots(1, 2)
+    montage(zf.saliency_patches, [""] * len(zf), cols=cols, signed=True, ax=axes[0])
+    montage(zf.patches, [f"#{i}: {v:.2f}" for i, v in zip(zf.indices, zf.values)], cols=cols,
+            ax=axes[1])
+    h, w = axes[1].images[0].get_array().shape[:2]       # size the figure to the montages
+    width = 2 * size * cols + 0.2
+    height = (width / 2.06) * h / w + 0.4                 # each axes: width / (2 + wspace) wide
+    fig.set_size_inches(width, height)
+    fig.subplots_adjust(0, 0, 1, 1 - 0.4 / height, wspace=0.06)
+    fig.suptitle(title or f"{zf.target.layer_name}, k={zf.target.channel}: {_rule_name(zf.rule)} "
+                          "(left) and patch (right) in the receptive field of the max", fontsize=9)
+    return finish(fig), axes

@@ -1,0 +1,206 @@
+r"""What a layer holds and computes: matrices, convolutions, activation maps :math:`\y_{(l)}`,
+first-layer kernels and patterns, predicted probabilities, and maximally activating examples.
+"""
+from __future__ import annotations
+
+import math
+
+import matplotlib
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .core import SIGNED_CMAP, _value_text, finish, images, show_image, symmetric_limit
+
+
+def showmat(mat, ax=None, labels=True, title=None, fmt="{:.1f}", cmap="gray"):
+    """A matrix as a grey image with its values written in each cell (``labels``)."""
+    mat = np.asarray(mat, dtype=float)
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(0.45 * mat.shape[1] + 1, 0.45 * mat.shape[0] + 1))
+    show_image(ax, mat, title, cmap=cmap)
+    if labels:
+        mid = (mat.max() + mat.min()) / 2
+        for (r, c), v in np.ndenumerate(mat):
+            ax.text(c, r, fmt.format(v), ha="center", va="center", fontsize=7,
+                    color="black" if v > mid else "white")
+    fig = fig or ax.figure
+    return finish(fig), ax
+
+
+def convolutions(img, results: dict, filters: dict, labels=True):
+    """One row per filter: input, filter, output (from ``convolution.apply_filt_2d``)."""
+    n = len(results)
+    fig, axes = plt.subplots(n, 3, figsize=(10, 3.3 * n), squeeze=False)
+    for row, name in zip(axes, results):
+        showmat(img, row[0], labels, "input")
+        showmat(filters[name], row[1], True, f"filter: {name}")
+        showmat(results[name], row[2], labels, "output")
+    fig.tight_layout()
+    return finish(fig), axes
+
+
+def _one_example_maps(maps) -> np.ndarray:
+    maps = np.asarray(maps, dtype=float)
+    if maps.ndim != 3:
+        raise ValueError(f"activation maps must be (H, W, C) for one example, got shape "
+                         f"{maps.shape}")
+    return maps
+
+
+def activation_maps(maps, title=None, cols=8, signed=False):
+    r"""Every channel k of one layer output :math:`\y_{(l)}` of shape (H, W, C) as a grid of maps.
+
+    >>> fig, axes = activation_maps(features.activations(model, x, ["conv1"])["conv1"])
+    """
+    channels = np.moveaxis(_one_example_maps(maps), -1, 0)
+    return images(channels[..., None], [f"k={k}" for k in range(len(channels))], cols=cols,
+                  title=title, signed=signed)
+
+
+def kernels(k, title="first-layer kernels", cols=8):
+    """Every kernel (rows) and input channel of a conv layer, from ``patterns.conv_kernels``.
+
+    Each tile has its own diverging scale centred at 0 (a pattern's sign matters); RGB kernels
+    are drawn in colour, rescaled to [0, 1] as in Zeiler & Fergus.
+    """
+    k = np.asarray(k)
+    n, _, _, n_in = k.shape
+    if n_in == 3:
+        return images(k, [f"k={i}" for i in range(n)], cols=cols, title=title)
+    tiles = np.moveaxis(k, -1, 1).reshape((n * n_in,) + k.shape[1:3])
+    names = [f"k={i}" + (f", in {c}" if n_in > 1 else "") for i in range(n) for c in range(n_in)]
+    return images(tiles, names, cols=cols, title=title, signed=True)
+
+
+def patterns(p, titles=None, title="patterns", cols=5):
+    """Dense weight patterns (``patterns.dense_patterns``, one per unit) as signed images: red =
+    positive weight."""
+    p = np.asarray(p)
+    titles = titles if titles is not None else [str(i) for i in range(len(p))]
+    return images(p, titles, cols=cols, title=title, size=2.0, signed=True)
+
+
+# --------------------------------------------------------------------------- activation mosaic
+
+
+def _tile_channels(maps, cols: int):
+    """The maps (H, W, C) tiled into one 2-D array, channel k at row k // cols, column k % cols,
+    NaN between tiles; returns it and the separation in pixels."""
+    h, w, c = maps.shape
+    sep = 1 if max(h, w) < 8 else 2
+    tiled = np.full((math.ceil(c / cols) * (h + sep) - sep, cols * (w + sep) - sep), np.nan)
+    for k in range(c):
+        r, q = divmod(k, cols)
+        tiled[r * (h + sep):r * (h + sep) + h, q * (w + sep):q * (w + sep) + w] = maps[..., k]
+    return tiled, sep
+
+
+def _mosaic_figure(tiled_shape, with_image: bool, title, width: float):
+    """The figure laid out in inches: [input] mosaic colorbar, the mosaic as wide as there is
+    room. Returns fig, the input's axes (or None), the mosaic's axes and the colorbar's."""
+    side = 1.5 if with_image else 0.0
+    mosaic_w = width - side - (0.3 if with_image else 0.0) - 0.75
+    mosaic_h = mosaic_w * tiled_shape[0] / tiled_shape[1]
+    body = max(mosaic_h, side)
+    fig_h = body + (0.45 if title else 0.1) + 0.1
+    fig = plt.figure(figsize=(width, fig_h))
+
+    def inches(x0, y0, dx, dy):
+        return fig.add_axes((x0 / width, y0 / fig_h, dx / width, dy / fig_h))
+
+    image_ax = inches(0.05, 0.1 + (body - side) / 2, side, side) if with_image else None
+    x0, y0 = side + (0.3 if with_image else 0.05), 0.1 + (body - mosaic_h) / 2
+    ax, cax = inches(x0, y0, mosaic_w, mosaic_h), inches(x0 + mosaic_w + 0.1, y0, 0.12, mosaic_h)
+    if title:
+        fig.suptitle(title, fontsize=10, y=1 - 0.08 / fig_h, va="top")
+    return fig, image_ax, ax, cax
+
+
+def activation_mosaic(maps, image=None, highlight=None, cols=None, title=None, width=6.0):
+    r"""Every channel k of one layer output :math:`\y_{(l)}` (H, W, C) tiled into ONE image.
+
+    All tiles share the layer's colour scale, so weak channels look dark next to strong ones
+    (a signed layer uses the diverging map centred at 0). Channel k sits at row k // cols,
+    column k % cols (cols: a power of 2 near sqrt(C)); ``highlight`` frames channel k in orange.
+    With ``image`` (the input) a panel on the left shows it. ``width`` in inches. One image
+    however many channels, so it is quick to redraw (the feature explorer uses it).
+    """
+    maps = _one_example_maps(maps)
+    h, w, c = maps.shape
+    cols = cols or (2 ** math.ceil(math.log2(math.sqrt(c))) if c > 1 else 1)
+    tiled, sep = _tile_channels(maps, cols)
+    signed, lim = np.nanmin(maps) < 0, symmetric_limit(maps)
+    cmap = matplotlib.colormaps[SIGNED_CMAP if signed else "viridis"].with_extremes(bad="white")
+    fig, image_ax, ax, cax = _mosaic_figure(tiled.shape, image is not None, title, width)
+    if image_ax is not None:
+        show_image(image_ax, image, "input")
+    im = ax.imshow(tiled, cmap=cmap, vmin=-lim if signed else 0.0, vmax=lim,
+                   interpolation="nearest")
+    ax.set_xticks([])
+    ax.set_yticks([])
+    if highlight is not None:
+        r, q = divmod(int(highlight), cols)
+        ax.add_patch(matplotlib.patches.Rectangle(
+            (q * (w + sep) - 0.5 - sep / 2, r * (h + sep) - 0.5 - sep / 2), w + sep, h + sep,
+            fill=False, edgecolor="orange", linewidth=2.5, clip_on=False))
+    fig.colorbar(im, cax=cax)
+    cax.tick_params(labelsize=7)
+    return finish(fig), [a for a in (image_ax, ax) if a is not None]
+
+
+# --------------------------------------------------------------------------- the head
+
+
+def probabilities(p, highlight=None, labels=None, title="predicted probabilities",
+                  size=(3.6, 2.4)):
+    """A bar chart of class probabilities p (C,); bar ``highlight`` (e.g. the explained class)
+    in orange."""
+    p = np.asarray(p, dtype=float).ravel()
+    labels = [str(i) for i in range(len(p))] if labels is None else [str(s) for s in labels]
+    colors = ["tab:blue"] * len(p)
+    if highlight is not None:
+        colors[int(highlight)] = "tab:orange"
+    fig, ax = plt.subplots(figsize=size)
+    fig.subplots_adjust(0.14, 0.12, 0.98, 0.88)
+    ax.bar(range(len(p)), p, color=colors)
+    ax.set_xticks(range(len(p)), labels)
+    ax.set_ylim(0, 1)
+    ax.set_title(title, fontsize=10)
+    return finish(fig), ax
+
+
+# --------------------------------------------------------------------------- max activation
+
+
+def max_activating(x, result, y=None, title=None, cols=None, size=1.4):
+    """The High (top rows) and Low (bottom rows) examples of a ``max_activation`` result.
+
+    x      : the images the result's indices refer to (the full data set)
+    result : ``max_activation.top_examples(...)`` or ``scan(...)[layer].channel(k)``
+             (a ``TopExamples``)
+    y      : labels of x (optional): each tile is titled "value | y=label"
+    High is sorted from the highest value, Low from the lowest; each part starts a new row.
+
+    >>> r = max_activation.top_examples(model, x_test, 8, count=8, labels=8, y=y_test)
+    >>> fig, axes = max_activating(x_test, r, y_test, title="best and worst 8s: p(8)")
+    """
+    x = np.asarray(x)
+    count = result.count
+    cols = cols or min(count, 9)
+    rows_per_part = math.ceil(count / cols)
+    fig, axes = plt.subplots(2 * rows_per_part, cols, squeeze=False, figsize=(
+        size * cols + 0.5, (size + 0.25) * 2 * rows_per_part + 0.5))
+    for p, (name, part) in enumerate((("High", result.high), ("Low", result.low))):
+        block = axes[p * rows_per_part:(p + 1) * rows_per_part]
+        for i, ax in enumerate(block.flat):
+            if i >= count:
+                ax.axis("off")
+                continue
+            index = int(part.indices[i])
+            label = "" if y is None else f" | y={np.asarray(y)[index]}"
+            show_image(ax, x[index], _value_text(part.values[i]) + label)
+        block[0, 0].set_ylabel(name, fontsize=11)
+    fig.suptitle(title or f"{result.target}: High (top) and Low (bottom)", fontsize=11)
+    fig.tight_layout()
+    return finish(fig), axes
