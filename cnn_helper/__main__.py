@@ -35,8 +35,8 @@ def tour(out: str, data_source: str = "auto") -> list:
 def train(name: str, data_source: str, epochs, seed: int, out):
     from . import models
 
-    model = models.train(name, data_source=data_source, epochs=epochs, seed=seed, directory=out)
-    info = model.info
+    model, info = models.train(name, data_source=data_source, epochs=epochs, seed=seed,
+                               directory=out)
     print(f"trained {name}: {info['epochs']} epochs on {info['data_source']} MNIST in "
           f"{info['train_seconds']} s; test accuracy {info['test_accuracy']:.4f}; saved in "
           f"{info['loaded_from']}")
@@ -58,16 +58,19 @@ def main(argv=None) -> int:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_tour = sub.add_parser("tour", help="data, trained CNN, accuracy and interpretation figures")
-    p_tour.add_argument("--out", default="tour_figures", help="folder for the figures (default: %(default)s)")
+    p_tour.add_argument("--out", default="tour_figures",
+                        help="folder for the figures (default: %(default)s)")
     p_tour.add_argument("--data", default="auto", choices=["auto", "keras", "bundled"])
     p_train = sub.add_parser("train", help="retrain a model and save its weights")
     p_train.add_argument("--model", default="cnn", choices=["cnn", "logistic"])
     p_train.add_argument("--data", default="auto", choices=["auto", "keras", "bundled"])
     p_train.add_argument("--epochs", type=int, default=None)
     p_train.add_argument("--seed", type=int, default=0)
-    p_train.add_argument("--out", default=None, help="folder for the weights (default: the user cache)")
+    p_train.add_argument("--out", default=None,
+                         help="folder for the weights (default: the user cache)")
     p_figures = sub.add_parser("figures", help="redraw the static images the notebooks embed")
-    p_figures.add_argument("--out", default="images", help="folder for the images (default: %(default)s)")
+    p_figures.add_argument("--out", default="images",
+                           help="folder for the images (default: %(default)s)")
     args = parser.parse_args(argv)
     if args.command == "tour":
         tour(args.out, args.data)

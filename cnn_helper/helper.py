@@ -26,11 +26,11 @@ class CNN_Helper:
     def __init__(self, data_source: str = "auto", weights: str = "auto", verbose: bool = True):
         if data_source not in data.SOURCES:
             raise ValueError(f"data_source {data_source!r} is not one of {data.SOURCES}")
-        if weights not in ("auto", "shipped", "cache"):
-            raise ValueError(f"weights {weights!r} is not one of ('auto', 'shipped', 'cache')")
+        if weights not in models.WEIGHT_SOURCES:
+            raise ValueError(f"weights {weights!r} is not one of {models.WEIGHT_SOURCES}")
         self.data_source, self.weights, self.verbose = data_source, weights, verbose
         self._data = None
-        self._models = {}
+        self._models = {}           # name -> (model, info)
 
     # ----------------------------------------------------------------- data and models
 
@@ -57,21 +57,27 @@ class CNN_Helper:
 
     def _load(self, name):
         if name not in self._models:
-            model = models.load(name, self.weights)
+            model, info = models.load_with_info(name, self.weights)
             if self.verbose:
-                info = model.info
-                print(f"{name}: weights from {info['loaded_from']} (trained {info['epochs']} epochs on "
-                      f"{info['data_source']} MNIST, test accuracy {info['test_accuracy']:.4f})")
-            self._models[name] = model
+                print(f"{name}: weights from {info['loaded_from']} (trained {info['epochs']} "
+                      f"epochs on {info['data_source']} MNIST, test accuracy "
+                      f"{info['test_accuracy']:.4f})")
+            self._models[name] = model, info
         return self._models[name]
 
     def model(self):
-        """The trained course CNN (functional Keras model; layers conv1..conv3, dense, logits, softmax)."""
-        return self._load("cnn")
+        """The trained course CNN (functional Keras model; layers conv1..conv3, dense, logits,
+        softmax)."""
+        return self._load("cnn")[0]
 
     def logistic_model(self):
         """The trained logistic-regression model whose weights are the 10 digit patterns."""
-        return self._load("logistic")
+        return self._load("logistic")[0]
+
+    def model_info(self, name: str = "cnn") -> dict:
+        """Where model ``name`` ("cnn" or "logistic") came from: data source, seed, epochs, test
+        accuracy and ``loaded_from`` ("shipped" or the cache folder)."""
+        return self._load(name)[1]
 
     def evaluate(self, model=None) -> float:
         """Test accuracy of ``model`` (default: the CNN) on this helper's test split."""
@@ -82,7 +88,7 @@ class CNN_Helper:
     # ----------------------------------------------------------------- convolution teaching tools
 
     def create_img(self, size: int = 10):
-        """A small synthetic image with edges, a band and a corner (see ``convolution.create_img``)."""
+        """A small synthetic image with edges, a band and a corner (``convolution.create_img``)."""
         return convolution.create_img(size)
 
     def create_filters(self):
@@ -101,13 +107,13 @@ class CNN_Helper:
         return plot.showmat(mat, ax=ax, labels=labels, title=title)
 
     def plot_convs(self, img=None, filters=None, labels=True):
-        """Input / filter / output for each filter (default: the synthetic image and every filter)."""
+        """Input / filter / output for each filter (default: the synthetic image, every filter)."""
         img = self.create_img() if img is None else np.asarray(img)
         filters = self.create_filters() if filters is None else filters
         results = {name: convolution.apply_filt_2d(img, f) for name, f in filters.items()}
         return plot.convolutions(img, results, filters, labels=labels)
 
-    # ----------------------------------------------------------------- explorers (cnn_helper.widgets)
+    # ------------------------------------------------------------- explorers (cnn_helper.widgets)
 
     def feature_explorer(self, x=None, y=None, **kwargs):
         """The FeatureExplorer (layer, channel, pooling) on the CNN and the test split (or x, y)."""
@@ -116,12 +122,13 @@ class CNN_Helper:
         return widgets.FeatureExplorer(self.model(), x, y, **kwargs)
 
     def occlusion_explorer(self, x=None, y=None, **kwargs):
-        """The OcclusionExplorer (example, patch, stride, fill, class) on the CNN and the test split."""
+        """The OcclusionExplorer (example, patch, stride, fill, class) on the CNN and test split."""
         from . import widgets
         x, y = (self.x_test, self.y_test) if x is None else (x, y)
         return widgets.OcclusionExplorer(self.model(), x, y, **kwargs)
 
     def convolution_explorer(self, **kwargs):
-        """The ConvolutionExplorer: teaching filters (or your 3x3) on the synthetic image or a test digit."""
+        """The ConvolutionExplorer: teaching filters (or your 3x3) on the synthetic image or a test
+        digit."""
         from . import widgets
         return widgets.ConvolutionExplorer(digits=self.x_test, **kwargs)

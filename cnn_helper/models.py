@@ -14,15 +14,16 @@ Two models:
 - ``"logistic"``: one Dense layer on the flattened image, y = softmax(W x + b). Its 10 weight
   vectors, reshaped to 28x28, are the "idealized digits" of the first lecture.
 
-Pretrained weights ship inside the package (``cnn_helper/weights/``, each with a JSON of data
+Trained weights ship inside the package (``cnn_helper/trained/``, each with a JSON of data
 source, seed, epochs and test accuracy). ``train`` writes new weights to the user cache
 (``$CNN_HELPER_CACHE`` or ``~/.cache/cnn_helper``) atomically; ``load`` prefers a valid cached
 file, replaces a corrupt one, and otherwise uses the shipped weights.
 
 Example
 -------
->>> model = load("cnn")                # shipped (or your retrained) weights, no training
->>> model = train("cnn", epochs=1)     # retrain; written to the cache
+>>> model = load("cnn")                          # shipped (or your retrained) weights
+>>> model, info = load_with_info("cnn")          # info: where from, seed, epochs, accuracy
+>>> model, info = train("cnn", epochs=1)         # retrain; written to the cache
 """
 from __future__ import annotations
 
@@ -36,11 +37,11 @@ from pathlib import Path
 
 import numpy as np
 
+from . import _checks, _graph
 from . import data as data_mod
-from .features import batches, check_input, check_positive_int, compiled
 
 MODELS = ("cnn", "logistic")
-SHIPPED_DIR = Path(__file__).parent / "weights"
+SHIPPED_DIR = Path(__file__).parent / "trained"
 DEFAULTS = {"cnn": {"epochs": 12, "batch_size": 32, "learning_rate": 1e-3},
             "logistic": {"epochs": 20, "batch_size": 64, "learning_rate": 5e-3}}
 
@@ -150,29 +151,35 @@ def _read(name: str, directory: Path):
     return model, info
 
 
-def load(name: str = "cnn", source: str = "auto"):
-    """The trained model ``name``: "cnn" or "logistic".
+WEIGHT_SOURCES = ("auto", "shipped", "cache")
+
+
+def load_with_info(name: str = "cnn", source: str = "auto"):
+    """The trained model ``name`` ("cnn" or "logistic") and its info dict: (model, info).
 
     source "auto": your retrained weights from the cache when present and valid, else the shipped
     ones; "shipped" or "cache" to choose. A damaged cache file is renamed ``*.corrupt``, replaced by
-    the shipped weights, and a warning says so. The model's ``info`` dict tells where it came from.
+    the shipped weights, and a warning says so. ``info`` holds data source, seed, epochs, test
+    accuracy and ``loaded_from`` ("shipped" or the cache folder).
     """
     _check_name(name)
-    if source not in ("auto", "shipped", "cache"):
-        raise ValueError(f"weights source {source!r} is not one of ('auto', 'shipped', 'cache')")
+    _checks.one_of(source, "weights source", WEIGHT_SOURCES)
     if source in ("auto", "cache"):
         try:
             model, info = _read(name, cache_dir())
-            model.info = dict(info, loaded_from=str(cache_dir()))
-            return model
+            return model, dict(info, loaded_from=str(cache_dir()))
         except FileNotFoundError:
             if source == "cache":
                 raise
         except ValueError as e:
             _replace_corrupt(name, e)
     model, info = _read(name, SHIPPED_DIR)
-    model.info = dict(info, loaded_from="shipped")
-    return model
+    return model, dict(info, loaded_from="shipped")
+
+
+def load(name: str = "cnn", source: str = "auto"):
+    """The trained model ``name`` ("cnn" or "logistic"), as :func:`load_with_info` finds it."""
+    return load_with_info(name, source)[0]
 
 
 def _replace_corrupt(name, error):
@@ -199,13 +206,13 @@ def seed_everything(seed: int):
 
 
 def _epochs(name, epochs) -> int:
-    """``epochs`` as a positive int; None means the model's default (0 is an error, not the default)."""
-    return DEFAULTS[name]["epochs"] if epochs is None else check_positive_int(epochs, "epochs")
+    """``epochs`` as a positive int; None means the model's default (0 is an error)."""
+    return DEFAULTS[name]["epochs"] if epochs is None else _checks.positive_int(epochs, "epochs")
 
 
 def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None,
         learning_rate=None, verbose: int = 0, callbacks=None):
-    """Build model ``name`` from ``seed`` and train it on (x_train, y_train): same seed, same weights.
+    """Build model ``name`` from ``seed``, train it on (x_train, y_train): same seed, same weights.
 
     ``callbacks`` (Keras callbacks, e.g. a timer) are passed to ``model.fit``.
     """
@@ -223,30 +230,31 @@ def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None
     return model
 
 
-def accuracy(model, x, y, batch_size: int = 512) -> float:
+def accuracy(model, x, y, batch_size: int = _checks.BATCH_SIZE) -> float:
     """Fraction of ``x`` whose argmax prediction equals ``y``."""
-    x, _ = check_input(model, x)
-    fn = compiled(model)
-    pred = np.concatenate([np.asarray(fn(x[s])[0]).argmax(axis=-1) for s in batches(len(x), batch_size)])
-    return float(np.mean(pred == np.asarray(y)))
+    x, _ = _graph.check_images(model, x)
+    head = _graph.forward(model, [_graph.output_layer(model)])
+    outputs, = _graph.run_batched(head, _checks.batch_size(batch_size), x)
+    return float(np.mean(outputs.argmax(axis=-1) == np.asarray(y)))
 
 
 def train(name: str = "cnn", data_source: str = "auto", epochs=None, seed: int = 0,
           directory=None, verbose: int = 2):
     """Train ``name`` on MNIST and save it (default: the user cache) with a JSON of how.
 
-    Returns the trained model; ``model.info`` holds data source, seed, epochs, seconds, accuracy.
+    Returns (model, info): info holds data source, seed, epochs, seconds, test accuracy and
+    ``loaded_from`` (the folder the weights were written to).
     """
     _check_name(name)
     epochs = _epochs(name, epochs)
-    (x_train, y_train), (x_test, y_test) = data_mod.load_mnist(data_source, verbose=bool(verbose))
+    mnist = data_mod.load(data_source, verbose=bool(verbose))
+    (x_train, y_train), (x_test, y_test) = mnist.train, mnist.test
     start = time.perf_counter()
     model = fit(name, x_train, y_train, epochs=epochs, seed=seed, verbose=verbose)
-    info = {"model": name, "data_source": data_mod.last_source, "n_train": int(len(x_train)),
+    info = {"model": name, "data_source": mnist.source, "n_train": int(len(x_train)),
             "n_test": int(len(x_test)), "seed": seed,
             "epochs": epochs,
             "train_seconds": round(time.perf_counter() - start, 1),
             "test_accuracy": round(accuracy(model, x_test, y_test), 4)}
     path = save(model, name, info, Path(directory) if directory else cache_dir())
-    model.info = dict(info, loaded_from=str(path.parent))
-    return model
+    return model, dict(info, loaded_from=str(path.parent))

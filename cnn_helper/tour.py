@@ -4,8 +4,16 @@
 """
 from __future__ import annotations
 
-from . import (features, inverting, max_activation, occlusion, plot, receptive_field, saliency,
-               weights)
+from . import (
+    features,
+    inverting,
+    max_activation,
+    occlusion,
+    patterns,
+    plot,
+    receptive_field,
+    saliency,
+)
 from .features import Feature
 from .helper import CNN_Helper
 
@@ -29,18 +37,19 @@ def run(data_source: str = "auto"):
 
     figures = [
         ("convolution_tools", cnnh.plot_convs(labels=False)[0]),
-        ("logistic_patterns", plot.patterns(weights.dense_patterns(logistic),
+        ("logistic_patterns", plot.patterns(patterns.dense_patterns(logistic),
                                             title="logistic regression: the 10 digit patterns")[0]),
-        ("first_layer_kernels", plot.kernels(weights.conv_kernels(cnn),
+        ("first_layer_kernels", plot.kernels(patterns.conv_kernels(cnn),
                                              title="conv1: the 16 first-layer kernels")[0]),
         ("conv1_maps_of_an_8", plot.activation_maps(
             features.activations(cnn, eight, ["conv1"])["conv1"],
             title="conv1 feature maps y_(1),k of an 8")[0]),
         ("best_and_worst_8s", plot.max_activating(
-            x_test, max_activation.top_k(cnn, x_test, 8, k=9, labels=8, y=y_test), y_test,
+            x_test, max_activation.top_examples(cnn, x_test, 8, count=9, labels=8, y=y_test),
+            y_test,
             title="the 8s with the highest and lowest probability of being an 8")[0]),
         ("max_activating_conv2", plot.max_activating(
-            x_test, max_activation.top_k(cnn, x_test, shallow, k=9), y_test)[0]),
+            x_test, max_activation.top_examples(cnn, x_test, shallow, count=9), y_test)[0]),
     ]
     occluded = occlusion.sensitivity_map(cnn, eight, 8, patch=4)
     figures += [
@@ -57,6 +66,6 @@ def run(data_source: str = "auto"):
             receptive_field.nested_regions(cnn, "conv3", (3, 3)), image=eight)[0]),
     ]
     for feature in (shallow, deep):
-        zf = inverting.zeiler_fergus(cnn, x_test, feature, k=9)
+        zf = inverting.zeiler_fergus(cnn, x_test, feature, count=9)
         figures.append((f"zeiler_fergus_{feature.layer_name}", plot.zeiler_fergus(zf)[0]))
     return figures

@@ -1,4 +1,4 @@
-"""python -m cnn_helper: the tour writes real figures and prints the accuracy; train writes weights + JSON.
+"""python -m cnn_helper: tour writes real figures, prints the accuracy; train writes weights + JSON.
 
 Run in-process through ``cnn_helper.__main__.main`` (no second TensorFlow start-up).
 """
@@ -20,8 +20,8 @@ def test_tour_writes_figures_and_prints_the_accuracy(tmp_path, cnn_cache, capsys
     assert match and float(match.group(1)) >= 0.97
     assert "1000 test images" in printed
     pngs = sorted(out.glob("*.png"))
-    assert {p.stem for p in pngs} >= {"convolution_tools", "logistic_patterns", "first_layer_kernels",
-                                      "conv1_maps_of_an_8"}
+    assert {p.stem for p in pngs} >= {"convolution_tools", "logistic_patterns",
+                                      "first_layer_kernels", "conv1_maps_of_an_8"}
     for png in pngs:
         assert png.stat().st_size > 5000
         pixels = mpimg.imread(png)
@@ -33,22 +33,21 @@ def test_tour_writes_figures_and_prints_the_accuracy(tmp_path, cnn_cache, capsys
 
 @pytest.fixture
 def tiny_mnist(bundled, monkeypatch):
-    """load_mnist returns 200 training and 100 test images, so training takes seconds."""
+    """data.load returns 200 training and 100 test images, so training takes seconds."""
     (x_train, y_train), (x_test, y_test) = bundled
     asked = []
 
-    def load_mnist(source="auto", verbose=True):
+    def load(source="auto", verbose=True):
         asked.append(source)
-        data.last_source = "bundled"
-        return (x_train[:200], y_train[:200]), (x_test[:100], y_test[:100])
+        return data.MNIST((x_train[:200], y_train[:200]), (x_test[:100], y_test[:100]), "bundled")
 
-    monkeypatch.setattr(data, "last_source", data.last_source)
-    monkeypatch.setattr(data, "load_mnist", load_mnist)
+    monkeypatch.setattr(data, "load", load)
     return asked
 
 
 def test_train_writes_weights_and_json_to_the_cache(tiny_mnist, cnn_cache, capsys):
-    assert main(["train", "--model", "cnn", "--epochs", "1", "--seed", "3", "--data", "bundled"]) == 0
+    assert main(["train", "--model", "cnn", "--epochs", "1", "--seed", "3",
+                 "--data", "bundled"]) == 0
     assert tiny_mnist == ["bundled"]
     assert sorted(p.name for p in cnn_cache.iterdir()) == ["mnist_cnn.json", "mnist_cnn.weights.h5"]
     info = json.loads((cnn_cache / "mnist_cnn.json").read_text())
@@ -56,8 +55,8 @@ def test_train_writes_weights_and_json_to_the_cache(tiny_mnist, cnn_cache, capsy
     assert 0.0 <= info["test_accuracy"] <= 1.0 and info["n_train"] == 200 and info["n_test"] == 100
     assert "test accuracy" in capsys.readouterr().out
     # the cache now wins over the shipped weights, and the JSON's accuracy is the model's
-    model = models.load("cnn")
-    assert model.info["loaded_from"] == str(cnn_cache)
+    model, loaded = models.load_with_info("cnn")
+    assert loaded["loaded_from"] == str(cnn_cache)
     (_, _), (x_test, y_test) = data.load_mnist()
     assert models.accuracy(model, x_test, y_test) == pytest.approx(info["test_accuracy"], abs=1e-4)
 
@@ -71,8 +70,8 @@ def test_train_to_a_folder(tiny_mnist, tmp_path, cnn_cache):
     assert not cnn_cache.exists()
 
 
-@pytest.mark.parametrize("argv", [[], ["dance"], ["tour", "--data", "imagenet"], ["train", "--model", "vgg"],
-                                  ["train", "--epochs", "many"]])
+@pytest.mark.parametrize("argv", [[], ["dance"], ["tour", "--data", "imagenet"],
+                                  ["train", "--model", "vgg"], ["train", "--epochs", "many"]])
 def test_bad_command_lines_exit_with_usage(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)

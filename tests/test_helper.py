@@ -1,4 +1,4 @@
-"""CNN_Helper: cheap to construct, and a working facade over data, models and the convolution tools."""
+"""CNN_Helper: cheap to construct, and a working facade over data, models and convolution tools."""
 import numpy as np
 import pytest
 from scipy.signal import correlate2d
@@ -13,31 +13,33 @@ def _fail(*args, **kwargs):
 
 def test_construction_is_cheap(monkeypatch):
     monkeypatch.setattr(data, "load_mnist", _fail)
+    monkeypatch.setattr(data, "load", _fail)
     monkeypatch.setattr(models, "load", _fail)
+    monkeypatch.setattr(models, "load_with_info", _fail)
     monkeypatch.setattr(models, "train", _fail)
     monkeypatch.setattr(models, "fit", _fail)
     cnnh = cnn_helper.CNN_Helper()
-    assert cnnh._data is None and cnnh._models == {}
-    # the convolution tools need neither data nor models
+    # the convolution tools need neither data nor models (any load would fail above)
     cnnh.apply_filt_2d(cnnh.create_img(), cnnh.create_filters()["L"])
-    assert cnnh._data is None and cnnh._models == {}
 
 
 @pytest.fixture
 def cnnh(bundled, shipped_cnn, shipped_logistic, monkeypatch):
-    """A helper on bundled data and shipped weights; loads reuse the session's (no repeated parsing)."""
+    """A helper on bundled data and shipped weights; loads reuse the session's (no re-parsing)."""
     loads = []
 
     def load_mnist(source, verbose=True):
         loads.append(source)
         return bundled
 
-    def load(name, source="auto"):
+    def load_with_info(name, source="auto"):
         loads.append((name, source))
-        return {"cnn": shipped_cnn, "logistic": shipped_logistic}[name]
+        model = {"cnn": shipped_cnn, "logistic": shipped_logistic}[name]
+        return model, {"loaded_from": "shipped", "epochs": 1, "data_source": "bundled",
+                       "test_accuracy": 0.5}
 
     monkeypatch.setattr(data, "load_mnist", load_mnist)
-    monkeypatch.setattr(models, "load", load)
+    monkeypatch.setattr(models, "load_with_info", load_with_info)
     helper = CNN_Helper(data_source="bundled", weights="shipped", verbose=False)
     helper.loads = loads
     return helper
@@ -78,7 +80,8 @@ def test_the_real_loaders_end_to_end(capsys):
     assert model.get_layer("logits").get_config()["activation"] == "linear"
     out = capsys.readouterr().out
     assert "bundled" in out and "shipped" in out and "test accuracy" in out
-    assert helper.logistic_model().info["loaded_from"] == "shipped"
+    assert helper.model_info("logistic")["loaded_from"] == "shipped"
+    assert helper.model_info()["test_accuracy"] >= 0.97
 
 
 def test_convolution_tools():
@@ -89,7 +92,8 @@ def test_convolution_tools():
     assert "L" in filters and len(filters) == 5
     assert cnnh.pad(img).shape == (12, 12) and cnnh.pad(img, 3).shape == (16, 16)
     for f in filters.values():
-        np.testing.assert_allclose(cnnh.apply_filt_2d(img, f), correlate2d(img, f, mode="same"), atol=1e-6)
+        np.testing.assert_allclose(cnnh.apply_filt_2d(img, f), correlate2d(img, f, mode="same"),
+                                   atol=1e-6)
 
 
 def test_plot_convs_returns_fig_and_one_row_per_filter():

@@ -7,9 +7,9 @@ import warnings
 import keras
 import numpy as np
 import pytest
+from conftest import same_weights, weights_of
 
 from cnn_helper import models
-from conftest import same_weights, weights_of
 
 
 def _files(directory):
@@ -24,8 +24,9 @@ def test_build_cnn_layer_names_and_kinds():
     names = [layer.name for layer in model.layers]
     for name in ("conv1", "pool1", "conv2", "pool2", "dense", "logits", "softmax"):
         assert name in names
-    assert names.index("conv1") < names.index("pool1") < names.index("conv2") < names.index("pool2") \
-        < names.index("dense") < names.index("logits") < names.index("softmax")
+    assert names.index("conv1") < names.index("pool1") < names.index("conv2") \
+        < names.index("pool2") < names.index("dense") < names.index("logits") \
+        < names.index("softmax")
     for i in (1, 2):
         assert isinstance(model.get_layer(f"conv{i}"), keras.layers.Conv2D)
         assert model.get_layer(f"conv{i}").activation is keras.activations.relu
@@ -67,7 +68,7 @@ def test_shipped_cnn_reaches_the_accuracy_target(shipped_cnn, bundled):
     _, (x_test, y_test) = bundled
     acc = models.accuracy(shipped_cnn, x_test, y_test)
     assert acc >= 0.97
-    info = shipped_cnn.info
+    _, info = models.load_with_info("cnn", "shipped")
     assert info["loaded_from"] == "shipped"
     for key in ("data_source", "seed", "epochs", "test_accuracy"):
         assert key in info
@@ -79,7 +80,7 @@ def test_shipped_logistic_loads_and_is_better_than_chance(shipped_logistic, bund
     _, (x_test, y_test) = bundled
     acc = models.accuracy(shipped_logistic, x_test, y_test)
     assert acc >= 0.85
-    assert abs(shipped_logistic.info["test_accuracy"] - acc) <= 0.002
+    assert abs(models.load_with_info("logistic", "shipped")[1]["test_accuracy"] - acc) <= 0.002
 
 
 def test_accuracy_matches_a_plain_argmax(shipped_cnn, bundled):
@@ -111,7 +112,8 @@ def test_training_is_reproducible_with_a_seed(tiny):
     b = models.fit("cnn", x, y, epochs=1, seed=7)
     assert same_weights(weights_of(a), weights_of(b))
     c = models.fit("cnn", x, y, epochs=1, seed=8)
-    assert not any(np.array_equal(u, v) for u, v in zip(weights_of(a), weights_of(c)) if u.size > 100)
+    assert not any(np.array_equal(u, v) for u, v in zip(weights_of(a), weights_of(c))
+                   if u.size > 100)
     # training changed the initial weights (it is not a no-op)
     keras.utils.set_random_seed(7)
     init = models.build_cnn()
@@ -147,11 +149,12 @@ def test_save_load_round_trip(cnn_cache):
     assert path.parent == cnn_cache
     assert _files(cnn_cache) == ["mnist_cnn.json", "mnist_cnn.weights.h5"]     # no temporary files
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
-    loaded = models.load("cnn", "cache")
+    loaded, info = models.load_with_info("cnn", "cache")
     assert same_weights(weights_of(model), weights_of(loaded))
-    assert loaded.info["seed"] == 1 and loaded.info["epochs"] == 3
-    assert loaded.info["loaded_from"] == str(cnn_cache)
-    assert same_weights(weights_of(model), weights_of(models.load("cnn")))     # "auto" prefers the cache
+    assert info["seed"] == 1 and info["epochs"] == 3
+    assert info["loaded_from"] == str(cnn_cache)
+    # "auto" prefers the cache
+    assert same_weights(weights_of(model), weights_of(models.load("cnn")))
     meta = json.loads((cnn_cache / "mnist_cnn.json").read_text())
     assert len(meta["sha256"]) == 64
 
@@ -225,7 +228,7 @@ def test_load_cache_with_nothing_cached_is_a_clear_error(cnn_cache):
     with pytest.raises(FileNotFoundError, match="no cnn weights") as err:
         models.load("cnn", "cache")
     assert str(cnn_cache) in str(err.value)
-    assert models.load("cnn").info["loaded_from"] == "shipped"      # "auto" falls back quietly
+    assert models.load_with_info("cnn")[1]["loaded_from"] == "shipped"   # "auto" falls back quietly
 
 
 def test_tests_never_touch_the_real_user_cache():

@@ -14,14 +14,14 @@ from __future__ import annotations
 
 import numpy as np
 
-from .features import find_layer, walk, model_inputs
+from . import _graph
 
 
 def _conv_layers(model):
     """Every Conv2D layer, nested models included, in the order the model lists them."""
     import keras
 
-    return [path[-1] for _, path in walk(model) if isinstance(path[-1], keras.layers.Conv2D)]
+    return [path[-1] for _, path in _graph.walk(model) if isinstance(path[-1], keras.layers.Conv2D)]
 
 
 def conv_kernels(model, layer=None) -> np.ndarray:
@@ -33,10 +33,10 @@ def conv_kernels(model, layer=None) -> np.ndarray:
         convs = _conv_layers(model)
         if not convs:
             raise ValueError(f"model {model.name!r} has no Conv2D layer; its layers are "
-                             f"{[l.name for l in model.layers]}")
+                             f"{[layer.name for layer in model.layers]}")
         conv = convs[0]
     else:
-        conv = find_layer(model, layer)[-1]
+        conv = _graph.find_layer(model, layer)[-1]
         if not isinstance(conv, keras.layers.Conv2D):
             raise ValueError(f"layer {conv.name!r} is a {type(conv).__name__}, not a Conv2D layer")
     kernel = np.asarray(conv.kernel)            # (f_rows, f_cols, n_in, n_kernels)
@@ -50,10 +50,10 @@ def dense_patterns(model, layer="logits", image_shape=None) -> np.ndarray:
     """
     import keras
 
-    dense = find_layer(model, layer)[-1]
+    dense = _graph.find_layer(model, layer)[-1]
     if not isinstance(dense, keras.layers.Dense):
         raise ValueError(f"layer {dense.name!r} is a {type(dense).__name__}, not a Dense layer")
-    shape = tuple(image_shape or model_inputs(model)[0].shape[1:])
+    shape = tuple(image_shape or _graph.input_shape(model))
     kernel = np.asarray(dense.kernel)           # (n_inputs, n_units)
     if kernel.shape[0] != int(np.prod(shape)):
         raise ValueError(f"layer {dense.name!r} has {kernel.shape[0]} inputs, which cannot be "
