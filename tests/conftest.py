@@ -31,7 +31,7 @@ def _read_only(*arrays):
 
 @pytest.fixture(scope="session")
 def bundled():
-    """The bundled MNIST split, ``(x_train, y_train), (x_test, y_test)``, loaded once (read-only)."""
+    """The bundled MNIST split ``(x_train, y_train), (x_test, y_test)``, loaded once (read-only)."""
     from cnn_helper import data
 
     (x_train, y_train), (x_test, y_test) = data.load_mnist("bundled", verbose=False)
@@ -61,4 +61,5 @@ def weights_of(model):
 
 
 def same_weights(a, b) -> bool:
-    return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y) for x, y in zip(a, b))
+    return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y)
+                                    for x, y in zip(a, b))

@@ -1,4 +1,4 @@
-"""cnn_helper.convolution: the hand-made teaching tools against scipy and against their definition."""
+"""cnn_helper.convolution: hand-made teaching tools against scipy and against their definition."""
 import numpy as np
 import pytest
 from scipy.signal import correlate2d
@@ -18,8 +18,9 @@ def test_every_teaching_filter_matches_scipy(name):
     assert np.any(out != 0)          # the synthetic image has something for every filter
 
 
-@pytest.mark.parametrize("img_shape, filt_shape", [((7, 9), (3, 3)), ((12, 5), (5, 5)), ((6, 6), (1, 1)),
-                                                   ((10, 11), (3, 5)), ((9, 8), (7, 3)), ((4, 4), (5, 5))])
+@pytest.mark.parametrize("img_shape, filt_shape", [((7, 9), (3, 3)), ((12, 5), (5, 5)),
+                                                   ((6, 6), (1, 1)), ((10, 11), (3, 5)),
+                                                   ((9, 8), (7, 3)), ((4, 4), (5, 5))])
 def test_random_images_and_filters_match_scipy(img_shape, filt_shape):
     img = RNG.normal(size=img_shape)
     filt = RNG.normal(size=filt_shape)
@@ -35,7 +36,8 @@ def test_output_at_rc_is_the_filter_centred_at_rc():
     out = conv.apply_filt_2d(img, filt)
     for r in range(6):
         for c in range(8):
-            assert out[r, c] == pytest.approx(float(np.sum(filt * padded[r:r + 3, c:c + 5])), abs=1e-5)
+            assert out[r, c] == pytest.approx(float(np.sum(filt * padded[r:r + 3, c:c + 5])),
+                                              abs=1e-5)
 
 
 def test_delta_image():
@@ -57,7 +59,8 @@ def test_filters_are_the_named_3x3_teaching_filters():
                       "horizontal light band", "vertical light band", "L"}
     assert all(v.shape == (3, 3) for v in f.values())
     v = f["vertical edge: light to dark"]
-    assert np.all(v[:, 0] > 0) and np.all(v[:, 2] < 0)           # light on the left, dark on the right
+    # light on the left, dark on the right
+    assert np.all(v[:, 0] > 0) and np.all(v[:, 2] < 0)
     np.testing.assert_array_equal(f["horizontal edge: light to dark"], v.T)
     np.testing.assert_array_equal(f["vertical light band"], f["horizontal light band"].T)
     # a light-to-dark vertical edge (light left) gives a positive response at the edge
@@ -106,7 +109,8 @@ def test_3d_image_is_an_error():
         conv.pad(np.zeros(5))
 
 
-@pytest.mark.parametrize("bad", [np.array([["a", "b"], ["c", "d"]]), np.array([[1, None], [2, 3]], dtype=object),
+@pytest.mark.parametrize("bad", [np.array([["a", "b"], ["c", "d"]]),
+                                 np.array([[1, None], [2, 3]], dtype=object),
                                  np.ones((3, 3), dtype=complex)])
 def test_non_numeric_input_is_a_type_error(bad):
     with pytest.raises(TypeError, match="real numbers"):
