@@ -19,6 +19,10 @@ from . import _checks
 
 _MEMO: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 
+MEMORY_PER_CALL = 2**30      # bytes of layer outputs one compiled call may hold (batch_size "auto")
+MAX_BATCH = 1024
+FREE_SIZE_BATCH = 32         # "auto" for a model whose layer sizes are unknown before it runs
+
 
 def memo(owner, key, build):
     """``build()`` once per (owner, key), kept while ``owner`` (a model) lives.
@@ -176,6 +180,43 @@ def _symbolic_output(model, path):
     first = path[0]
     inner = keras.Model(model_input(first), _symbolic_output(first, path[1:]))
     return inner(*node.input_tensors)
+
+
+# --------------------------------------------------------------------------- batch size
+
+
+def _values_per_image(model):
+    """How many numbers all the layer outputs of ``model`` hold for one image (None: unknown)."""
+    import keras
+
+    total = 0
+    for call in calls(model)[0]:
+        inner = _values_per_image(call.layer) if isinstance(call.layer, keras.Model) else 0
+        if inner is None or None in call.shape:
+            return None
+        total += inner + int(np.prod(call.shape))
+    return total
+
+
+def batch_size(model, value) -> int:
+    """``value`` (checked), or for "auto" the images per call whose layer outputs fit in
+    ``MEMORY_PER_CALL`` bytes (float32), between 1 and ``MAX_BATCH``: back propagation keeps about
+    that much per image, so this bounds the memory of every method. ``FREE_SIZE_BATCH`` when the
+    sizes are unknown (a free input size, a subclassed model)."""
+    value = _checks.batch_size(value)
+    if value != "auto":
+        return value
+
+    def choose():
+        try:
+            per_image = _values_per_image(model)
+        except TypeError:                       # a subclassed model: no graph to read
+            per_image = None
+        if per_image is None:
+            return FREE_SIZE_BATCH
+        return int(min(MAX_BATCH, max(1, MEMORY_PER_CALL // (4 * per_image))))
+
+    return memo(model, ("auto batch size",), choose)
 
 
 # --------------------------------------------------------------------------- sub-models

@@ -185,7 +185,7 @@ def read(y, channel, pool: str = "max", locations=None):
 
 
 def fixed_locations(model, x, feature: Feature, keep_location: bool = False,
-                    batch_size: int = _checks.BATCH_SIZE):
+                    batch_size=_checks.BATCH_SIZE):
     """Where to read ``feature`` on perturbed copies of each example of x: an (N, n_spatial)
     array to pass to :func:`read`, or None to pool each copy afresh.
 
@@ -202,7 +202,7 @@ def fixed_locations(model, x, feature: Feature, keep_location: bool = False,
 # --------------------------------------------------------------------------- over a data set
 
 
-def activations(model, x, layers, batch_size: int = _checks.BATCH_SIZE) -> dict:
+def activations(model, x, layers, batch_size=_checks.BATCH_SIZE) -> dict:
     r"""Activations :math:`\y_{(l)}` of several layers for images ``x`` in ONE forward pass.
 
     One multi-output sub-model runs over ``x`` in batches of ``batch_size`` (memory-bounded).
@@ -214,12 +214,13 @@ def activations(model, x, layers, batch_size: int = _checks.BATCH_SIZE) -> dict:
     """
     layers = _checks.layer_list(layers)
     x, single = _graph.check_images(model, x)
-    outputs = _graph.run_batched(_graph.forward(model, layers), _checks.batch_size(batch_size), x)
+    outputs = _graph.run_batched(_graph.forward(model, layers),
+                                 _graph.batch_size(model, batch_size), x)
     names = [layer if isinstance(layer, str) else layer.name for layer in layers]
     return {name: out[0] if single else out for name, out in zip(names, outputs)}
 
 
-def feature_values(model, x, target, batch_size: int = _checks.BATCH_SIZE) -> FeatureValues:
+def feature_values(model, x, target, batch_size=_checks.BATCH_SIZE) -> FeatureValues:
     r"""The scalar of ``target`` (a Feature or a head class index) for every image in ``x``.
 
     :math:`v^{(i)} = \y_{(l),k} |_{\y_{(0)} = \x^{(i)}}`, pooled or at a location as the Feature
@@ -238,5 +239,6 @@ def feature_values(model, x, target, batch_size: int = _checks.BATCH_SIZE) -> Fe
         return read(forward(xb)[0], feature.channel, feature.pool,
                     None if at is None else np.repeat(at, len(xb), axis=0))
 
-    values, locations = _graph.run_batched(values_and_locations, _checks.batch_size(batch_size), x)
+    values, locations = _graph.run_batched(values_and_locations,
+                                           _graph.batch_size(model, batch_size), x)
     return FeatureValues(values.astype(np.float32), locations)

@@ -95,7 +95,7 @@ def _check_examples(examples, target: Feature, count):
 
 
 def zeiler_fergus(model, x, target: Feature, count: int = 9, rule: str = "gradient",
-                  batch_size: int = BATCH_SIZE, examples=None) -> ZeilerFergus:
+                  batch_size=BATCH_SIZE, examples=None) -> ZeilerFergus:
     """Saliency of the max location, cropped to its receptive field, for the top examples.
 
     model    : a Keras model; target: a Feature of a layer with a spatial map

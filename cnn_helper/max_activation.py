@@ -132,7 +132,7 @@ def _rank(values, locations, index, count: int, target) -> TopExamples:
 
 
 def top_examples(model, x, target, count: int = 9, labels=None, y=None,
-                 batch_size: int = BATCH_SIZE) -> TopExamples:
+                 batch_size=BATCH_SIZE) -> TopExamples:
     r"""The ``count`` examples of ``x`` with the highest and the lowest value of ``target``.
 
     target : a head class index :math:`k` (:math:`\y_{(L),k}`: the model output, e.g. the softmax
@@ -285,7 +285,7 @@ def _layer_names(model, layers) -> list:
     return names
 
 
-def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size: int = BATCH_SIZE,
+def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATCH_SIZE,
          progress: bool = True) -> dict:
     r"""Top ``count`` High and Low examples of EVERY channel of each layer of ``layers``, one pass.
 
@@ -310,7 +310,7 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size: int
 
     layers = _checks.layer_list(layers)
     pool = _checks.one_of(pool, "pool", features.POOLS)
-    count, batch_size = _check_count(count), _checks.batch_size(batch_size)
+    count, batch_size = _check_count(count), _graph.batch_size(model, batch_size)
     names = _layer_names(model, layers)
     batches, total = _source(model, data, batch_size, count)
     step = _scan_step(model, layers, pool, count)

@@ -230,11 +230,11 @@ def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None
     return model
 
 
-def accuracy(model, x, y, batch_size: int = _checks.BATCH_SIZE) -> float:
+def accuracy(model, x, y, batch_size=_checks.BATCH_SIZE) -> float:
     """Fraction of ``x`` whose argmax prediction equals ``y``."""
     x, _ = _graph.check_images(model, x)
     head = _graph.forward(model, [_graph.output_layer(model)])
-    outputs, = _graph.run_batched(head, _checks.batch_size(batch_size), x)
+    outputs, = _graph.run_batched(head, _graph.batch_size(model, batch_size), x)
     return float(np.mean(outputs.argmax(axis=-1) == np.asarray(y)))
 
 

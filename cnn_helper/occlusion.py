@@ -267,7 +267,7 @@ def _relative(feature, baseline, delta):
 
 
 def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
-                    keep_location: bool = False, batch_size: int = BATCH_SIZE) -> OcclusionMap:
+                    keep_location: bool = False, batch_size=BATCH_SIZE) -> OcclusionMap:
     r"""The occlusion sensitivity map of ``target`` for each image of ``x``.
 
     x      : one image (H, W, C) or a batch (N, H, W, C), float in [0, 1]
@@ -291,7 +291,7 @@ def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
     images, single = _graph.check_images(model, x)
     patch = _check_patch(patch, images.shape[1:])
     stride = _pair(stride, "stride")
-    batch_size = _checks.batch_size(batch_size)
+    batch_size = _graph.batch_size(model, batch_size)
     fills = np.stack([fill_value(fill, image) for image in images]) if len(images) else \
         np.zeros((0, images.shape[-1]), np.float32)
     at = features.fixed_locations(model, images, feature, keep_location, batch_size)

@@ -166,7 +166,7 @@ def _request(model, x, target, batch_size, sign, keep_location=False) -> _Reques
     """Check everything before any work; find where the target is read (``fixed_locations``)."""
     x, single = _graph.check_images(model, x)
     feature = features.check_feature(model, target)
-    batch_size = _checks.batch_size(batch_size)
+    batch_size = _graph.batch_size(model, batch_size)
     dtype = _graph.input_spec(model).dtype.as_numpy_dtype
     return _Request(x.astype(dtype, copy=False), single, feature,
                     _graph.path_name(model, feature.layer),
@@ -174,16 +174,16 @@ def _request(model, x, target, batch_size, sign, keep_location=False) -> _Reques
                     batch_size, _checks.one_of(sign, "sign", SIGNS))
 
 
-def _gradient_step(model, net, rule: str, request: _Request, at: bool, wrt):
-    r"""The compiled step on ``net`` (the model, or its clone for ``rule``): (x batch, channel
-    k[, locations]) -> [ds/dx], or [A, ds/dA] with A the output of layer ``wrt``. One trace per
-    (rule, target layer, pooling, wrt): channel, locations and batch size are tensors, so they
-    never retrace."""
+def _gradient_step(model, net, rule: str, layer: str, pool: str, at: bool, wrt):
+    r"""The compiled step on ``net`` (the model, or its clone for ``rule``) for a target read
+    from ``layer`` by ``pool`` (or ``at`` given locations): (x batch, channel k[, locations]) ->
+    [ds/dx], or [A, ds/dA] with A the output of layer ``wrt``. One trace per (rule, layer, pool,
+    at, wrt): channel, locations and batch size are tensors, so they never retrace."""
     import tensorflow as tf
 
     def build():
-        tap = _graph.tap(net, [request.layer] if wrt is None else [wrt, request.layer])
-        n_spatial = len(_graph.output_shape(model, request.layer)) - 1
+        tap = _graph.tap(net, [layer] if wrt is None else [wrt, layer])
+        n_spatial = len(_graph.output_shape(model, layer)) - 1
         specs = [_graph.input_spec(model), tf.TensorSpec((), tf.int32)]
         specs += [tf.TensorSpec((None, n_spatial), tf.int64)] if at else []
 
@@ -192,20 +192,19 @@ def _gradient_step(model, net, rule: str, request: _Request, at: bool, wrt):
             with tf.GradientTape() as tape:
                 tape.watch(x)
                 outputs = tap(x)
-                s, _ = features.read(outputs[-1], channel, request.feature.pool, locations)
+                s, _ = features.read(outputs[-1], channel, pool, locations)
             # examples are independent in inference mode: d(sum_i s_i)/dx_i = ds_i/dx_i
             if wrt is None:
                 return [tape.gradient(s, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)]
             gradient = tape.gradient(s, outputs[0])
             if gradient is None:
-                raise ValueError(f"the target at layer {request.layer!r} does not depend on layer "
+                raise ValueError(f"the target at layer {layer!r} does not depend on layer "
                                  f"{wrt!r}: choose a layer before the target")
             return [outputs[0], gradient]
 
         return step
 
-    key = ("gradient step", rule, request.layer, request.feature.pool, at, wrt)
-    return _graph.memo(model, key, build)
+    return _graph.memo(model, ("gradient step", rule, layer, pool, at, wrt), build)
 
 
 def _gradients(model, request: _Request, x, rule: str = "gradient", wrt=None):
@@ -215,7 +214,8 @@ def _gradients(model, request: _Request, x, rule: str = "gradient", wrt=None):
     x is ``request.x`` or a perturbed copy of it: the target is read at ``request.locations``.
     """
     net = _network(model, rule)    # the clone's weights are refreshed: the model may have changed
-    step = _gradient_step(model, net, rule, request, request.locations is not None, wrt)
+    step = _gradient_step(model, net, rule, request.layer, request.feature.pool,
+                          request.locations is not None, wrt)
     channel = np.int32(request.feature.channel)
     arrays = (x,) if request.locations is None else (x, request.locations)
     outputs = _graph.run_batched(lambda xb, *where: step(xb, channel, *where), request.batch_size,
@@ -226,7 +226,7 @@ def _gradients(model, request: _Request, x, rule: str = "gradient", wrt=None):
 # --------------------------------------------------------------------------- the methods
 
 
-def gradient(model, x, target, rule: str = "gradient", batch_size: int = BATCH_SIZE,
+def gradient(model, x, target, rule: str = "gradient", batch_size=BATCH_SIZE,
              sign: str = "signed"):
     r"""The saliency map :math:`\partial s / \partial \y_{(0)}` at :math:`\y_{(0)} = \x^\ip`.
 
@@ -242,7 +242,7 @@ def gradient(model, x, target, rule: str = "gradient", batch_size: int = BATCH_S
     return request.finish(_gradients(model, request, request.x, rule))
 
 
-def gradient_x_input(model, x, target, rule: str = "gradient", batch_size: int = BATCH_SIZE,
+def gradient_x_input(model, x, target, rule: str = "gradient", batch_size=BATCH_SIZE,
                      sign: str = "signed"):
     r"""Gradient times input, :math:`\x \odot \partial s / \partial \y_{(0)}` (each input's share
     in a first-order Taylor expansion around 0). Same arguments as :func:`gradient`.
@@ -253,7 +253,7 @@ def gradient_x_input(model, x, target, rule: str = "gradient", batch_size: int =
     return request.finish(request.x * _gradients(model, request, request.x, rule))
 
 
-def guided_backprop(model, x, target, batch_size: int = BATCH_SIZE, sign: str = "signed"):
+def guided_backprop(model, x, target, batch_size=BATCH_SIZE, sign: str = "signed"):
     r"""Guided backpropagation (Springenberg et al. 2015): back propagation where every ReLU passes
     only positive signal, :math:`g \cdot [z > 0] \cdot [g > 0]`; all other layers (convolutions,
     max pooling's switches, ...) keep their ordinary gradient. ``gradient(..., rule="guided")``.
@@ -267,7 +267,7 @@ def guided_backprop(model, x, target, batch_size: int = BATCH_SIZE, sign: str = 
     return gradient(model, x, target, "guided", batch_size, sign)
 
 
-def deconvnet(model, x, target, batch_size: int = BATCH_SIZE, sign: str = "signed"):
+def deconvnet(model, x, target, batch_size=BATCH_SIZE, sign: str = "signed"):
     r"""The deconvnet of Zeiler & Fergus (2014): every ReLU passes :math:`\mathrm{ReLU}(g)`
     backwards, whatever its forward input; convolutions are transposed and max pooling uses the
     switches (the location of each max on the forward pass), as in back propagation.
@@ -295,7 +295,7 @@ def _noise(keys, seed: int, j: int, shape):
 
 
 def smoothgrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed: int = 0,
-               rule: str = "gradient", keep_location: bool = False, batch_size: int = BATCH_SIZE,
+               rule: str = "gradient", keep_location: bool = False, batch_size=BATCH_SIZE,
                sign: str = "signed"):
     r"""SmoothGrad: the gradient averaged over ``n_samples`` noisy copies of each example.
 
@@ -340,7 +340,7 @@ def _baseline(model, baseline, x) -> np.ndarray:
 
 def integrated_gradients(model, x, target, baseline=None, n_samples: int = 32,
                          rule: str = "gradient", keep_location: bool = False,
-                         batch_size: int = BATCH_SIZE, sign: str = "signed"):
+                         batch_size=BATCH_SIZE, sign: str = "signed"):
     r"""Integrated Gradients from a baseline :math:`\x'` (default: zeros, a black image).
 
     .. math::  IG = (\x - \x') \odot \frac{1}{m} \sum_{j=0}^{m-1}
@@ -398,7 +398,7 @@ def _upsample(cam, size):
     return np.asarray(up) if len(size) == 2 else np.asarray(up)[:, :, 0]
 
 
-def grad_cam(model, x, target, layer=None, relu: bool = True, batch_size: int = BATCH_SIZE,
+def grad_cam(model, x, target, layer=None, relu: bool = True, batch_size=BATCH_SIZE,
              sign: str = "signed"):
     r"""Grad-CAM (Selvaraju et al. 2017): a coarse map of where the evidence for the target lies.
 

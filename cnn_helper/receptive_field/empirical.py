@@ -107,7 +107,7 @@ def _channel_weights(n_channels, channel, rng) -> np.ndarray:
 
 
 def empirical_support(model, layer, location, x=None, channel=None, mode: str = "linear",
-                      n_samples: int = 4, seed: int = 0, batch_size: int = _checks.BATCH_SIZE,
+                      n_samples: int = 4, seed: int = 0, batch_size=_checks.BATCH_SIZE,
                       **kwargs):
     r"""Where the gradient of :math:`y_{(l),idx}` w.r.t. the input is non-zero: the measured
     field.
@@ -139,7 +139,7 @@ def empirical_support(model, layer, location, x=None, channel=None, mode: str = 
     many = isinstance(location, list)
     locations = np.asarray([check_location(rf, i) for i in (location if many else [location])],
                            np.int64)
-    batch_size = _checks.batch_size(batch_size)
+    batch_size = _graph.batch_size(model, batch_size)
     n_channels = _graph.output_shape(model, rf.layer)[-1]
     if channel is not None and not 0 <= channel < n_channels:
         raise ValueError(f"channel {channel} is out of range for layer {rf.layer!r}: it has "

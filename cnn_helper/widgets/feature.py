@@ -53,7 +53,7 @@ class FeatureExplorer(Explorer):
     css_class = "cnnh-feature-explorer"
 
     def __init__(self, model, x, y=None, layers=None, count: int = 9, rule: str = "gradient",
-                 example: int = 0, batch_size: int = _checks.BATCH_SIZE):
+                 example: int = 0, batch_size=_checks.BATCH_SIZE):
         super().__init__()
         self._use_data(model, x, y)
         self.layers = _offered_layers(model, layers)

@@ -33,7 +33,7 @@ class OcclusionExplorer(Explorer):
              ("the image's mean", "mean"), ("grey: 0.5", 0.5))
 
     def __init__(self, model, x, y=None, patch: int = 4, stride: int = 1, example: int = 0,
-                 batch_size: int = _checks.BATCH_SIZE):
+                 batch_size=_checks.BATCH_SIZE):
         super().__init__()
         self._use_data(model, x, y)
         self.batch_size = batch_size
