@@ -23,11 +23,9 @@ import sys
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 
-from timing import median_times, paired_ratio  # noqa: E402
+from timing import bare_forward, median_times, paired_ratio  # noqa: E402
 
-import numpy as np  # noqa: E402
-
-from cnn_helper import data, features, max_activation, models  # noqa: E402
+from cnn_helper import data, max_activation, models  # noqa: E402
 
 TARGET = 0.8
 LAYERS = ["conv1", "conv2", "conv3"]
@@ -42,7 +40,7 @@ def main(argv=None):
 
     model = models.load("cnn", "shipped")
     (x_train, _), (_, _) = data.load_mnist("bundled", verbose=False)
-    forward = features.compiled(model)
+    forward = bare_forward(model)
     print(f"course CNN, scan of {LAYERS} over {len(x_train)} training images; TensorFlow "
           f"{tf.__version__}, {platform.processor() or platform.machine()}, {os.cpu_count()} CPUs, "
           f"{len(tf.config.list_physical_devices('GPU'))} GPUs")
@@ -51,11 +49,10 @@ def main(argv=None):
     worst = float("inf")
     for batch_size in (256, 1024):
         t = median_times({
-            "scan": lambda: max_activation.scan(model, x_train, LAYERS, k=9, batch_size=batch_size,
-                                                progress=False),
+            "scan": lambda: max_activation.scan(model, x_train, LAYERS, count=9,
+                                                batch_size=batch_size, progress=False),
             "predict": lambda: model.predict(x_train, batch_size=batch_size, verbose=0),
-            "forward": lambda: [np.asarray(forward(x_train[s])[0])
-                                for s in features.batches(len(x_train), batch_size)],
+            "forward": lambda: forward(x_train, batch_size),
         }, args.repeats)
         ratio = paired_ratio(t["rounds"], "predict", "scan")
         worst = min(worst, ratio)

@@ -22,9 +22,9 @@ import time
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
 import numpy as np  # noqa: E402
-from timing import median_times, paired_ratio  # noqa: E402  (benchmarks/timing.py)
+from timing import bare_forward, median_times, paired_ratio  # noqa: E402  (benchmarks/timing.py)
 
-from cnn_helper import Feature, data, features, models, saliency  # noqa: E402
+from cnn_helper import Feature, data, models, saliency  # noqa: E402
 
 
 def timed_with_cpu(calls: dict, repeats: int):
@@ -53,20 +53,20 @@ def main(argv=None):
     import tensorflow as tf
 
     model = models.load("cnn")
-    (_, _), (x_test, _) = data.load_mnist(verbose=False)
-    x = x_test[:args.n]
-    forward = features.compiled(model)
-    print(f"course CNN, {len(x)} test images ({data.last_source} MNIST); TensorFlow {tf.__version__}, "
+    mnist = data.load(verbose=False)
+    x = mnist.test[0][:args.n]
+    forward = bare_forward(model)
+    print(f"course CNN, {len(x)} test images ({mnist.source} MNIST); TensorFlow {tf.__version__}, "
           f"{os.cpu_count()} CPUs, {len(tf.config.list_physical_devices('GPU'))} GPUs, "
-          f"load average {os.getloadavg()[0]:.1f}; median of {args.repeats} rounds, wall ms (CPU ms)")
+          f"load average {os.getloadavg()[0]:.1f}; median of {args.repeats} rounds, "
+          "wall ms (CPU ms)")
     print(f"{'target':<30} {'batch':>5} {'forward':>13} {'gradient':>13} {'guided':>13} "
           f"{'deconvnet':>13}   guided/gradient wall (CPU)")
     ratios = []
     for target in (Feature("logits", 8), 8, Feature("conv2", 5)):
         for batch_size in (32, 256):
             wall, cpu = timed_with_cpu({
-                "forward": lambda: [np.asarray(forward(x[s])[0])
-                                    for s in features.batches(len(x), batch_size)],
+                "forward": lambda: forward(x, batch_size),
                 "gradient": lambda: saliency.gradient(model, x, target, batch_size=batch_size),
                 "guided": lambda: saliency.guided_backprop(model, x, target, batch_size=batch_size),
                 "deconvnet": lambda: saliency.deconvnet(model, x, target, batch_size=batch_size),
@@ -74,7 +74,8 @@ def main(argv=None):
             ratio = paired_ratio(wall["rounds"], "guided", "gradient")
             cpu_ratio = float(np.median(np.divide(cpu["guided"], cpu["gradient"])))
             ratios.append(ratio)
-            name = str(target) if isinstance(target, Feature) else f"head class {target} (probability)"
+            name = (str(target) if isinstance(target, Feature)
+                    else f"head class {target} (probability)")
             cells = " ".join(f"{1e3 * wall[k]:>6.1f} ({1e3 * np.median(cpu[k]):>4.0f})"
                              for k in ("forward", "gradient", "guided", "deconvnet"))
             print(f"{name:<30} {batch_size:>5} {cells}   {ratio:.2f} ({cpu_ratio:.2f})")

@@ -1,7 +1,8 @@
-"""Training time of the course CNN on the bundled MNIST split (4,000 train / 1,000 test) on this machine.
+"""Time to train the course CNN on the bundled MNIST split (4,000 train / 1,000 test) on this host.
 
-Runs ``cnn_helper.models.fit("cnn", ...)`` once, exactly as ``python -m cnn_helper train --data bundled``
-does (same seed, batch size, optimizer and default epochs), with a callback that times every epoch.
+Runs ``cnn_helper.models.fit("cnn", ...)`` once, exactly as
+``python -m cnn_helper train --data bundled`` does (same seed, batch size, optimizer and default
+epochs), with a callback that times every epoch.
 Epoch 1 includes building the training graph; the steady-state figure is the median of the others.
 Nothing is saved. Target (issue 2): about a minute or less on 2 CPU cores.
 
@@ -59,17 +60,19 @@ def main(argv=None) -> int:
     total = time.perf_counter() - start
     accuracy = models.accuracy(model, x_test, y_test)
 
-    print(f"data: {len(x_train)} train / {len(x_test)} test images (bundled), loaded in {load_seconds:.1f} s")
+    print(f"data: {len(x_train)} train / {len(x_test)} test images (bundled), "
+          f"loaded in {load_seconds:.1f} s")
     print("seconds per epoch: " + " ".join(f"{s:.1f}" for s in seconds))
     steady = float(np.median(seconds[1:])) if len(seconds) > 1 else seconds[0]
-    print(f"epoch 1 (with graph building): {seconds[0]:.1f} s; later epochs, median: {steady:.1f} s")
-    print(f"total fit for {args.epochs} epochs: {total:.1f} s (target: about {TARGET_SECONDS} s or less "
-          f"on 2 cores)")
+    print(f"epoch 1 (with graph building): {seconds[0]:.1f} s; "
+          f"later epochs, median: {steady:.1f} s")
+    print(f"total fit for {args.epochs} epochs: {total:.1f} s "
+          f"(target: about {TARGET_SECONDS} s or less on 2 cores)")
     print(f"test accuracy: {accuracy:.4f}")
-    shipped = models.load("cnn", "shipped")
+    shipped, info = models.load_with_info("cnn", "shipped")
     same = all(np.array_equal(a, b) for a, b in zip(model.get_weights(), shipped.get_weights()))
-    print(f"shipped weights: seed {shipped.info['seed']}, {shipped.info['epochs']} epochs, "
-          f"{shipped.info['train_seconds']} s, accuracy {shipped.info['test_accuracy']}; "
+    print(f"shipped weights: seed {info['seed']}, {info['epochs']} epochs, "
+          f"{info['train_seconds']} s, accuracy {info['test_accuracy']}; "
           f"this run's weights identical to them: {same}")
     print(f"load average after: {os.getloadavg()[0]:.2f}")
     return 0

@@ -67,15 +67,17 @@ def bench_feature(model, x, y, repeat):
     fe = construct("FeatureExplorer: construct (scans, first view)",
                    lambda: FeatureExplorer(model, x, y))
     layers = fe.layers
-    record("FeatureExplorer: layer, first visit", [timed(fe, "layer", fe.layer, la) for la in layers[1:]])
-    record("FeatureExplorer: layer, visited before", [timed(fe, "layer", fe.layer, la) for la in layers])
+    record("FeatureExplorer: layer, first visit",
+           [timed(fe, "layer", fe.layer, la) for la in layers[1:]])
+    record("FeatureExplorer: layer, visited before",
+           [timed(fe, "layer", fe.layer, la) for la in layers])
     fe.layer.value = "conv2"
     record("FeatureExplorer: channel (new channel)",
            [timed(fe, "channel", fe.channel, c) for c in range(1, 1 + repeat)])
     record("FeatureExplorer: channel (seen before)",
            [timed(fe, "channel", fe.channel, c) for c in range(1, 1 + repeat)])
     record("FeatureExplorer: pooling max <-> mean",
-           [timed(fe, "reduce", fe.reduce, r) for r in ["mean", "max"] * max(1, repeat // 2)])
+           [timed(fe, "pool", fe.pool, r) for r in ["mean", "max"] * max(1, repeat // 2)])
     record("FeatureExplorer: example",
            [timed(fe, "example", fe.example, e) for e in range(10, 10 + repeat)])
     return fe
@@ -88,9 +90,11 @@ def bench_occlusion(model, x, y, repeat):
                    lambda: OcclusionExplorer(model, x, y))
     record("OcclusionExplorer: example (patch 4, stride 1)",
            [timed(oe, "example", oe.example, e) for e in range(1, 1 + repeat)])
-    record("OcclusionExplorer: patch size", [timed(oe, "patch", oe.patch, p) for p in (2, 6, 8, 10)[:repeat]])
+    record("OcclusionExplorer: patch size",
+           [timed(oe, "patch", oe.patch, p) for p in (2, 6, 8, 10)[:repeat]])
     record("OcclusionExplorer: stride", [timed(oe, "stride", oe.stride, s) for s in (2, 3, 1)])
-    record("OcclusionExplorer: fill", [timed(oe, "fill", oe.fill, f) for f in ("zero", "mean", 0.5)])
+    record("OcclusionExplorer: fill",
+           [timed(oe, "fill", oe.fill, f) for f in ("zero", "mean", 0.5)])
     record("OcclusionExplorer: class", [timed(oe, "target", oe.target, c) for c in range(repeat)])
     record("OcclusionExplorer: label", [timed(oe, "label", oe.label, c) for c in range(repeat)])
     return oe
@@ -105,8 +109,10 @@ def bench_convolution(x, repeat):
            [timed(ce, "filter", ce.filter, n) for n in names[1:] + names[:1]])
     record("ConvolutionExplorer: edit one weight",
            [timed(ce, "weight", ce.weights[i], 2.0) for i in range(repeat)])
-    record("ConvolutionExplorer: input -> MNIST digit", [timed(ce, "source", ce.source, "MNIST digit")])
-    record("ConvolutionExplorer: digit", [timed(ce, "digit", ce.digit, d) for d in range(1, 1 + repeat)])
+    record("ConvolutionExplorer: input -> MNIST digit",
+           [timed(ce, "source", ce.source, "MNIST digit")])
+    record("ConvolutionExplorer: digit",
+           [timed(ce, "digit", ce.digit, d) for d in range(1, 1 + repeat)])
     record("ConvolutionExplorer: filter (MNIST digit)",
            [timed(ce, "filter", ce.filter, n) for n in names[1:] + names[:1]])
     return ce
@@ -124,8 +130,9 @@ def main(argv=None):
     cnnh = cnn_helper.CNN_Helper(data_source="bundled", verbose=False)
     model = cnnh.model()
     x, y = cnnh.x_test, cnnh.y_test
-    print(f"cores: {len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}, "
-          f"data: bundled MNIST test split {x.shape}, python {sys.version.split()[0]}")
+    print("cores: "
+          f"{len(os.sched_getaffinity(0)) if hasattr(os, 'sched_getaffinity') else os.cpu_count()}"
+          f", data: bundled MNIST test split {x.shape}, python {sys.version.split()[0]}")
     bench_feature(model, x, y, args.repeat)
     bench_occlusion(model, x, y, args.repeat)
     bench_convolution(x, args.repeat)

@@ -1,4 +1,5 @@
-"""Timing helper shared by the benchmarks: interleaved rounds, median of each call."""
+"""Timing helpers shared by the benchmarks: interleaved rounds, medians, paired ratios, and the
+bare compiled forward pass every method is measured against."""
 from __future__ import annotations
 
 import time
@@ -30,3 +31,18 @@ def median_times(calls: dict, repeats: int) -> dict:
 def paired_ratio(rounds: list, numerator: str, denominator: str) -> float:
     """Median over rounds of numerator time / denominator time measured in the same round."""
     return float(np.median([r[numerator] / r[denominator] for r in rounds]))
+
+
+def bare_forward(model):
+    """The model's own forward pass compiled, nothing else: the floor a method is measured against.
+
+    Returns a function running x in chunks of ``batch_size`` and returning the outputs as NumPy.
+    """
+    import tensorflow as tf
+
+    step = tf.function(lambda x: model(x, training=False))
+
+    def run(x, batch_size):
+        return [np.asarray(step(x[i:i + batch_size])) for i in range(0, len(x), batch_size)]
+
+    return run
