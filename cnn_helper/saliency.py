@@ -153,6 +153,8 @@ class _Request:
     feature: Feature         # the target s
     layer: str               # its layer's "outer/inner" name (the same in a clone)
     locations: object        # (N, n_spatial) where s is read on each image, or None: pool afresh
+    rule: str                # the backward rule at the ReLUs
+    net: object              # the model, or its clone for the rule (weights refreshed once)
     batch_size: int
     sign: str
 
@@ -162,16 +164,18 @@ class _Request:
         return s[0] if self.single else s
 
 
-def _request(model, x, target, batch_size, sign, keep_location=False) -> _Request:
-    """Check everything before any work; find where the target is read (``fixed_locations``)."""
+def _request(model, x, target, batch_size, sign, rule="gradient", keep_location=False):
+    """Check everything before any work; find where the target is read (``fixed_locations``)
+    and the network the rule runs on (a clone's weights are copied once per call, here)."""
     x, single = _graph.check_images(model, x)
     feature = features.check_feature(model, target)
     batch_size = _graph.batch_size(model, batch_size)
+    sign = _checks.one_of(sign, "sign", SIGNS)
     dtype = _graph.input_spec(model).dtype.as_numpy_dtype
     return _Request(x.astype(dtype, copy=False), single, feature,
                     _graph.path_name(model, feature.layer),
                     features.fixed_locations(model, x, feature, keep_location, batch_size),
-                    batch_size, _checks.one_of(sign, "sign", SIGNS))
+                    rule, _network(model, rule), batch_size, sign)
 
 
 def _gradient_step(model, net, rule: str, layer: str, pool: str, at: bool, wrt):
@@ -207,14 +211,13 @@ def _gradient_step(model, net, rule: str, layer: str, pool: str, at: bool, wrt):
     return _graph.memo(model, ("gradient step", rule, layer, pool, at, wrt), build)
 
 
-def _gradients(model, request: _Request, x, rule: str = "gradient", wrt=None):
+def _gradients(model, request: _Request, x, wrt=None):
     r""":math:`\partial s / \partial x` for each image of x (N, ...), in the model's dtype; with
     ``wrt`` (a layer name) the pair [A, :math:`\partial s / \partial A`] for that layer's output A.
 
     x is ``request.x`` or a perturbed copy of it: the target is read at ``request.locations``.
     """
-    net = _network(model, rule)    # the clone's weights are refreshed: the model may have changed
-    step = _gradient_step(model, net, rule, request.layer, request.feature.pool,
+    step = _gradient_step(model, request.net, request.rule, request.layer, request.feature.pool,
                           request.locations is not None, wrt)
     channel = np.int32(request.feature.channel)
     arrays = (x,) if request.locations is None else (x, request.locations)
@@ -238,8 +241,8 @@ def gradient(model, x, target, rule: str = "gradient", batch_size=BATCH_SIZE,
     >>> s = gradient(model, x_test[:8], Feature("logits", 8))    # (8, 28, 28, 1)
     >>> s = gradient(model, x_test[0], Feature("conv2", 5), sign="abs")
     """
-    request = _request(model, x, target, batch_size, sign)
-    return request.finish(_gradients(model, request, request.x, rule))
+    request = _request(model, x, target, batch_size, sign, rule)
+    return request.finish(_gradients(model, request, request.x))
 
 
 def gradient_x_input(model, x, target, rule: str = "gradient", batch_size=BATCH_SIZE,
@@ -249,8 +252,8 @@ def gradient_x_input(model, x, target, rule: str = "gradient", batch_size=BATCH_
 
     >>> a = gradient_x_input(model, x_test[:8], 8)
     """
-    request = _request(model, x, target, batch_size, sign)
-    return request.finish(request.x * _gradients(model, request, request.x, rule))
+    request = _request(model, x, target, batch_size, sign, rule)
+    return request.finish(request.x * _gradients(model, request, request.x))
 
 
 def guided_backprop(model, x, target, batch_size=BATCH_SIZE, sign: str = "signed"):
@@ -312,7 +315,7 @@ def smoothgrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed:
 
     >>> s = smoothgrad(model, x_test[:4], Feature("logits", 8), n_samples=50, noise=0.2)
     """
-    request = _request(model, x, target, batch_size, sign, keep_location)
+    request = _request(model, x, target, batch_size, sign, rule, keep_location)
     n_samples = _checks.positive_int(n_samples, "n_samples")
     noise = _checks.non_negative(noise, "noise", " (a fraction of the input range)")
     seed = _checks.seed(seed)
@@ -323,7 +326,7 @@ def smoothgrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed:
     total = 0.0
     for j in range(n_samples):
         noisy = x + (sigma * _noise(keys, seed, j, x.shape[1:])).astype(x.dtype)
-        total = total + _gradients(model, request, noisy, rule)
+        total = total + _gradients(model, request, noisy)
     return request.finish(total / n_samples)
 
 
@@ -354,14 +357,14 @@ def integrated_gradients(model, x, target, baseline=None, n_samples: int = 32,
 
     >>> ig = integrated_gradients(model, x_test[:4], Feature("logits", 8), n_samples=64)
     """
-    request = _request(model, x, target, batch_size, sign, keep_location)
+    request = _request(model, x, target, batch_size, sign, rule, keep_location)
     n_samples = _checks.positive_int(n_samples, "n_samples")
     x = request.x
     base = _baseline(model, baseline, x)
     total = 0.0
     for j in range(n_samples):
         alpha = (j + 0.5) / n_samples
-        total = total + _gradients(model, request, base + alpha * (x - base), rule)
+        total = total + _gradients(model, request, base + alpha * (x - base))
     return request.finish((x - base) * total / n_samples)
 
 
