@@ -53,25 +53,70 @@ def figures(out: str = "images") -> list:
     return written
 
 
-def main(argv=None) -> int:
+def _int_at_least(least: int, meaning: str):
+    """An argparse ``type``: the text as an int >= ``least``, else a usage error (exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"{text!r} is not a whole number ({meaning})") \
+                from None
+        if value < least:
+            raise argparse.ArgumentTypeError(f"{value} is too small: {meaning}")
+        return value
+    return parse
+
+
+def _folder(text: str) -> str:
+    """An argparse ``type``: a non-empty path that is not an existing file."""
+    if not text.strip():
+        raise argparse.ArgumentTypeError("is empty; give a folder, e.g. --out my_folder")
+    if Path(text).exists() and not Path(text).is_dir():
+        raise argparse.ArgumentTypeError(f"{text!r} is a file, not a folder")
+    return text
+
+
+OUTPUTS = {"tour": "the figures", "train": "the trained weights", "figures": "the images"}
+
+
+def _check_out(parser, command: str, folder) -> None:
+    """Exit 2 with the usage when ``folder`` cannot be written, before any work is done."""
+    from . import models
+
+    try:
+        models.check_writable(models.cache_dir() if folder is None else folder,
+                              OUTPUTS[command], example="--out my_folder")
+    except ValueError as e:
+        parser.error(str(e))
+
+
+def _parser():
+    """The command line: three sub-commands, every value checked by argparse (bad -> exit 2)."""
     parser = argparse.ArgumentParser(prog="python -m cnn_helper", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
     p_tour = sub.add_parser("tour", help="data, trained CNN, accuracy and interpretation figures")
-    p_tour.add_argument("--out", default="tour_figures",
+    p_tour.add_argument("--out", default="tour_figures", type=_folder,
                         help="folder for the figures (default: %(default)s)")
     p_tour.add_argument("--data", default="auto", choices=["auto", "keras", "bundled"])
     p_train = sub.add_parser("train", help="retrain a model and save its weights")
     p_train.add_argument("--model", default="cnn", choices=["cnn", "logistic"])
     p_train.add_argument("--data", default="auto", choices=["auto", "keras", "bundled"])
-    p_train.add_argument("--epochs", type=int, default=None)
-    p_train.add_argument("--seed", type=int, default=0)
-    p_train.add_argument("--out", default=None,
+    p_train.add_argument("--epochs", type=_int_at_least(1, "epochs must be at least 1"),
+                         default=None, help="passes over the data (default: the model's own)")
+    p_train.add_argument("--seed", type=_int_at_least(0, "seeds are ints >= 0"), default=0)
+    p_train.add_argument("--out", default=None, type=_folder,
                          help="folder for the weights (default: the user cache)")
     p_figures = sub.add_parser("figures", help="redraw the static images the notebooks embed")
-    p_figures.add_argument("--out", default="images",
+    p_figures.add_argument("--out", default="images", type=_folder,
                            help="folder for the images (default: %(default)s)")
+    return parser, {"tour": p_tour, "train": p_train, "figures": p_figures}
+
+
+def main(argv=None) -> int:
+    parser, commands = _parser()
     args = parser.parse_args(argv)
+    _check_out(commands[args.command], args.command, args.out)
     if args.command == "tour":
         tour(args.out, args.data)
     elif args.command == "train":

@@ -15,9 +15,11 @@ Two models:
   vectors, reshaped to 28x28, are the "idealized digits" of the first lecture.
 
 Trained weights ship inside the package (``cnn_helper/trained/``, each with a JSON of data
-source, seed, epochs and test accuracy). ``train`` writes new weights to the user cache
-(``$CNN_HELPER_CACHE`` or ``~/.cache/cnn_helper``) atomically; ``load`` prefers a valid cached
-file, replaces a corrupt one, and otherwise uses the shipped weights.
+source, seed, epochs and test accuracy). ``train`` checks its destination, trains, and writes the
+weights and that JSON as one file, ``mnist_<name>.zip``, to the user cache (``$CNN_HELPER_CACHE``
+or ``~/.cache/cnn_helper``) in one atomic rename. ``load`` prefers a valid cached file; one that
+cannot be used gives a warning naming it and the fault, and the shipped weights. Loading never
+changes a file, so it is safe while another process trains or saves.
 
 Example
 -------
@@ -28,11 +30,14 @@ Example
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import tempfile
 import time
 import warnings
+import zipfile
+import zlib
 from pathlib import Path
 
 import numpy as np
@@ -89,6 +94,31 @@ BUILDERS = {"cnn": build_cnn, "logistic": build_logistic}
 
 
 # --------------------------------------------------------------------------- files
+#
+# One trained model is ONE file, ``mnist_<name>.zip``: ``info.json`` (how it was trained, and the
+# SHA-256 of the weights) and ``mnist_<name>.weights.h5`` (Keras weights). ``save`` writes it under
+# a temporary name in the same folder and renames it over the old one with ``os.replace``, a single
+# atomic step: a reader finds the old file or the new one, never half of one or a mismatched pair.
+# A reader reads the file once, into memory, so a save during a load cannot change what it reads;
+# and loading never writes, renames or deletes anything.
+#
+# The older two-file layout (``mnist_<name>.weights.h5`` + ``mnist_<name>.json``, still used by the
+# shipped weights) is read when no ``.zip`` exists; ``save`` never touches it.
+
+INFO_MEMBER = "info.json"
+INFO_FIELDS = {   # field: (test, what is allowed)
+    "data_source": (lambda v: isinstance(v, str), "a string"),
+    "seed": (lambda v: _checks.is_int(v) and v >= 0, "an int >= 0"),
+    "epochs": (lambda v: _checks.is_int(v) and v >= 1, "an int >= 1"),
+    "test_accuracy": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
+                      and 0 <= v <= 1, "a number in [0, 1]"),
+    "sha256": (lambda v: isinstance(v, str) and len(v) == 64
+               and all(c in "0123456789abcdef" for c in v), "64 hex digits"),
+}
+
+
+class DamagedWeightsError(ValueError):
+    """A weights file that exists but cannot be used; the message names the file and the fault."""
 
 
 def cache_dir() -> Path:
@@ -99,56 +129,167 @@ def cache_dir() -> Path:
     return Path(base) / "cnn_helper"
 
 
-def weight_paths(name: str, directory: Path):
+def archive_path(name: str, directory) -> Path:
+    """The one file that holds model ``name``'s weights and info in ``directory``."""
+    return Path(directory) / f"mnist_{name}.zip"
+
+
+def weight_paths(name: str, directory):
+    """(weights, JSON) of the two-file layout: the shipped weights and caches of older versions."""
+    directory = Path(directory)
     return directory / f"mnist_{name}.weights.h5", directory / f"mnist_{name}.json"
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
 
 
-def save(model, name: str, info: dict, directory: Path) -> Path:
-    """Write weights and their JSON atomically: temporary files in ``directory``, then rename.
+def info_problems(info, name: str, with_checksum: bool = True) -> list:
+    """What is wrong with ``info`` as the description of trained model ``name`` ([] if nothing).
 
-    The JSON records the weights' SHA-256, so a damaged file is detected when loading.
+    It must be a JSON object with ``model`` (= name) and the fields of ``INFO_FIELDS``: data_source,
+    seed, epochs, test_accuracy and, in a file (``with_checksum``), the weights' sha256.
+
+    >>> info_problems({"model": "cnn", "seed": -1}, "cnn", with_checksum=False)
+    ['missing field(s) data_source, epochs, test_accuracy', 'seed=-1 (must be an int >= 0)']
     """
+    if not isinstance(info, dict):
+        return [f"it holds a {type(info).__name__}, not a JSON object of fields"]
+    fields = dict(INFO_FIELDS, model=(lambda v: v == name, repr(name)))
+    if not with_checksum:
+        del fields["sha256"]
+    missing = [key for key in fields if key not in info]
+    problems = [f"missing field(s) {', '.join(missing)}"] if missing else []
+    return problems + [f"{key}={info[key]!r} (must be {allowed})"
+                       for key, (fits, allowed) in fields.items()
+                       if key in info and not fits(info[key])]
+
+
+def save(model, name: str, info: dict, directory) -> Path:
+    """Write ``model``'s weights and ``info`` atomically as one file, ``mnist_<name>.zip``.
+
+    ``info`` needs data_source, seed, epochs and test_accuracy (``info_problems``); ``model`` is
+    filled in and the weights' SHA-256 added. The file is written under a temporary name in the
+    same folder, flushed to disk, then renamed over the old one: a crash or a concurrent ``load``
+    sees the old file or the new one, never a mix. Returns the file's path.
+
+    >>> save(model, "cnn", {"data_source": "bundled", "seed": 0, "epochs": 1,
+    ...                     "test_accuracy": 0.9}, "my_weights")     # -> my_weights/mnist_cnn.zip
+    """
+    _check_name(name)
+    info = dict(info)
+    info.setdefault("model", name)
+    problems = info_problems(info, name, with_checksum=False)
+    if problems:
+        raise ValueError(f"info for model {name!r} cannot be saved: {'; '.join(problems)}")
+    weights = _weights_bytes(model)
+    info["sha256"] = _sha256(weights)
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:   # JSON errors raise here, before any file
+        archive.writestr(INFO_MEMBER, json.dumps(info, indent=2), zipfile.ZIP_DEFLATED)
+        archive.writestr(f"mnist_{name}.weights.h5", weights)
     directory = Path(directory)
     directory.mkdir(parents=True, exist_ok=True)
-    weights, meta = weight_paths(name, directory)
-    fd, tmp_weights = tempfile.mkstemp(suffix=".weights.h5", dir=directory)
-    os.close(fd)
-    fd, tmp_meta = tempfile.mkstemp(suffix=".json", dir=directory)
-    os.close(fd)
+    return _write_atomically(archive_path(name, directory), buffer.getvalue())
+
+
+def _weights_bytes(model) -> bytes:
+    """The bytes of ``model.save_weights`` (Keras needs a path ending in .weights.h5)."""
+    with tempfile.TemporaryDirectory() as folder:
+        path = os.path.join(folder, "model.weights.h5")
+        model.save_weights(path)
+        return Path(path).read_bytes()
+
+
+def _write_atomically(path: Path, data: bytes) -> Path:
+    """``data`` into ``path``: a temporary file next to it, fsync, then one ``os.replace``."""
+    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     try:
-        model.save_weights(tmp_weights, overwrite=True)
-        info = dict(info, sha256=_sha256(Path(tmp_weights)))
-        with open(tmp_meta, "w") as f:
-            json.dump(info, f, indent=2)
-        for tmp in (tmp_weights, tmp_meta):   # mkstemp makes owner-only files
-            os.chmod(tmp, 0o644)
-        os.replace(tmp_weights, weights)
-        os.replace(tmp_meta, meta)
-    finally:   # a failure at any step leaves no temporary file behind
-        for tmp in (tmp_weights, tmp_meta):
-            if os.path.exists(tmp):
-                os.remove(tmp)
-    return weights
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(temporary, 0o644)                 # mkstemp makes owner-only files
+        os.replace(temporary, path)
+    except BaseException:                          # leave no temporary file behind
+        if os.path.exists(temporary):
+            os.remove(temporary)
+        raise
+    return path
 
 
-def _read(name: str, directory: Path):
-    """(model, info) from ``directory``; ValueError when missing, damaged or not matching."""
-    weights, meta = weight_paths(name, directory)
-    if not weights.is_file() or not meta.is_file():
+def _parse_info(text: bytes, where) -> dict:
+    try:
+        return json.loads(text)
+    except (ValueError, UnicodeDecodeError) as e:
+        raise DamagedWeightsError(f"{where}: not valid JSON ({e})") from e
+
+
+def _model_from(name: str, info, weights: bytes, info_where, weights_where):
+    """Model ``name`` with ``weights`` (bytes of a .weights.h5) after checking ``info`` and the
+    checksum; DamagedWeightsError naming the file and the fault otherwise."""
+    problems = info_problems(info, name)
+    if problems:
+        raise DamagedWeightsError(f"{info_where}: {'; '.join(problems)}")
+    if _sha256(weights) != info["sha256"]:
+        raise DamagedWeightsError(f"{weights_where}: the weights do not match the sha256 in "
+                                  f"{info_where} (changed or damaged after it was saved)")
+    model = BUILDERS[name]()
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"mnist_{name}.weights.h5"
+        path.write_bytes(weights)
+        try:
+            model.load_weights(path)
+        except Exception as e:                     # any HDF5 / Keras fault of a damaged file
+            raise DamagedWeightsError(f"{weights_where}: Keras cannot load it ({e})") from e
+    return model
+
+
+def _read_archive(name: str, path: Path):
+    """(model, info) from one ``.zip``: read once, so a concurrent save cannot change it."""
+    data = path.read_bytes()                       # FileNotFoundError when there is none
+    try:
+        with zipfile.ZipFile(io.BytesIO(data)) as archive:   # CRC-32 checked while reading
+            info_text = archive.read(INFO_MEMBER)
+            weights = archive.read(f"mnist_{name}.weights.h5")
+    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, OSError, ValueError) as e:
+        raise DamagedWeightsError(f"{path}: not a readable weights archive ({e})") from e
+    info = _parse_info(info_text, f"{path} ({INFO_MEMBER})")
+    return _model_from(name, info, weights, f"{path} ({INFO_MEMBER})", path), info
+
+
+def _read_pair(name: str, directory: Path):
+    """(model, info) from the two-file layout. An older cnn_helper writes the weights, then the
+    JSON: when they disagree, look once more after 0.2 s before calling them damaged."""
+    weights_path, meta_path = weight_paths(name, directory)
+    if not weights_path.exists() and not meta_path.exists():
         raise FileNotFoundError(f"no {name} weights in {directory}")
+    for look in range(2):
+        missing = [p.name for p in (weights_path, meta_path) if not p.is_file()]
+        if missing:
+            raise DamagedWeightsError(f"{directory}: {' and '.join(missing)} missing from the pair")
+        info = _parse_info(meta_path.read_bytes(), meta_path)
+        weights = weights_path.read_bytes()
+        if look or (isinstance(info, dict) and info.get("sha256") == _sha256(weights)):
+            break
+        time.sleep(0.2)
+    return _model_from(name, info, weights, meta_path, weights_path), info
+
+
+def _read_cache(name: str, directory: Path):
+    """(model, info) from the cache: its ``.zip``, else an older version's pair of files."""
     try:
-        info = json.loads(meta.read_text())
-        if info.get("sha256") != _sha256(weights):
-            raise ValueError("checksum does not match its JSON")
-        model = BUILDERS[name]()
-        model.load_weights(weights)
-    except Exception as e:
-        raise ValueError(f"{weights} is damaged ({e})") from e
-    return model, info
+        return _read_archive(name, archive_path(name, directory))
+    except FileNotFoundError:
+        pass
+    except OSError as e:                           # no permission, a folder of that name, ...
+        raise DamagedWeightsError(f"{archive_path(name, directory)}: cannot be read ({e})") from e
+    try:
+        return _read_pair(name, directory)
+    except FileNotFoundError:
+        raise
+    except OSError as e:
+        raise DamagedWeightsError(f"{directory}: cannot read its {name} weights ({e})") from e
 
 
 WEIGHT_SOURCES = ("auto", "shipped", "cache")
@@ -158,39 +299,38 @@ def load_with_info(name: str = "cnn", source: str = "auto"):
     """The trained model ``name`` ("cnn" or "logistic") and its info dict: (model, info).
 
     source "auto": your retrained weights from the cache when present and valid, else the shipped
-    ones; "shipped" or "cache" to choose. A damaged cache file is renamed ``*.corrupt``, replaced by
-    the shipped weights, and a warning says so. ``info`` holds data source, seed, epochs, test
-    accuracy and ``loaded_from`` ("shipped" or the cache folder).
+    ones; "shipped" or "cache" to choose. With "auto", a cache file that cannot be used (damaged,
+    unreadable, fields missing from its info) gives a warning that names it and what is wrong, and
+    the shipped weights; with "cache", a DamagedWeightsError. Loading never changes a file.
+    ``info`` holds data source, seed, epochs, test accuracy and ``loaded_from`` ("shipped" or the
+    cache folder).
+
+    >>> model, info = load_with_info("cnn")
+    >>> info["loaded_from"], info["test_accuracy"]
+    ('shipped', 0.974)
     """
     _check_name(name)
     _checks.one_of(source, "weights source", WEIGHT_SOURCES)
     if source in ("auto", "cache"):
         try:
-            model, info = _read(name, cache_dir())
+            model, info = _read_cache(name, cache_dir())
             return model, dict(info, loaded_from=str(cache_dir()))
         except FileNotFoundError:
             if source == "cache":
                 raise
-        except ValueError as e:
-            _replace_corrupt(name, e)
-    model, info = _read(name, SHIPPED_DIR)
+        except DamagedWeightsError as e:
+            if source == "cache":
+                raise
+            warnings.warn(f"the cached {name} weights cannot be used: {e}. Using the shipped "
+                          f"weights instead; the file is left as it is (retrain with `python -m "
+                          f"cnn_helper train --model {name}`, or delete it)", stacklevel=2)
+    model, info = _read_pair(name, SHIPPED_DIR)
     return model, dict(info, loaded_from="shipped")
 
 
 def load(name: str = "cnn", source: str = "auto"):
     """The trained model ``name`` ("cnn" or "logistic"), as :func:`load_with_info` finds it."""
     return load_with_info(name, source)[0]
-
-
-def _replace_corrupt(name, error):
-    weights, meta = weight_paths(name, cache_dir())
-    for path in (weights, meta):
-        if path.exists():
-            os.replace(path, path.with_name(path.name + ".corrupt"))
-    model, info = _read(name, SHIPPED_DIR)
-    save(model, name, {k: v for k, v in info.items() if k != "sha256"}, cache_dir())
-    warnings.warn(f"{error}; kept it as *.corrupt and replaced it with the shipped weights",
-                  stacklevel=3)
 
 
 # --------------------------------------------------------------------------- training
@@ -210,6 +350,20 @@ def _epochs(name, epochs) -> int:
     return DEFAULTS[name]["epochs"] if epochs is None else _checks.positive_int(epochs, "epochs")
 
 
+def _training_options(name, epochs, batch_size, learning_rate):
+    """(epochs, batch_size, learning_rate) checked; None means the model's default (DEFAULTS)."""
+    opts = DEFAULTS[name]
+    if batch_size is not None:
+        _checks.positive_int(batch_size, "batch_size")
+    if learning_rate is not None and (
+            isinstance(learning_rate, bool) or not isinstance(learning_rate, (int, float))
+            or not 0 < learning_rate < float("inf")):
+        raise ValueError(f"learning_rate must be a number > 0 (the Adam step size, e.g. "
+                         f"{opts['learning_rate']}), got {learning_rate!r}")
+    return (_epochs(name, epochs), opts["batch_size"] if batch_size is None else int(batch_size),
+            opts["learning_rate"] if learning_rate is None else float(learning_rate))
+
+
 def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None,
         learning_rate=None, verbose: int = 0, callbacks=None):
     """Build model ``name`` from ``seed``, train it on (x_train, y_train): same seed, same weights.
@@ -219,13 +373,12 @@ def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None
     import keras
 
     _check_name(name)
-    opts = DEFAULTS[name]
-    epochs = _epochs(name, epochs)
-    seed_everything(seed)
+    epochs, batch_size, learning_rate = _training_options(name, epochs, batch_size, learning_rate)
+    seed_everything(_checks.seed(seed))
     model = BUILDERS[name](input_shape=x_train.shape[1:])
-    model.compile(optimizer=keras.optimizers.Adam(learning_rate or opts["learning_rate"]),
+    model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size or opts["batch_size"],
+    model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
               shuffle=True, verbose=verbose, callbacks=callbacks)
     return model
 
@@ -238,15 +391,41 @@ def accuracy(model, x, y, batch_size=_checks.BATCH_SIZE) -> float:
     return float(np.mean(outputs.argmax(axis=-1) == np.asarray(y)))
 
 
+def check_writable(directory, what: str = "the trained weights",
+                   example: str = "train(..., directory='my_weights')") -> Path:
+    """``directory`` as a Path, once a file could be created in it (the folder is made if needed).
+
+    ``train`` calls it before training, so an unwritable destination fails in a second, not after
+    the epochs. A ValueError names the folder, the system's reason and the fix (``example``).
+
+    >>> check_writable("my_weights")
+    PosixPath('my_weights')
+    """
+    if not isinstance(directory, (str, os.PathLike)) or not str(directory).strip():
+        raise ValueError(f"directory must name a folder (str or Path), got {directory!r}")
+    path = Path(directory)
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=path):
+            pass
+    except OSError as e:
+        raise ValueError(f"cannot write {what} to {str(path)!r}: {e.strerror or e}. Give a "
+                         f"folder you can write to, e.g. {example}") from e
+    return path
+
+
 def train(name: str = "cnn", data_source: str = "auto", epochs=None, seed: int = 0,
           directory=None, verbose: int = 2):
     """Train ``name`` on MNIST and save it (default: the user cache) with a JSON of how.
 
-    Returns (model, info): info holds data source, seed, epochs, seconds, test accuracy and
-    ``loaded_from`` (the folder the weights were written to).
+    The destination is checked first (``check_writable``), then the data are loaded and the model
+    trained. Returns (model, info): info holds data source, seed, epochs, seconds, test accuracy
+    and ``loaded_from`` (the folder the weights were written to).
     """
     _check_name(name)
     epochs = _epochs(name, epochs)
+    seed = _checks.seed(seed)
+    destination = check_writable(cache_dir() if directory is None else directory)
     mnist = data_mod.load(data_source, verbose=bool(verbose))
     (x_train, y_train), (x_test, y_test) = mnist.train, mnist.test
     start = time.perf_counter()
@@ -256,5 +435,5 @@ def train(name: str = "cnn", data_source: str = "auto", epochs=None, seed: int =
             "epochs": epochs,
             "train_seconds": round(time.perf_counter() - start, 1),
             "test_accuracy": round(accuracy(model, x_test, y_test), 4)}
-    path = save(model, name, info, Path(directory) if directory else cache_dir())
+    path = save(model, name, info, destination)
     return model, dict(info, loaded_from=str(path.parent))

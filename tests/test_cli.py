@@ -4,6 +4,7 @@ Run in-process through ``cnn_helper.__main__.main`` (no second TensorFlow start-
 """
 import json
 import re
+import zipfile
 
 import matplotlib.image as mpimg
 import pytest
@@ -31,6 +32,12 @@ def test_tour_writes_figures_and_prints_the_accuracy(tmp_path, cnn_cache, capsys
     assert not cnn_cache.exists() or not any(cnn_cache.iterdir())   # the tour trains nothing
 
 
+def _saved_info(path):
+    """The info.json inside a saved weights file."""
+    with zipfile.ZipFile(path) as archive:
+        return json.loads(archive.read("info.json"))
+
+
 @pytest.fixture
 def tiny_mnist(bundled, monkeypatch):
     """data.load returns 200 training and 100 test images, so training takes seconds."""
@@ -49,8 +56,8 @@ def test_train_writes_weights_and_json_to_the_cache(tiny_mnist, cnn_cache, capsy
     assert main(["train", "--model", "cnn", "--epochs", "1", "--seed", "3",
                  "--data", "bundled"]) == 0
     assert tiny_mnist == ["bundled"]
-    assert sorted(p.name for p in cnn_cache.iterdir()) == ["mnist_cnn.json", "mnist_cnn.weights.h5"]
-    info = json.loads((cnn_cache / "mnist_cnn.json").read_text())
+    assert sorted(p.name for p in cnn_cache.iterdir()) == ["mnist_cnn.zip"]
+    info = _saved_info(cnn_cache / "mnist_cnn.zip")
     assert info["data_source"] == "bundled" and info["seed"] == 3 and info["epochs"] == 1
     assert 0.0 <= info["test_accuracy"] <= 1.0 and info["n_train"] == 200 and info["n_test"] == 100
     assert "test accuracy" in capsys.readouterr().out
@@ -64,9 +71,10 @@ def test_train_writes_weights_and_json_to_the_cache(tiny_mnist, cnn_cache, capsy
 def test_train_to_a_folder(tiny_mnist, tmp_path, cnn_cache):
     out = tmp_path / "weights_here"
     assert main(["train", "--model", "logistic", "--epochs", "2", "--out", str(out)]) == 0
-    info = json.loads((out / "mnist_logistic.json").read_text())
+    info = _saved_info(out / "mnist_logistic.zip")
     assert info["model"] == "logistic" and info["epochs"] == 2 and info["seed"] == 0
-    assert (out / "mnist_logistic.weights.h5").stat().st_size > 0
+    with zipfile.ZipFile(out / "mnist_logistic.zip") as archive:
+        assert archive.getinfo("mnist_logistic.weights.h5").file_size > 0
     assert not cnn_cache.exists()
 
 
@@ -79,6 +87,47 @@ def test_bad_command_lines_exit_with_usage(argv, capsys):
     assert "usage" in capsys.readouterr().err
 
 
-def test_train_rejects_zero_epochs(tiny_mnist):
-    with pytest.raises(ValueError, match="epochs"):
-        main(["train", "--epochs", "0"])
+@pytest.mark.parametrize("argv, message", [
+    (["train", "--epochs", "0"], "argument --epochs: 0 is too small: epochs must be at least 1"),
+    (["train", "--epochs", "-3"], "argument --epochs: -3 is too small"),
+    (["train", "--epochs", "1.5"], "argument --epochs: '1.5' is not a whole number"),
+    (["train", "--epochs", ""], "argument --epochs: '' is not a whole number"),
+    (["train", "--seed", "-1"], "argument --seed: -1 is too small: seeds are ints >= 0"),
+    (["train", "--seed", "abc"], "argument --seed: 'abc' is not a whole number"),
+    (["train", "--out", ""], "argument --out: is empty"),
+    (["tour", "--out", " "], "argument --out: is empty"),
+    (["figures", "--out", ""], "argument --out: is empty"),
+])
+def test_bad_values_are_usage_errors_not_tracebacks(argv, message, tiny_mnist, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    err = capsys.readouterr().err
+    assert exc.value.code == 2
+    assert err.startswith("usage: python -m cnn_helper") and message in err
+    assert tiny_mnist == []                                 # nothing was loaded or trained
+
+
+@pytest.mark.parametrize("command", ["train", "tour", "figures"])
+def test_out_that_is_a_file_is_a_usage_error(command, tmp_path, tiny_mnist, capsys):
+    a_file = tmp_path / "notes.txt"
+    a_file.write_text("keep me")
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--out", str(a_file)])
+    assert exc.value.code == 2
+    assert f"argument --out: {str(a_file)!r} is a file, not a folder" in capsys.readouterr().err
+    assert a_file.read_text() == "keep me" and tiny_mnist == []
+
+
+@pytest.mark.parametrize("command, what", [("train", "the trained weights"),
+                                           ("tour", "the figures"), ("figures", "the images")])
+def test_an_unwritable_out_folder_stops_before_any_work(command, what, tmp_path, tiny_mnist,
+                                                        capsys):
+    """A folder under a file cannot be created (root included): exit 2 naming it, nothing run."""
+    out = tmp_path / "notes.txt" / "weights"
+    (tmp_path / "notes.txt").write_text("keep me")
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--out", str(out)])
+    err = capsys.readouterr().err
+    assert exc.value.code == 2 and "usage" in err
+    assert f"cannot write {what} to {str(out)!r}: Not a directory" in err and "--out" in err
+    assert tiny_mnist == []

@@ -1,8 +1,11 @@
-"""cnn_helper.models: architecture, shipped weights, seeded training, atomic save, corrupt cache."""
+"""cnn_helper.models: architecture, shipped weights, seeded training, atomic save, damaged cache.
+
+More on data safety (concurrent save/load, old layout, read-only cache, train's destination):
+test_models_safety.py."""
 import hashlib
 import json
 import os
-import warnings
+import zipfile
 
 import keras
 import numpy as np
@@ -142,26 +145,41 @@ def test_cache_dir_follows_the_environment(cnn_cache, monkeypatch, tmp_path):
     assert models.cache_dir() == tmp_path / "xdg" / "cnn_helper"
 
 
+INFO = {"data_source": "bundled", "seed": 1, "epochs": 3, "test_accuracy": 0.5}
+
+
 def test_save_load_round_trip(cnn_cache):
     model = _random_cnn(1)
-    path = models.save(model, "cnn", {"data_source": "bundled", "seed": 1, "epochs": 3,
-                                      "test_accuracy": 0.5}, cnn_cache)
-    assert path.parent == cnn_cache
-    assert _files(cnn_cache) == ["mnist_cnn.json", "mnist_cnn.weights.h5"]     # no temporary files
+    path = models.save(model, "cnn", INFO, cnn_cache)
+    assert path == cnn_cache / "mnist_cnn.zip"
+    assert _files(cnn_cache) == ["mnist_cnn.zip"]                        # no temporary files
     assert oct(path.stat().st_mode & 0o777) == oct(0o644)
     loaded, info = models.load_with_info("cnn", "cache")
     assert same_weights(weights_of(model), weights_of(loaded))
-    assert info["seed"] == 1 and info["epochs"] == 3
+    assert info["seed"] == 1 and info["epochs"] == 3 and info["model"] == "cnn"
     assert info["loaded_from"] == str(cnn_cache)
     # "auto" prefers the cache
     assert same_weights(weights_of(model), weights_of(models.load("cnn")))
-    meta = json.loads((cnn_cache / "mnist_cnn.json").read_text())
-    assert len(meta["sha256"]) == 64
+    # one file holds both parts, and the JSON's checksum is that of the weights next to it
+    with zipfile.ZipFile(path) as archive:
+        assert sorted(archive.namelist()) == ["info.json", "mnist_cnn.weights.h5"]
+        meta = json.loads(archive.read("info.json"))
+        assert meta["sha256"] == hashlib.sha256(archive.read("mnist_cnn.weights.h5")).hexdigest()
 
 
-def test_a_crash_while_saving_weights_keeps_the_previous_files(cnn_cache, monkeypatch):
+def test_save_refuses_info_a_load_would_reject(cnn_cache):
+    for info, fault in [({"seed": 1, "epochs": 3, "test_accuracy": 0.5}, "data_source"),
+                        (dict(INFO, epochs=0), "epochs=0"), (dict(INFO, test_accuracy=97.4),
+                                                            "test_accuracy=97.4"),
+                        (dict(INFO, model="logistic"), "model='logistic'")]:
+        with pytest.raises(ValueError, match=fault):
+            models.save(_random_cnn(1), "cnn", info, cnn_cache)
+    assert not cnn_cache.exists()                                # checked before any file
+
+
+def test_a_crash_while_saving_weights_keeps_the_previous_file(cnn_cache, monkeypatch):
     old = _random_cnn(1)
-    models.save(old, "cnn", {"epochs": 1}, cnn_cache)
+    models.save(old, "cnn", INFO, cnn_cache)
     before = {name: (cnn_cache / name).read_bytes() for name in _files(cnn_cache)}
     new = _random_cnn(2)
 
@@ -172,54 +190,68 @@ def test_a_crash_while_saving_weights_keeps_the_previous_files(cnn_cache, monkey
 
     monkeypatch.setattr(new, "save_weights", half_write_then_crash)
     with pytest.raises(OSError, match="disk full"):
-        models.save(new, "cnn", {"epochs": 2}, cnn_cache)
+        models.save(new, "cnn", dict(INFO, seed=2), cnn_cache)
     assert {name: (cnn_cache / name).read_bytes() for name in _files(cnn_cache)} == before
     assert same_weights(weights_of(old), weights_of(models.load("cnn", "cache")))
 
 
-def test_a_crash_while_writing_the_json_leaves_no_temporary_file(cnn_cache):
+def test_a_crash_while_replacing_the_file_leaves_no_temporary_file(cnn_cache, monkeypatch):
     old = _random_cnn(1)
-    models.save(old, "cnn", {"epochs": 1}, cnn_cache)
+    models.save(old, "cnn", INFO, cnn_cache)
     before = {name: (cnn_cache / name).read_bytes() for name in _files(cnn_cache)}
-    with pytest.raises(TypeError):
-        models.save(_random_cnn(2), "cnn", {"epochs": object()}, cnn_cache)   # not JSON
+    with pytest.raises(TypeError):                                       # not JSON
+        models.save(_random_cnn(2), "cnn", dict(INFO, note=object()), cnn_cache)
+
+    def no_rename(source, destination):
+        raise OSError("rename failed")
+
+    monkeypatch.setattr(os, "replace", no_rename)
+    with pytest.raises(OSError, match="rename failed"):
+        models.save(_random_cnn(2), "cnn", INFO, cnn_cache)
     assert {name: (cnn_cache / name).read_bytes() for name in _files(cnn_cache)} == before
 
 
-def test_a_truncated_cache_file_is_detected_kept_and_replaced(cnn_cache, shipped_cnn):
-    models.save(_random_cnn(3), "cnn", {"epochs": 1}, cnn_cache)
-    weights = cnn_cache / "mnist_cnn.weights.h5"
-    damaged = weights.read_bytes()[: weights.stat().st_size // 2]
-    weights.write_bytes(damaged)
-    with pytest.warns(UserWarning, match="corrupt"):
-        model = models.load("cnn")                       # never a crash
+def _damage_archive(cnn_cache, damage):
+    """Save a random CNN, then rewrite its file with ``damage(bytes) -> bytes``; the new bytes."""
+    path = models.save(_random_cnn(3), "cnn", INFO, cnn_cache)
+    path.write_bytes(damage(path.read_bytes()))
+    return path.read_bytes()
+
+
+def _flip_a_weight_byte(data):
+    """One byte of the stored (uncompressed) weights changed: the zip's CRC-32 catches it."""
+    middle = data.index(b"HDF") + 400_000
+    return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
+
+
+@pytest.mark.parametrize("damage, fault", [
+    (lambda data: data[: len(data) // 2], "not a readable weights archive"),     # truncated
+    (lambda data: b"garbage" * 100, "not a readable weights archive"),
+    (_flip_a_weight_byte, "not a readable weights archive"),
+], ids=["truncated", "garbage", "flipped_byte"])
+def test_a_damaged_cache_file_warns_and_is_left_as_it_is(cnn_cache, shipped_cnn, damage, fault):
+    damaged = _damage_archive(cnn_cache, damage)
+    with pytest.warns(UserWarning, match=fault) as caught:
+        model, info = models.load_with_info("cnn")                      # never a crash
+    message = str(caught[0].message)
+    assert str(cnn_cache / "mnist_cnn.zip") in message and "shipped" in message
     assert same_weights(weights_of(model), weights_of(shipped_cnn))
-    assert (cnn_cache / "mnist_cnn.weights.h5.corrupt").read_bytes() == damaged
-    assert (cnn_cache / "mnist_cnn.json.corrupt").is_file()
-    # the cache now holds valid (shipped) weights: loading it again needs no repair
-    with warnings.catch_warnings():
-        warnings.simplefilter("error", UserWarning)
-        again = models.load("cnn", "cache")
-    assert same_weights(weights_of(again), weights_of(shipped_cnn))
+    assert info["loaded_from"] == "shipped"
+    assert _files(cnn_cache) == ["mnist_cnn.zip"]                       # nothing renamed or added
+    assert (cnn_cache / "mnist_cnn.zip").read_bytes() == damaged        # nor overwritten
+    with pytest.raises(models.DamagedWeightsError, match=fault):        # asked for the cache
+        models.load("cnn", "cache")
 
 
-def test_a_damaged_file_with_a_matching_checksum_is_also_replaced(cnn_cache, shipped_cnn):
-    """Not an HDF5 file at all, but its JSON's checksum fits: loading fails, still no crash."""
+def test_weights_that_keras_cannot_load_despite_a_matching_checksum(cnn_cache, shipped_cnn):
+    """Not an HDF5 file at all, but the info's checksum fits: the Keras error, then a fallback."""
+    garbage = b"garbage" * 100
+    info = dict(INFO, model="cnn", sha256=hashlib.sha256(garbage).hexdigest())
     cnn_cache.mkdir(parents=True)
-    weights = cnn_cache / "mnist_cnn.weights.h5"
-    weights.write_bytes(b"garbage" * 100)
-    (cnn_cache / "mnist_cnn.json").write_text(json.dumps(
-        {"sha256": hashlib.sha256(weights.read_bytes()).hexdigest()}))
-    with pytest.warns(UserWarning, match="corrupt"):
-        model = models.load("cnn")
-    assert same_weights(weights_of(model), weights_of(shipped_cnn))
-    assert (cnn_cache / "mnist_cnn.weights.h5.corrupt").is_file()
-
-
-def test_unreadable_json_is_replaced(cnn_cache, shipped_cnn):
-    models.save(_random_cnn(3), "cnn", {"epochs": 1}, cnn_cache)
-    (cnn_cache / "mnist_cnn.json").write_text("{not json")
-    with pytest.warns(UserWarning, match="corrupt"):
+    with zipfile.ZipFile(cnn_cache / "mnist_cnn.zip", "w") as archive:
+        archive.writestr("info.json", json.dumps(info))
+        archive.writestr("mnist_cnn.weights.h5", garbage)
+    with pytest.warns(UserWarning, match="Keras cannot load it"):
         model = models.load("cnn")
     assert same_weights(weights_of(model), weights_of(shipped_cnn))
 
