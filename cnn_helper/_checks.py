@@ -80,12 +80,77 @@ def layer_list(layers) -> list:
     return layers
 
 
-def float_images(x, name: str = "x") -> np.ndarray:
-    """``x`` as a float32 array: a TypeError for non-float data, a ValueError for NaN or inf."""
-    x = np.asarray(x)
+def _shapes(items) -> str:
+    """The shapes of a tuple's or list's items, for an error message."""
+    return ", ".join(str(np.shape(item)) for item in list(items)[:4]) + \
+        (", ..." if len(items) > 4 else "")
+
+
+def _dataset_advice(x, name: str) -> str:
+    """How to take the images out of a tf.data.Dataset ``x`` (read from its element_spec)."""
+    spec = x.element_spec
+    pairs = isinstance(spec, (tuple, list))
+    shape = getattr(spec[0] if pairs else spec, "shape", None)
+    batched = shape is not None and shape.rank and shape[0] is None
+    part = "element[0]" if pairs else "element"
+    return (f"images = np.{'concatenate' if batched else 'stack'}([{part} for element in "
+            f"{name}.as_numpy_iterator()])")
+
+
+def array_of(x, name: str = "x") -> np.ndarray:
+    """``x`` as a NumPy array of numbers (an array, a list of images, a tf.Tensor all work).
+
+    A TypeError that says what ``x`` is and how to get the array otherwise: a tf.data.Dataset
+    (take its images out), an (images, labels) pair (give the images alone), a dict, None.
+    """
+    if hasattr(x, "element_spec") and hasattr(x, "cardinality"):          # a tf.data.Dataset
+        raise TypeError(f"{name} is a tf.data.Dataset; give an array of images instead, e.g. "
+                        f"{_dataset_advice(x, name)} (max_activation.scan also reads a dataset "
+                        "batch by batch)")
+    if isinstance(x, dict):
+        raise TypeError(f"{name} is a dict with keys {list(x)[:5]}; give an array of images")
+    try:
+        array = np.asarray(x)
+    except ValueError:                   # items of different shapes, e.g. (images, labels)
+        array = None
+    if array is None or array.dtype == object:
+        if isinstance(x, (tuple, list)) and 2 <= len(x) <= 3 and np.ndim(x[0]) >= 3:
+            raise TypeError(f"{name} is a {type(x).__name__} of {len(x)} arrays of shapes "
+                            f"{_shapes(x)}, like (images, labels); give the images alone: "
+                            f"{name}[0]")
+        what = f"a {type(x).__name__} of items of shapes {_shapes(x)}" \
+            if isinstance(x, (tuple, list)) else f"{type(x).__name__} {x!r:.60}"
+        raise TypeError(f"{name} is {what}, not an array of numbers; give a NumPy array of "
+                        "images (N, H, W, C)")
+    return array
+
+
+def _integer_advice(x, name: str, model_name: str, integers_ok) -> str:
+    """Why integer images are refused and what to give instead, right for the model."""
+    lo, hi = (int(x.min()), int(x.max())) if x.size else (0, 0)
+    got = f"{name} has dtype {x.dtype}, values in [{lo}, {hi}]"
+    fix = (f"if it was trained on [0, 1] images give {name}.astype('float32') / 255, if on "
+           f"[0, 255] give {name}.astype('float32') (a keras.applications model: its family's "
+           f"preprocess_input({name}))")
+    if integers_ok is None:
+        return (f"{got}; images must be float. If model {model_name!r} scales its input itself "
+                f"(a Rescaling layer at its front) give {name}.astype('float32'); otherwise, "
+                + fix)
+    return (f"{got}, and model {model_name!r} does not scale its input (no Rescaling or "
+            "Normalization layer at its front), so images must be float: " + fix)
+
+
+def float_images(x, name: str = "x", model_name: str = "", integers_ok=None) -> np.ndarray:
+    """``x`` as a float32 array: a ValueError for NaN or inf; for integers, a cast when
+    ``integers_ok`` (the model takes them as they are, no scaling), else a TypeError whose advice
+    suits the model (see ``images_for``). Other dtypes (bool, str) are a TypeError."""
+    x = array_of(x, name)
+    if np.issubdtype(x.dtype, np.integer) and integers_ok:
+        return x.astype(np.float32)
+    if np.issubdtype(x.dtype, np.integer):
+        raise TypeError(_integer_advice(x, name, model_name or "the model", integers_ok))
     if not np.issubdtype(x.dtype, np.floating):
-        raise TypeError(f"{name} has dtype {x.dtype}; images must be float (float32 in [0, 1]); "
-                        f"convert with {name}.astype('float32') / 255")
+        raise TypeError(f"{name} has dtype {x.dtype}; images must be float numbers")
     if not np.all(np.isfinite(x)):
         raise ValueError(f"{name} contains NaN or infinite values")
     return x.astype(np.float32, copy=False)
@@ -97,22 +162,50 @@ def fits_shape(shape, expected) -> bool:
         e is None or s is None or e == s for e, s in zip(expected, shape))
 
 
-def images_for(x, expected: tuple, model_name: str, name: str = "x"):
+def images_for(x, expected: tuple, model_name: str, name: str = "x", integers_ok=None):
     """Images for a model whose one image has shape ``expected``: (float32 batch, was_single).
 
-    Accepts a batch (N, *expected) or one image (*expected). Non-float data is a TypeError,
-    NaN/inf or a wrong shape a ValueError naming the expected shape.
+    Accepts a batch (N, *expected) or one image (*expected), as an array, a list of images or a
+    tensor. ``integers_ok`` says whether the model takes integer images as they are:
+
+    - True  (it scales its input itself: a Rescaling / Normalization layer at its front, or an
+      integer Input dtype): integer images are cast to float32, values unchanged;
+    - False (it does not): a TypeError saying to divide by 255 if the model was trained on
+      [0, 1] images, or only to cast if on [0, 255];
+    - None  (not known): a TypeError giving both cases.
+
+    A dataset, an (images, labels) pair or another non-array is a TypeError saying what to give;
+    a wrong shape, an empty batch, NaN or inf a ValueError.
     """
-    x = np.asarray(x)
-    if not np.issubdtype(x.dtype, np.floating):
-        float_images(x, name)                     # the dtype error first, before the shape's
+    x = array_of(x, name)
+    if not np.issubdtype(x.dtype, np.floating):                 # the dtype error before the shape's
+        x = float_images(x, name, model_name, integers_ok)
     single = fits_shape(x.shape, expected)
     if not single and not fits_shape(x.shape[1:], expected):
         raise ValueError(f"{name} has shape {x.shape}; model {model_name!r} expects images of "
                          f"shape (N, {', '.join(str(e) for e in expected)}) or one image of shape "
                          f"{expected}")
-    x = float_images(x, name)
+    if not single and len(x) == 0:
+        raise ValueError(f"{name} is empty (shape {x.shape}): give at least one image")
+    x = float_images(x, name, model_name, integers_ok)
     return (x[None] if single else x), single
+
+
+def labels_of(y, name: str = "y") -> np.ndarray:
+    """One label per example (N,): ``y`` as given, a column (N, 1), or one-hot rows (N, C) as
+    their argmax. Rows that are not one-hot (probabilities, smoothed labels) are a ValueError."""
+    y = array_of(y, name)
+    if y.ndim == 2 and y.shape[1] == 1:
+        return y[:, 0]
+    if y.ndim == 2:
+        one_hot = np.isin(y, (0, 1)).all() and np.all(y.sum(axis=1) == 1)
+        if not one_hot:
+            raise ValueError(f"{name} has shape {y.shape} but its rows are not one-hot; give one "
+                             f"label per example, e.g. {name}.argmax(axis=1)")
+        return y.argmax(axis=1)
+    if y.ndim != 1:
+        raise ValueError(f"{name} has shape {y.shape}; give one label per example (N,)")
+    return y
 
 
 def batches(n: int, size: int):

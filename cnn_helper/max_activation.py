@@ -139,7 +139,7 @@ def top_examples(model, x, target, count: int = 9, labels=None, y=None,
              probability of class k) or a ``Feature`` (pooled by max/mean, or at a location)
     labels, y : restrict the ranking to the examples whose label ``y[i]`` is in ``labels`` (an int
              or a list), the lecture's :math:`\X' = \{\x^{(i)} | y^{(i)} = 8\}`. Indices still
-             refer to the full ``x``.
+             refer to the full ``x``. y holds one label per example, or one-hot rows (N, C)
     Returns ``TopExamples(target, high, low)``: high descending, low ascending, ties by lower index.
 
     >>> r = top_examples(model, x_test, 8, count=9, labels=8, y=y_test)   # best and worst 8s
@@ -152,7 +152,7 @@ def top_examples(model, x, target, count: int = 9, labels=None, y=None,
         if labels is None or y is None:
             raise ValueError("give both labels (the wanted labels) and y (the label of every "
                              "example) to restrict to a subset, or neither")
-        x, _, index = data_mod.select_labels(x, y, labels)
+        x, _, index = data_mod.select_labels(x, _checks.labels_of(y), labels)
         what = f"the subset with labels {labels!r}"
     count = _check_count(count, len(x), what)
     fv = features.feature_values(model, x, feature, batch_size)
@@ -224,10 +224,11 @@ def _scan_step(model, layers, pool: str, count: int):
             index = offset + tf.range(tf.shape(x, out_type=tf.int64)[0])
             new_state = []
             for y, (high, low) in zip(tap(x), state):
+                y = tf.cast(y, tf.float32)         # a mixed-precision layer computes in float16
                 pooled = tf.transpose(features.pool_maps(y, pool))                    # (C, B)
                 new_state.append([_merge(high, pooled, index, y, count),
                                   _merge(low, -pooled, index, y, count)])            # Low = -value
-            return tf.reduce_all(tf.math.is_finite(x)), new_state
+            return new_state
 
         return step
 
@@ -235,30 +236,134 @@ def _scan_step(model, layers, pool: str, count: int):
     return _graph.memo(model, key, build)
 
 
-def _dataset_batches(model, ds, batch_size):
-    """Batches of images from a tf.data.Dataset of x or (x, y, ...); single images are batched."""
+def _datasets(ds) -> list:
+    """Every dataset of a tf.data pipeline: ``ds`` and, recursively, the datasets it reads."""
+    found, todo = [], [ds]
+    while todo:
+        found.append(todo.pop())
+        todo.extend(found[-1]._inputs())
+    return found
+
+
+def _function_ops(dataset) -> list:
+    """The ops of the functions a dataset applies: an interleave's inner datasets are there.
+    (Only functions are serialized: the pipeline's own graph would copy in-memory data.)"""
+    ops = []
+    for value in vars(dataset).values():
+        graph = getattr(getattr(value, "function", None), "graph", None)
+        if graph is not None:
+            graph_def = graph.as_graph_def()
+            ops += list(graph_def.node) + [op for f in graph_def.library.function
+                                           for op in f.node_def]
+    return ops
+
+
+def _op_stage(op, consts) -> tuple:
+    """(kind, reshuffles, deterministic, repeat count) of a dataset op inside a function."""
     import tensorflow as tf
 
+    attrs, count = op.attr, None
+    if op.op == "RepeatDataset" and op.input[1].split(":")[0] in consts:
+        value = consts[op.input[1].split(":")[0]].attr["value"].tensor
+        count = int(tf.make_ndarray(value))
+    reshuffles = not ("reshuffle_each_iteration" in attrs
+                      and not attrs["reshuffle_each_iteration"].b)
+    deterministic = attrs["deterministic"].s.decode() if "deterministic" in attrs else ""
+    return op.op, reshuffles, deterministic, count
+
+
+def _stages(ds):
+    """(kind, reshuffles, deterministic, repeat count) of every step of the pipeline: datasets
+    from their Python objects, datasets inside functions from their ops."""
+    for dataset in _datasets(ds):
+        kind = type(dataset).__name__
+        count = int(dataset._count) if "Repeat" in kind and hasattr(dataset, "_count") else None
+        yield (kind, getattr(dataset, "_reshuffle_each_iteration", True) is not False,
+               str(getattr(dataset, "_deterministic", "")), count)
+        ops = _function_ops(dataset)
+        consts = {op.name: op for op in ops if op.op == "Const"}
+        yield from (_op_stage(op, consts) for op in ops if "Dataset" in op.op)
+
+
+def _order_problem(ds):
+    """Why the indices of a scan of ``ds`` would mean nothing (None when they are fine): it
+    reshuffles on every pass, yields examples in no fixed order, or never ends."""
+    import tensorflow as tf
+
+    length = int(ds.cardinality())
+    if length == tf.data.INFINITE_CARDINALITY:
+        return "it never ends (.repeat() without a count); scan a finite part: data.take(n)"
+    for kind, reshuffles, deterministic, count in _stages(ds):
+        if "Shuffle" in kind and reshuffles:
+            return (f"it shuffles its examples anew on every pass ({kind}), so an index would "
+                    "not point at the same example when you read the data again. Build it "
+                    "without shuffling (image_dataset_from_directory(..., shuffle=False), no "
+                    ".shuffle(...)), or with .shuffle(..., reshuffle_each_iteration=False)")
+        if deterministic == "false" or (deterministic == "default"
+                                        and ds.options().deterministic is False):
+            return (f"it yields its examples in no fixed order ({kind} with deterministic=False)"
+                    "; build it with deterministic=True")
+        if count is not None and count < 0 and length == tf.data.UNKNOWN_CARDINALITY:
+            return ("it may never end (.repeat() without a count, and its length is unknown); "
+                    "scan a finite part: data.take(n), or if it does end, declare its length: "
+                    "data.apply(tf.data.experimental.assert_cardinality(n))")
+    return None
+
+
+def _check_dataset(model, ds):
+    """The shape of the dataset's images, checked: a clear error for a dataset scan cannot read
+    or whose indices would mean nothing (see ``_order_problem``)."""
+    import tensorflow as tf
+
+    problem = _order_problem(ds)
+    if problem:
+        raise ValueError(f"data cannot be scanned: {problem}. scan returns indices that count the "
+                         "examples in the order the dataset yields them")
     spec = ds.element_spec[0] if isinstance(ds.element_spec, (tuple, list)) else ds.element_spec
     if isinstance(spec, dict) or not isinstance(spec, tf.TensorSpec):
         raise TypeError(f"the dataset must yield images x or tuples (x, y, ...); its elements are "
                         f"{spec}")
-    if not spec.dtype.is_floating:
-        raise TypeError(f"the dataset yields images of dtype {spec.dtype.name}; images must be "
-                        "float (float32 in [0, 1]); map them with tf.cast(x, tf.float32) / 255")
     expected = _graph.input_shape(model)
     shape = tuple(spec.shape) if spec.shape.rank is not None else ()
-    if _checks.fits_shape(shape, expected):      # single images: batch them here
-        ds = ds.batch(batch_size)
-    elif not _checks.fits_shape(shape[1:], expected):
+    if not (_checks.fits_shape(shape, expected) or _checks.fits_shape(shape[1:], expected)):
         raise ValueError(f"the dataset yields images of shape {shape}; model {model.name!r} "
                          f"expects batches (N, {', '.join(map(str, expected))})")
-    for element in ds:
-        x = element[0] if isinstance(element, (tuple, list)) else element
-        if not _checks.fits_shape(tuple(x.shape[1:]), expected):
-            raise ValueError(f"the dataset yields a batch of shape {tuple(x.shape)}; model "
-                             f"{model.name!r} expects (N, {', '.join(map(str, expected))})")
-        yield tf.cast(x, tf.float32)
+    return shape
+
+
+def _checked_batch(model, x, seen: int) -> np.ndarray:
+    """One batch of a dataset, checked like an array (``_graph.check_images``): float32."""
+    x = np.asarray(x)
+    expected = _graph.input_shape(model)
+    if not _checks.fits_shape(x.shape[1:], expected):
+        raise ValueError(f"the dataset yields a batch of shape {x.shape}; model {model.name!r} "
+                         f"expects (N, {', '.join(map(str, expected))})")
+    if np.issubdtype(x.dtype, np.number) and not np.all(np.isfinite(x)):
+        raise ValueError(f"data contains NaN or infinite values (in examples "
+                         f"{seen}..{seen + len(x) - 1})")
+    try:
+        return _graph.check_images(model, x, "images")[0]
+    except TypeError as e:
+        raise TypeError(f"the dataset's images cannot be used: {e}. Convert them in the dataset "
+                        "with data.map, e.g. data.map(lambda x, y: (tf.cast(x, tf.float32) / 255, "
+                        "y)) for a model trained on [0, 1] images") from None
+
+
+def _dataset_batches(model, ds, batch_size):
+    """Batches of images from a tf.data.Dataset of x or (x, y, ...); single images are batched."""
+    if _checks.fits_shape(_check_dataset(model, ds), _graph.input_shape(model)):
+        ds = ds.batch(batch_size)                # single images: batch them here
+
+    def batches():
+        seen = 0
+        for element in ds:
+            x = element[0] if isinstance(element, (tuple, list)) else element
+            yield _checked_batch(model, x, seen)
+            seen += len(x)
+        if seen == 0:
+            raise ValueError("data is an empty dataset: it yielded no example")
+
+    return batches()
 
 
 def _source(model, data, batch_size, count):
@@ -267,8 +372,7 @@ def _source(model, data, batch_size, count):
 
     if isinstance(data, tf.data.Dataset):
         return _dataset_batches(model, data, batch_size), None
-    x, _ = _graph.check_images(model, data.numpy() if isinstance(data, tf.Tensor) else data,
-                               "data")
+    x, _ = _graph.check_images(model, data, "data")
     _check_count(count, len(x), "the data")
     return (x[s] for s in _checks.batches(len(x), batch_size)), len(x)
 
@@ -295,11 +399,20 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
     One multi-output sub-model runs over the data once; per batch, the pooled (N, C) values are
     merged with the kept top inside the compiled function, so memory is O(count x channels).
 
-    data   : a float array (N, H, W, C) (batched by ``batch_size``), or a ``tf.data.Dataset``
-             yielding batches of x or (x, y, ...) (single images are batched by ``batch_size``)
+    data   : an array of images (N, H, W, C) (batched by ``batch_size``), or a ``tf.data.Dataset``
+             yielding batches of x or (x, y, ...) (single images are batched by ``batch_size``).
+             Its images are checked like an array's (float, or integers for a model that
+             scales its input itself).
     layers : one layer name (or layer) or a list of them; conv or dense layers
     Returns ``{layer name: LayerScan}``; ``LayerScan.channel(k)`` gives channel k in the form
     ``top_examples`` returns. Equal values are ranked by lower example index.
+
+    The indices count the examples in the order ``data`` yields them, so they must point at the
+    same examples when the data is read again: a dataset that reshuffles on every pass (the
+    default of ``image_dataset_from_directory`` and of ``.shuffle``), that yields in no fixed
+    order (``deterministic=False``) or that never ends (``.repeat()``) is a ValueError saying
+    how to build it (``shuffle=False``, ``.take(n)``). A generator that never ends cannot be
+    seen in advance: the progress bar keeps counting.
 
     >>> scans = scan(model, x_train, ["conv1", "conv2", "conv3"], count=9)
     >>> scans["conv3"].high.indices.shape
@@ -314,21 +427,25 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
     names = _layer_names(model, layers)
     batches, total = _source(model, data, batch_size, count)
     step = _scan_step(model, layers, pool, count)
-    state = [[[tf.zeros(spec.shape[:1] + (0,) + spec.shape[2:], spec.dtype) for spec in side]
-              for side in layer_spec] for layer_spec in step.input_signature[2]]
+    state = _empty_state(step)
     seen = 0
     bar = tqdm(total=total, unit="img", desc="scan " + ", ".join(names), disable=not progress)
     with bar:
         for x in batches:
-            finite, state = step(x, tf.constant(seen, tf.int64), state)
-            if not bool(finite):
-                raise ValueError(f"data contains NaN or infinite values (in examples "
-                                 f"{seen}..{seen + len(x) - 1})")
-            seen += int(x.shape[0])
-            bar.update(int(x.shape[0]))
+            state = step(x, tf.constant(seen, tf.int64), state)
+            seen += len(x)
+            bar.update(len(x))
     _check_count(count, seen, "the data")
     return {name: LayerScan(name, pool, seen, _examples(high), _examples(low, sign=-1.0))
             for name, (high, low) in zip(names, state)}
+
+
+def _empty_state(step) -> list:
+    """The kept top of every layer and side before the first batch: no example yet."""
+    import tensorflow as tf
+
+    return [[[tf.zeros(spec.shape[:1] + (0,) + spec.shape[2:], spec.dtype) for spec in side]
+             for side in layer_spec] for layer_spec in step.input_signature[2]]
 
 
 def _examples(side, sign: float = 1.0) -> Examples:

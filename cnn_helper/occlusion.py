@@ -49,7 +49,11 @@ from ._checks import BATCH_SIZE
 from .features import Feature
 
 FILLS = ("extreme", "zero", "mean")
-EXTREME = 1.0   # the top of the [0, 1] range of the package's images: a bright square
+RANGES = ((-1.0, 1.0), (0.0, 255.0))
+"""The usual ranges of image values, smallest first: [0, 1] (the package's MNIST) or [-1, 1]
+(e.g. MobileNetV2's preprocess_input), then [0, 255] (raw pixels, models with a Rescaling layer).
+The fill "extreme" is the top of the first one that holds the image."""
+RANGE_TOLERANCE = 1e-3   # float rounding: an image in [0, 1.0000001] is still a [0, 1] image
 
 
 @dataclass(frozen=True)
@@ -66,7 +70,11 @@ class OcclusionMap:
     locations : (rows (R,), cols (C,)): the pixel coordinates of the patch centres
     bounds    : (rows (R, 2), cols (C, 2)): [start, stop) of each patch along each axis, clipped
     patch     : (f_r, f_c);  stride: (s_r, s_c)
-    fill      : (channels,) the value painted into each channel of the patch
+    fill      : (channels,) the value painted into each channel of the patch: the number that
+                was used, whatever ``fill`` asked for (for "extreme": the top of the image's
+                range, 1.0 for [0, 1] images, 255.0 for [0, 255] ones, see ``fill_value``)
+
+    Its repr is a summary that says which fill was used; the arrays are its fields.
     """
 
     target: Feature
@@ -87,6 +95,14 @@ class OcclusionMap:
         return OcclusionMap(self.target, float(self.baseline[i]), self.values[i], self.delta[i],
                             self.relative[i], self.locations, self.bounds, self.patch,
                             self.stride, self.fill[i])
+
+    def __repr__(self) -> str:
+        images = "one image" if np.ndim(self.baseline) == 0 else f"{len(self.baseline)} images"
+        fill = np.array2string(np.asarray(self.fill), precision=4, separator=", ",
+                               threshold=12)
+        return (f"OcclusionMap({self.target}, {images}, map {self.values.shape[-2]}x"
+                f"{self.values.shape[-1]}, patch {self.patch[0]}x{self.patch[1]}, stride "
+                f"{self.stride[0]}x{self.stride[1]}, fill={fill})")
 
 
 # --------------------------------------------------------------------------- checks
@@ -111,8 +127,8 @@ def _check_patch(patch, image_shape) -> tuple:
 
 
 def _one_image(x, name: str = "x") -> np.ndarray:
-    """One image (H, W, C) or a batch of one -> (H, W, C) float32."""
-    x = _checks.float_images(x, name)
+    """One image (H, W, C) or a batch of one -> (H, W, C) float32 (integers cast, unscaled)."""
+    x = _checks.float_images(x, name, integers_ok=True)
     if x.ndim == 4:
         if len(x) != 1:
             raise ValueError(f"{name} has {len(x)} images; give one image (H, W, C) or a batch "
@@ -123,19 +139,39 @@ def _one_image(x, name: str = "x") -> np.ndarray:
     return x
 
 
+def extreme_value(x) -> np.ndarray:
+    """The (C,) "extreme" fill of image ``x`` (H, W, C): the top of its range of values.
+
+    1.0 when every value lies in [-1, 1] (an image in [0, 1] or [-1, 1]), 255.0 when they lie in
+    [0, 255] (``RANGES``); otherwise (a range without a convention, e.g. caffe-style
+    preprocessing in [-124, 151], or standardised values) the image's own maximum of each channel.
+    It is read from the one image, so a batch gives every image the fill it would get alone:
+    the result never depends on how the data is split or on ``batch_size``.
+
+    >>> extreme_value(x_test[0])                     # MNIST in [0, 1]: array([1.], dtype=float32)
+    """
+    n_channels = x.shape[-1]
+    lo, hi = float(x.min()), float(x.max())
+    for bottom, top in RANGES:
+        if lo >= bottom - RANGE_TOLERANCE and hi <= top + RANGE_TOLERANCE:
+            return np.full(n_channels, top, np.float32)
+    return x.reshape(-1, n_channels).max(axis=0).astype(np.float32)
+
+
 def fill_value(fill, x) -> np.ndarray:
     """The (C,) value painted into the patch for image ``x`` (H, W, C).
 
-    "extreme": 1.0, the maximum of the [0, 1] range of the package's images (the lecture's extreme
-    value: a bright square); "zero": 0.0; "mean": the image's mean of each channel; a number: that
-    value in every channel; an array of C numbers: one value per channel.
+    "extreme": the top of the image's range (``extreme_value``: 1.0 for the package's [0, 1]
+    images, a bright square, as in the lecture; 255.0 for [0, 255] images); "zero": 0.0; "mean":
+    the image's mean of each channel; a number: that value in every channel; an array of C
+    numbers: one value per channel.
     """
     n_channels = x.shape[-1]
     if isinstance(fill, str):
         _checks.one_of(fill, "fill", FILLS)
         if fill == "mean":
             return x.reshape(-1, n_channels).mean(axis=0).astype(np.float32)
-        return np.full(n_channels, EXTREME if fill == "extreme" else 0.0, np.float32)
+        return extreme_value(x) if fill == "extreme" else np.zeros(n_channels, np.float32)
     if isinstance(fill, bool):
         raise TypeError(f"fill must be one of {FILLS} or a number, got {fill!r}")
     try:
@@ -233,7 +269,8 @@ def _step(model, feature: Feature, at: bool):
         @tf.function(input_signature=specs)
         def step(x, fill, bounds, channel, locations=None):
             y = tap(_occluded(x, fill, bounds))[0]
-            return features.read(y, channel, feature.pool, locations)[0]
+            value = features.read(y, channel, feature.pool, locations)[0]
+            return tf.cast(value, tf.float32)        # a mixed-precision layer computes in float16
 
         return step
 
@@ -266,25 +303,46 @@ def _relative(feature, baseline, delta):
     return relative
 
 
+def _occluded_values(step, channel, images, fills, copies, at, batch_size) -> np.ndarray:
+    """The target on every copy of every image, (N, R*C + 1), the un-occluded baseline last:
+    ``batch_size`` copies per call of the compiled ``step``."""
+    values = []
+    for i, image in enumerate(images):
+        where = () if at is None else (np.repeat(at[i:i + 1], copies.shape[1], axis=0),)
+        out, = _graph.run_batched(lambda b, *w: [step(image, fills[i], b.T, channel, *w)],
+                                  batch_size, copies.T, *where)
+        values.append(out)
+    return np.stack(values)
+
+
 def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
                     keep_location: bool = False, batch_size=BATCH_SIZE) -> OcclusionMap:
     r"""The occlusion sensitivity map of ``target`` for each image of ``x``.
 
-    x      : one image (H, W, C) or a batch (N, H, W, C), float in [0, 1]
+    x      : one image (H, W, C) or a batch (N, H, W, C), in the range the model takes (the
+             package's MNIST: float in [0, 1])
     target : a head class index k (:math:`\y_{(L),k}`, the model's output, e.g. the probability of
              class k) or a ``Feature``
     patch  : f, or (f_r, f_c): the size of the occluding square (clipped at the border)
     stride : s, or (s_r, s_c): centres every s pixels, starting at 0 (see the module docstring for
              exactly where an even patch sits)
-    fill   : "extreme" (1.0, the maximum of the [0, 1] image range: a bright square), "zero",
-             "mean" (each image's channel means), a number, or one number per channel
+    fill   : "extreme" (the top of the image's range: a bright square), "zero", "mean" (each
+             image's channel means), a number, or one number per channel
     keep_location : read a max-pooled Feature at the clean image's argmax (default: pool afresh)
     batch_size : occluded copies per forward pass; the result does not depend on it
+
+    Choosing the fill: "extreme" (the lecture's) is read from each image alone
+    (``extreme_value``): 1.0 for images in [0, 1] or [-1, 1], 255.0 in [0, 255], else each
+    channel's own maximum; ``result.fill`` says which value was used. On MNIST it paints ink
+    (it *adds* a stroke); "zero" paints the background (it erases). Other ranges take a number:
+    caffe-style ``preprocess_input`` (VGG16, ResNet50) ``fill=255 - np.array([103.939, 116.779,
+    123.68])`` for white or ``fill=0.0`` for the mean colour, standardised inputs ``fill=0.0``.
 
     Returns an ``OcclusionMap``, with a leading image axis for a batch. When a baseline is 0 its
     proportional change is undefined: ``relative`` is NaN and a warning says to use ``delta``.
 
     >>> r = sensitivity_map(model, x_test[0], 8)      # patch 4, stride 1, bright patch
+    >>> r.fill                                        # array([1.], dtype=float32): [0, 1] images
     >>> r.relative.min()                              # the largest proportional drop of P(8)
     """
     feature = features.check_feature(model, target)
@@ -292,19 +350,12 @@ def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
     patch = _check_patch(patch, images.shape[1:])
     stride = _pair(stride, "stride")
     batch_size = _graph.batch_size(model, batch_size)
-    fills = np.stack([fill_value(fill, image) for image in images]) if len(images) else \
-        np.zeros((0, images.shape[-1]), np.float32)
+    fills = np.stack([fill_value(fill, image) for image in images])      # (N, C), per image
     at = features.fixed_locations(model, images, feature, keep_location, batch_size)
 
     locations, bounds, copies = _grid(images.shape[1:], patch, stride)
-    step = _step(model, feature, at is not None)
-    values = []
-    for i, image in enumerate(images):
-        where = () if at is None else (np.repeat(at[i:i + 1], copies.shape[1], axis=0),)
-        out, = _graph.run_batched(lambda b, *w: [step(image, fills[i], b.T, feature.channel, *w)],
-                                  batch_size, copies.T, *where)
-        values.append(out)
-    values = np.stack(values) if values else np.zeros((0, copies.shape[1]), np.float32)
+    values = _occluded_values(_step(model, feature, at is not None), feature.channel, images,
+                              fills, copies, at, batch_size)
     grid_shape = (len(images), len(locations[0]), len(locations[1]))
     baseline, values = values[:, -1], values[:, :-1].reshape(grid_shape)
     delta = values - baseline[:, None, None]

@@ -300,3 +300,171 @@ def test_scan_of_a_model_with_free_image_size():
         for ch, (high, low) in enumerate(brute_force_scan(model, x, layer, 4, "max")):
             assert_part(got[layer].channel(ch).high, high, exact_values=False)
             assert_part(got[layer].channel(ch).low, low, exact_values=False)
+
+
+# --------------------------------------------------------------------------- datasets and labels
+
+
+class _Alarm:
+    """Fail (instead of hanging the test run) when the body runs longer than ``seconds``."""
+
+    def __init__(self, seconds: int):
+        self.seconds = seconds
+
+    def __enter__(self):
+        import signal
+
+        def hung(*_):
+            raise TimeoutError(f"still running after {self.seconds} s: the scan hangs")
+
+        self.previous = signal.signal(signal.SIGALRM, hung)
+        signal.alarm(self.seconds)
+
+    def __exit__(self, *_):
+        import signal
+
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+def test_scan_refuses_a_dataset_that_reshuffles_on_every_pass(tiny, data):
+    import tensorflow as tf
+
+    x, y = data
+    base = tf.data.Dataset.from_tensor_slices((x, y))
+    shuffled = {"shuffle then batch": base.shuffle(N).batch(32),
+                "batch then shuffle": base.batch(32).shuffle(4),
+                "inside an interleave": tf.data.Dataset.range(1).interleave(
+                    lambda _: base.shuffle(N)).batch(32)}
+    for ds in shuffled.values():
+        with pytest.raises(ValueError, match="shuffles its examples anew on every pass.*"
+                                             "shuffle=False"):
+            ma.scan(tiny, ds, "c1", progress=False)
+    unordered = base.map(lambda a, b: (a, b), num_parallel_calls=2, deterministic=False)
+    with pytest.raises(ValueError, match="no fixed order"):
+        ma.scan(tiny, unordered.batch(32), "c1", progress=False)
+
+
+def test_scan_of_a_dataset_shuffled_once_counts_in_its_order(tiny, data):
+    """A shuffle that keeps its order (reshuffle_each_iteration=False) is accepted: the indices
+    count examples in the order the dataset yields them, the same on every read."""
+    import tensorflow as tf
+
+    x, y = data
+    ds = tf.data.Dataset.from_tensor_slices((x, y)).shuffle(
+        N, seed=4, reshuffle_each_iteration=False).batch(32)
+    order = np.concatenate([a for a, _ in ds.as_numpy_iterator()])
+    np.testing.assert_array_equal(order, np.concatenate([a for a, _ in ds.as_numpy_iterator()]))
+    assert not np.array_equal(order, x)
+    got = ma.scan(tiny, ds, "c2", count=5, progress=False)["c2"]
+    ref = ma.scan(tiny, order, "c2", count=5, progress=False)["c2"]
+    np.testing.assert_array_equal(got.high.indices, ref.high.indices)
+    np.testing.assert_array_equal(got.low.indices, ref.low.indices)
+
+
+def test_scan_of_image_dataset_from_directory(tiny, tmp_path):
+    """Its default shuffle=True is refused with the fix; shuffle=False scans the files in order."""
+    import keras
+
+    rng = np.random.default_rng(7)
+    for label in ("a", "b"):
+        (tmp_path / label).mkdir()
+        for i in range(6):
+            keras.utils.save_img(tmp_path / label / f"{i}.png",
+                                 rng.integers(0, 256, (8, 8, 1)).astype(np.float32))
+
+    def load(**kwargs):
+        return keras.utils.image_dataset_from_directory(
+            tmp_path, color_mode="grayscale", image_size=(8, 8), batch_size=5, verbose=False,
+            **kwargs)
+
+    with pytest.raises(ValueError, match=r"image_dataset_from_directory\(\.\.\., shuffle=False\)"):
+        ma.scan(tiny, load(), "c1", progress=False)
+    ds = load(shuffle=False)
+    images = np.concatenate([a for a, _ in ds.as_numpy_iterator()])
+    got = ma.scan(tiny, ds, "c1", count=3, progress=False)["c1"]
+    ref = ma.scan(tiny, images, "c1", count=3, progress=False)["c1"]
+    assert got.n_scanned == 12
+    np.testing.assert_array_equal(got.high.indices, ref.high.indices)
+
+
+def test_scan_refuses_a_dataset_that_never_ends(tiny, data):
+    import tensorflow as tf
+
+    x, _ = data
+    base = tf.data.Dataset.from_tensor_slices(x)
+    endless = base.repeat().filter(lambda a: True).batch(32)           # its length is unknown
+    for ds in (base.batch(32).repeat(), base.repeat().batch(32), endless):
+        with _Alarm(60), pytest.raises(ValueError, match=r"never end.*take\(n\)"):
+            ma.scan(tiny, ds, "c1", progress=False)
+    for ds, n in ((base.repeat(2).batch(32), 2 * N), (base.repeat().take(200).batch(32), 200)):
+        assert ma.scan(tiny, ds, "c1", count=2, progress=False)["c1"].n_scanned == n
+    # a length tf.data cannot know is refused until the user declares it
+    with _Alarm(60), pytest.raises(ValueError, match="assert_cardinality"):
+        ma.scan(tiny, endless.take(3), "c1", progress=False)
+    declared = endless.take(3).apply(tf.data.experimental.assert_cardinality(3))
+    assert ma.scan(tiny, declared, "c1", count=2, progress=False)["c1"].n_scanned == 96
+
+
+def test_scan_of_an_empty_dataset_or_integer_images(tiny, data):
+    import tensorflow as tf
+
+    x, _ = data
+    with pytest.raises(ValueError, match="empty dataset"):
+        ma.scan(tiny, tf.data.Dataset.from_tensor_slices(x).take(0).batch(4), "c1",
+                progress=False)
+    pixels = tf.data.Dataset.from_tensor_slices((x * 255).astype(np.uint8)).batch(8)
+    with pytest.raises(TypeError, match=r"dtype uint8.*/ 255.*data\.map"):
+        ma.scan(tiny, pixels, "c1", progress=False)
+
+
+def test_scan_of_an_images_labels_pair_says_to_give_the_images(tiny, data):
+    x, y = data
+    with pytest.raises(TypeError, match=r"data is a tuple of 2 arrays .*give the images alone: "
+                                        r"data\[0\]"):
+        ma.scan(tiny, (x, y), "c1", progress=False)
+    with pytest.raises(ValueError, match="data is empty"):
+        ma.scan(tiny, x[:0], "c1", progress=False)
+
+
+def test_top_examples_takes_one_hot_labels(tiny, data):
+    x, y = data
+    ref = ma.top_examples(tiny, x, 2, count=6, labels=[0, 3], y=y)
+    for given in (np.eye(4)[y], np.eye(4, dtype=np.float32)[y], y[:, None]):
+        got = ma.top_examples(tiny, x, 2, count=6, labels=[0, 3], y=given)
+        np.testing.assert_array_equal(got.high.indices, ref.high.indices)
+        np.testing.assert_array_equal(got.low.indices, ref.low.indices)
+    with pytest.raises(ValueError, match=r"not one-hot.*y\.argmax\(axis=1\)"):
+        ma.top_examples(tiny, x, 2, labels=1, y=np.full((N, 4), 0.25))
+
+
+def test_scan_and_top_examples_under_mixed_precision(data):
+    """With the global policy mixed_float16 the layers compute in float16; the results are
+    float32 and equal to the brute force over the model's own float16 activations."""
+    import keras
+    from keras import layers
+
+    x, _ = data
+    previous = keras.mixed_precision.global_policy().name
+    keras.mixed_precision.set_global_policy("mixed_float16")
+    try:
+        keras.utils.set_random_seed(8)
+        model = keras.Sequential([keras.Input((8, 8, 1)),
+                                  layers.Conv2D(4, 3, activation="relu", name="c1"),
+                                  layers.Flatten(), layers.Dense(5, name="d"),
+                                  layers.Dense(3, dtype="float32", name="logits")])
+        assert model.get_layer("c1").compute_dtype == "float16"
+        for batch_size in (16, 150):
+            scans = ma.scan(model, x, ["c1", "d"], count=4, batch_size=batch_size,
+                            progress=False)
+            for layer in ("c1", "d"):
+                assert scans[layer].high.values.dtype == np.float32
+                for ch, (high, low) in enumerate(brute_force_scan(model, x, layer, 4, "max")):
+                    assert_part(scans[layer].channel(ch).high, high, exact_values=False)
+                    assert_part(scans[layer].channel(ch).low, low, exact_values=False)
+        r = ma.top_examples(model, x, Feature("c1", 2), count=4)
+        assert r.high.values.dtype == np.float32
+        np.testing.assert_array_equal(r.high.indices, scans["c1"].channel(2).high.indices)
+    finally:
+        keras.mixed_precision.set_global_policy(previous)
+    assert keras.mixed_precision.global_policy().name == previous

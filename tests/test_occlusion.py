@@ -262,3 +262,86 @@ def test_model_with_free_image_size(image):
     r = occlusion.sensitivity_map(model, image, 1, patch=(3, 2), stride=(2, 3))
     np.testing.assert_allclose(r.values, brute_force(model, image, 1, (3, 2), (2, 3), 1.0),
                                rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------- the fill and ranges
+
+
+@pytest.mark.parametrize("scale, offset, top", [(1.0, 0.0, 1.0), (255.0, 0.0, 255.0),
+                                                (2.0, -1.0, 1.0)], ids=["[0,1]", "[0,255]",
+                                                                        "[-1,1]"])
+def test_extreme_fill_is_the_top_of_the_images_range(tiny, image, scale, offset, top):
+    """"extreme" is 1.0 for [0, 1] (and [-1, 1]) images and 255 for [0, 255] ones; the map is the
+    brute-force map painted with that value."""
+    x = image * scale + offset
+    r = occlusion.sensitivity_map(tiny, x, 1, patch=3, stride=2)
+    np.testing.assert_array_equal(r.fill, [top, top])
+    np.testing.assert_allclose(r.values, brute_force(tiny, x, 1, (3, 3), (2, 2), top),
+                               rtol=1e-5, atol=1e-6)
+    np.testing.assert_array_equal(occlusion.extreme_value(x), [top, top])
+
+
+def test_extreme_fill_without_a_usual_range_is_the_images_own_maximum(image):
+    """Caffe-style data (BGR minus the ImageNet means, about [-124, 151]) has no conventional
+    range: each channel's own maximum is painted."""
+    caffe = image * 255 - np.array([103.939, 116.779], np.float32)
+    np.testing.assert_allclose(occlusion.extreme_value(caffe), caffe.max(axis=(0, 1)))
+    assert np.all(occlusion.extreme_value(caffe) > 100)        # bright, not mid grey
+
+
+def test_extreme_fill_of_mnist_is_still_one(shipped_cnn, bundled):
+    """The course's [0, 1] MNIST keeps the lecture's value 1.0 for every image, even an image
+    whose brightest pixel is below 1."""
+    _, (x_test, _) = bundled
+    fills = np.stack([occlusion.extreme_value(img) for img in x_test[:200]])
+    np.testing.assert_array_equal(fills, 1.0)
+    dim = x_test[17] * 0.5
+    r = occlusion.sensitivity_map(shipped_cnn, np.stack([x_test[17], dim]), 8, patch=4,
+                                  stride=7)
+    np.testing.assert_array_equal(r.fill, [[1.0], [1.0]])
+
+
+def test_the_fill_follows_the_data_so_pixels_in_0_255_give_the_same_map(image):
+    """The same model, once on [0, 1] images and once behind Rescaling(1/255) on the same images
+    in [0, 255]: the model sees the very same occluded inputs, so the maps agree. (A fixed fill
+    of 1.0 painted a black square on the [0, 255] images instead.)"""
+    import keras
+
+    keras.utils.set_random_seed(6)
+    inner = keras.Sequential([keras.Input((H, W, C)), keras.layers.Conv2D(3, 3, activation="relu"),
+                              keras.layers.Flatten(), keras.layers.Dense(4)], name="inner")
+    inputs = keras.Input((H, W, C))
+    outer = keras.Model(inputs, inner(keras.layers.Rescaling(1 / 255)(inputs)), name="outer")
+    unit = occlusion.sensitivity_map(inner, image, 2, patch=3)
+    pixels = occlusion.sensitivity_map(outer, image * 255, 2, patch=3, batch_size=5)
+    np.testing.assert_array_equal(pixels.fill, [255.0, 255.0])
+    np.testing.assert_allclose(pixels.values, unit.values, rtol=1e-4, atol=1e-5)
+    assert np.abs(pixels.delta).max() > 1e-2
+
+
+def test_a_batch_gives_each_image_the_fill_it_gets_alone(tiny, image):
+    """The fill is read from each image, so it depends neither on the batch nor on batch_size."""
+    images = np.stack([image, image * 255, image * 2 - 1])
+    batch = occlusion.sensitivity_map(tiny, images, 0, patch=2, stride=3, batch_size=4)
+    np.testing.assert_array_equal(batch.fill, [[1, 1], [255, 255], [1, 1]])
+    for i, one in enumerate(images):
+        alone = occlusion.sensitivity_map(tiny, one, 0, patch=2, stride=3, batch_size=64)
+        np.testing.assert_array_equal(batch.example(i).fill, alone.fill)
+        np.testing.assert_allclose(batch.values[i], alone.values, rtol=1e-5, atol=1e-6)
+
+
+def test_the_result_says_which_fill_was_used(tiny, image):
+    r = occlusion.sensitivity_map(tiny, image * 255, Feature("c1", 1), patch=3, stride=2)
+    text = repr(r)
+    assert "fill=[255., 255.]" in text and "patch 3x3" in text and "one image" in text
+    assert "map 5x4" in text and len(text) < 200
+    batch = occlusion.sensitivity_map(tiny, np.stack([image, image]), 0, patch=3, fill=0.25)
+    assert "2 images" in repr(batch) and "fill=[[0.25, 0.25]," in repr(batch)
+
+
+def test_occlude_takes_integer_images_as_they_are(image):
+    pixels = (image * 255).astype(np.uint8)
+    out = occlusion.occlude(pixels, [(4, 3)], patch=3)
+    assert out.dtype == np.float32
+    np.testing.assert_array_equal(out[0, 3:6, 2:5], 255.0)
+    np.testing.assert_array_equal(out[0, :3], pixels[:3])                   # not rescaled

@@ -14,7 +14,10 @@ from .core import (
     IMAGE_CMAP,
     MAGNITUDE_CMAP,
     SIGNED_CMAP,
+    _check_result,
+    _describe,
     _display_colour,
+    _image_array,
     _squeeze_image,
     _value_text,
     finish,
@@ -29,10 +32,19 @@ from .core import (
 
 
 def _named_maps(maps, method_names):
-    """(names, arrays) from {name: maps} or a list of maps named by ``method_names``."""
+    """(names, arrays) from {name: maps}, a list of maps named by ``method_names``, or the maps
+    of one method (an array)."""
     if isinstance(maps, dict):
         return list(maps), list(maps.values())
-    arrays = list(maps)
+    if hasattr(maps, "baseline"):
+        raise TypeError("maps is an OcclusionMap; draw it with plot.occlusion_map(x, result)")
+    if hasattr(maps, "shape"):
+        arrays = [_image_array(maps, "maps")]          # the maps of one method
+    elif hasattr(maps, "__iter__") and not isinstance(maps, str):
+        arrays = list(maps)
+    else:
+        raise TypeError(f"maps must be {{method name: maps}}, a list of maps or the maps of one "
+                        f"method, got {_describe(maps)}")
     names = list(method_names) if method_names is not None else \
         [f"map {i + 1}" for i in range(len(arrays))]
     if len(names) != len(arrays):
@@ -44,7 +56,7 @@ def _display_map(name, m, xs, single: bool, magnitude: bool) -> np.ndarray:
     """Maps of one method as 2-D maps (N, H, W): channels collapsed by ``to_map`` (summed, or
     max |.| with ``magnitude``) for maps shaped like the images or with one channel (Grad-CAM),
     kept for maps without the channel axis."""
-    m = np.asarray(m, dtype=float)
+    m = _image_array(m, f"map {name!r}").astype(float)
     m = m[None] if single else m
     if m.shape in (xs.shape, xs.shape[:-1] + (1,)):
         m = to_map(m, "max_abs" if magnitude else "sum")
@@ -82,9 +94,11 @@ def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = Fal
     ...         "Grad-CAM": saliency.grad_cam(model, x, 8)}
     >>> fig, axes = saliency_maps(x, maps, titles=[f"label {y}" for y in labels])
     """
-    x = np.asarray(x)
+    x = _image_array(x)
     single = x.ndim == 3
     xs = x[None] if single else x
+    if xs.ndim != 4 or len(xs) == 0:
+        raise ValueError(f"x has shape {x.shape}; give images (N, H, W, C) or one image (H, W, C)")
     names, arrays = _named_maps(maps, method_names)
     columns = [_display_map(name, m, xs, single, magnitude) for name, m in zip(names, arrays)]
     n, cols = len(xs), len(columns) + 1
@@ -103,18 +117,37 @@ def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = Fal
 # --------------------------------------------------------------------------- occlusion
 
 
-def _one_map(result):
-    """An occlusion map of ONE image; a batch result is an error saying how to choose one."""
+OCCLUSION_FIELDS = ("target", "baseline", "values", "delta", "relative", "locations",
+                    "bounds", "patch", "stride", "fill")
+
+
+def _one_map(result, x):
+    """An occlusion map of ONE image; a batch result is an error saying how to choose one, and
+    anything else (an array, the arguments swapped) a TypeError saying what to give."""
+    hint = "the arguments are swapped: give (x, result)" if hasattr(x, "baseline") else \
+        "give the OcclusionMap itself, not one of its arrays"
+    _check_result(result, "result", "OcclusionMap", OCCLUSION_FIELDS,
+                 "occlusion.sensitivity_map", hint)
     if np.ndim(result.baseline) != 0:
         raise ValueError(f"this occlusion map holds {len(result.baseline)} images; draw one of "
                          "them: pass result.example(i) for image i")
     return result
 
 
-def _one_image(x) -> np.ndarray:
-    """The image (H, W, C) the map was computed for, from (H, W, C) or a batch of one."""
-    x = np.asarray(x)
-    return x[0] if x.ndim == 4 and len(x) == 1 else x
+def _one_image(x, result) -> np.ndarray:
+    """The image (H, W, C) the map was computed for, from (H, W, C) or a batch of one; an
+    image of another size than the map's is an error."""
+    x = _image_array(x)
+    x = x[0] if x.ndim == 4 and len(x) == 1 else x
+    if x.ndim not in (2, 3):
+        raise ValueError(f"x has shape {x.shape}; give the one image (H, W, C) the map was "
+                         "computed for (for a batch: x[i] with result.example(i))")
+    for axis, (centres, s) in enumerate(zip(result.locations, result.stride)):
+        if not centres[-1] < x.shape[axis] <= centres[-1] + s:
+            raise ValueError(f"x has shape {x.shape} but the map was computed for an image of "
+                             f"{len(centres)} centres {s} apart along axis {axis}: give the "
+                             "image the map was computed for")
+    return x
 
 
 def _relative_or_delta(result, relative: bool):
@@ -137,7 +170,8 @@ def occlusion_map(x, result, relative: bool = True, title=None, size=2.6):
     >>> r = occlusion.sensitivity_map(model, x, 8)
     >>> fig, axes = occlusion_map(x, r)
     """
-    result, x = _one_map(result), _one_image(x)
+    result = _one_map(result, x)
+    x = _one_image(x, result)
     values, name = _relative_or_delta(result, relative)
     rows, cols = result.locations
     s_r, s_c = result.stride
@@ -226,7 +260,8 @@ def occlusion_grid(x, result, locations=None, n: int = 4, cols=None, title=None,
 
     >>> fig, axes = occlusion_grid(x, occlusion.sensitivity_map(model, x, 8, patch=4))
     """
-    result, image = _one_map(result), _one_image(x)
+    result = _one_map(result, x)
+    image = _one_image(x, result)
     values, name = _relative_or_delta(result, True)
     text = _percent_text if name == "relative change" else (lambda v: f"{v:+.3g}")
     if locations is not None:

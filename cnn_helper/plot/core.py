@@ -15,6 +15,8 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
+from .. import _checks
+
 SIGNED_CMAP = "RdBu_r"      # red: positive, blue: negative, white: 0
 IMAGE_CMAP = "gray"
 MAGNITUDE_CMAP = "Reds"     # 0: white, large: dark red (the positive half of SIGNED_CMAP)
@@ -31,9 +33,38 @@ def finish(fig):
     return fig
 
 
-def _squeeze_image(img) -> np.ndarray:
+def _describe(value) -> str:
+    """What ``value`` is, in a few words, for an error message: an array's shape, a dict's keys,
+    otherwise its type."""
+    if isinstance(value, np.ndarray):
+        return f"an array of shape {value.shape}"
+    if isinstance(value, dict):
+        return f"a dict with keys {list(value)[:5]}"
+    return f"a {type(value).__name__}"
+
+
+def _check_result(value, name: str, kind: str, fields, made_by: str, hint=None):
+    """``value`` when it has the ``fields`` of a ``kind`` result; otherwise a TypeError naming
+    what it got, the function that makes a ``kind``, and ``hint`` (what to do instead)."""
+    if all(hasattr(value, field) for field in fields):
+        return value
+    article = "an" if kind[0] in "AEIOU" else "a"
+    raise TypeError(f"{name} must be {article} {kind} (from {made_by}), got {_describe(value)}"
+                    + (f"; {hint}" if hint else ""))
+
+
+def _image_array(x, name: str = "x") -> np.ndarray:
+    """``x`` as an array of numbers to draw: a dataset, an (images, labels) pair or a dict is a
+    TypeError saying what to give (``_checks.array_of``)."""
+    x = _checks.array_of(x, name)
+    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
+        raise TypeError(f"{name} has dtype {x.dtype}; give numbers to draw")
+    return x
+
+
+def _squeeze_image(img, name: str = "img") -> np.ndarray:
     """(H, W, 1) -> (H, W); (H, W) and (H, W, 3) stay; another shape is an error naming it."""
-    img = np.asarray(img)
+    img = _image_array(img, name)
     if img.ndim == 3 and img.shape[-1] == 1:
         img = img[..., 0]
     if img.ndim not in (2, 3):
@@ -43,6 +74,7 @@ def _squeeze_image(img) -> np.ndarray:
 
 def symmetric_limit(values) -> float:
     """max |values| (1 when all are 0), the colour limit that centres a diverging map at 0."""
+    values = _image_array(values, "values")
     m = float(np.max(np.abs(values))) if np.size(values) else 0.0
     return m if m > 0 else 1.0
 
@@ -66,7 +98,7 @@ def to_map(s, channels: str = "sum") -> np.ndarray:
 
     >>> to_map(saliency.gradient(model, x, 8)).shape        # (N, H, W) from (N, H, W, C)
     """
-    s = np.asarray(s)
+    s = _image_array(s, "s")
     if channels not in MAP_CHANNELS:
         raise ValueError(f"channels {channels!r} is not one of {MAP_CHANNELS}")
     if s.ndim < 2:
@@ -118,7 +150,11 @@ def grid(n: int, cols: int | None = None, size: float = 1.6, title=None):
     Each row is ``size`` inches plus room for its tiles' titles (square images shrink inside their
     boxes, so tight_layout alone would let a title run into the row above).
     """
-    cols = cols or min(n, 8)
+    for name, value in (("n", n), ("cols", cols)):
+        if value is not None and not _checks.is_int(value):
+            raise TypeError(f"{name} must be an int, got {_describe(value)}")
+    n = _checks.positive_int(n, "n")
+    cols = _checks.positive_int(cols, "cols") if cols is not None else min(n, 8)
     rows = max(1, math.ceil(n / cols))
     height = (size + 0.3) * rows + (0.4 if title else 0)
     fig, axes = plt.subplots(rows, cols, figsize=(size * cols, height), squeeze=False)
@@ -134,7 +170,10 @@ def images(x, titles=None, cols=None, title=None, size=1.6, signed=False):
 
     >>> fig, axes = images(x_test[:8], [f"y={y}" for y in y_test[:8]])
     """
-    x = np.asarray(x)
+    x = _image_array(x)
+    if x.ndim < 3 or len(x) == 0:
+        raise ValueError(f"x has shape {x.shape}; give a non-empty batch of images (N, H, W) or "
+                         "(N, H, W, C)")
     fig, axes = grid(len(x), cols, size, title)
     draw = show_signed if signed else show_image
     for i, ax in enumerate(axes.flat[:len(x)]):
@@ -178,7 +217,9 @@ def montage(tiles, titles=None, cols=None, title=None, signed=False, size=1.1, a
     colormap, centred at 0 by its own max |value|. ``titles`` go above the tiles. One axes and one
     image however many tiles, so it is quick to redraw (the explorers use it).
     """
-    tiles = [_squeeze_image(t) for t in tiles]
+    if isinstance(tiles, dict) or hasattr(tiles, "element_spec"):
+        raise TypeError(f"tiles must be a list of images, got {_describe(tiles)}")
+    tiles = [_squeeze_image(t, "tiles[i]") for t in tiles]
     tiles = [t.sum(axis=-1) if t.ndim == 3 else t for t in tiles] if signed else tiles
     if not tiles:
         raise ValueError("montage needs at least one tile")

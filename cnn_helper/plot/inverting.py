@@ -9,9 +9,23 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .core import _squeeze_image, finish, montage, show_image, show_signed
+from .core import _check_result, _squeeze_image, finish, montage, show_image, show_signed
 
 RULE_NAMES = {"gradient": "saliency", "guided": "guided backprop", "deconvnet": "deconvnet"}
+
+
+ZEILER_FERGUS_FIELDS = ("target", "rule", "indices", "values", "regions", "windows",
+                        "saliency_patches", "patches")
+
+
+def _check_zeiler_fergus(zf):
+    """``zf`` when it is a ZeilerFergus result; a TypeError saying how to make one otherwise."""
+    hint = None
+    if hasattr(zf, "high") and hasattr(zf, "target"):                 # TopExamples
+        hint = ("these are top examples: compute the figure's data with inverting.zeiler_fergus("
+                "model, x, result.target, examples=result)")
+    return _check_result(zf, "zf", "ZeilerFergus", ZEILER_FERGUS_FIELDS,
+                        "inverting.zeiler_fergus(model, x, target)", hint)
 
 
 def _rule_name(rule: str) -> str:
@@ -49,6 +63,7 @@ def zeiler_fergus(zf, cols: int = 3, magnitude: bool = False, size: float = 1.5,
 
     >>> fig, axes = zeiler_fergus(inverting.zeiler_fergus(model, x_test, Feature("conv2", 5)))
     """
+    zf = _check_zeiler_fergus(zf)
     n = len(zf)
     rows = math.ceil(n / cols)
     fig, axes = plt.subplots(rows, 2 * cols + 1, squeeze=False,
@@ -79,6 +94,7 @@ def zeiler_fergus_montage(zf, cols: int = 3, title=None, size=1.1):
     centred at 0 per tile); right: the matching input patches titled with example index and value.
     Two axes and two images however many examples (the feature explorer redraws it on a click).
     """
+    zf = _check_zeiler_fergus(zf)
     fig, axes = plt.subplots(1, 2)
     montage(zf.saliency_patches, [""] * len(zf), cols=cols, signed=True, ax=axes[0])
     montage(zf.patches, [f"#{i}: {v:.2f}" for i, v in zip(zf.indices, zf.values)], cols=cols,

@@ -9,12 +9,25 @@ import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .core import SIGNED_CMAP, _value_text, finish, images, show_image, symmetric_limit
+from .. import _checks
+from .core import (
+    SIGNED_CMAP,
+    _check_result,
+    _describe,
+    _image_array,
+    _value_text,
+    finish,
+    images,
+    show_image,
+    symmetric_limit,
+)
 
 
 def showmat(mat, ax=None, labels=True, title=None, fmt="{:.1f}", cmap="gray"):
     """A matrix as a grey image with its values written in each cell (``labels``)."""
-    mat = np.asarray(mat, dtype=float)
+    mat = _image_array(mat, "mat").astype(float)
+    if mat.ndim != 2:
+        raise ValueError(f"mat has shape {mat.shape}; showmat draws a 2-D matrix")
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(0.45 * mat.shape[1] + 1, 0.45 * mat.shape[0] + 1))
@@ -29,7 +42,17 @@ def showmat(mat, ax=None, labels=True, title=None, fmt="{:.1f}", cmap="gray"):
 
 
 def convolutions(img, results: dict, filters: dict, labels=True):
-    """One row per filter: input, filter, output (from ``convolution.apply_filt_2d``)."""
+    """One row per filter: input, filter, output (from ``convolution.apply_filt_2d``).
+
+    results, filters : {name: output}, {name: filter}, with the same names
+    """
+    for name, value in (("results", results), ("filters", filters)):
+        if not isinstance(value, dict):
+            raise TypeError(f"{name} must be a dict {{filter name: array}}, got "
+                            f"{_describe(value)}")
+    if set(results) - set(filters):
+        raise ValueError(f"results has names {sorted(set(results) - set(filters))} that filters "
+                         f"lacks; filters has {list(filters)}")
     n = len(results)
     fig, axes = plt.subplots(n, 3, figsize=(10, 3.3 * n), squeeze=False)
     for row, name in zip(axes, results):
@@ -41,10 +64,15 @@ def convolutions(img, results: dict, filters: dict, labels=True):
 
 
 def _one_example_maps(maps) -> np.ndarray:
-    maps = np.asarray(maps, dtype=float)
+    """The maps (H, W, C) of one layer for one example; an error saying how to get them."""
+    if isinstance(maps, dict):
+        raise TypeError(f"maps is a dict with keys {list(maps)[:5]} (features.activations' "
+                        "result?); give one layer's maps of one example, e.g. maps['conv1'][0]")
+    maps = _image_array(maps, "maps").astype(float)
     if maps.ndim != 3:
+        hint = "; for example i of a batch give maps[i]" if maps.ndim == 4 else ""
         raise ValueError(f"activation maps must be (H, W, C) for one example, got shape "
-                         f"{maps.shape}")
+                         f"{maps.shape}{hint}")
     return maps
 
 
@@ -64,7 +92,10 @@ def kernels(k, title="first-layer kernels", cols=8):
     Each tile has its own diverging scale centred at 0 (a pattern's sign matters); RGB kernels
     are drawn in colour, rescaled to [0, 1] as in Zeiler & Fergus.
     """
-    k = np.asarray(k)
+    k = _image_array(k, "k")
+    if k.ndim != 4:
+        raise ValueError(f"k has shape {k.shape}; give kernels (n, h, w, channels in) from "
+                         "patterns.conv_kernels(model, layer)")
     n, _, _, n_in = k.shape
     if n_in == 3:
         return images(k, [f"k={i}" for i in range(n)], cols=cols, title=title)
@@ -76,7 +107,7 @@ def kernels(k, title="first-layer kernels", cols=8):
 def patterns(p, titles=None, title="patterns", cols=5):
     """Dense weight patterns (``patterns.dense_patterns``, one per unit) as signed images: red =
     positive weight."""
-    p = np.asarray(p)
+    p = _image_array(p, "p")
     titles = titles if titles is not None else [str(i) for i in range(len(p))]
     return images(p, titles, cols=cols, title=title, size=2.0, signed=True)
 
@@ -156,10 +187,12 @@ def probabilities(p, highlight=None, labels=None, title="predicted probabilities
                   size=(3.6, 2.4)):
     """A bar chart of class probabilities p (C,); bar ``highlight`` (e.g. the explained class)
     in orange."""
-    p = np.asarray(p, dtype=float).ravel()
+    p = _image_array(p, "p").astype(float).ravel()
     labels = [str(i) for i in range(len(p))] if labels is None else [str(s) for s in labels]
     colors = ["tab:blue"] * len(p)
     if highlight is not None:
+        if not _checks.is_int(highlight) or not 0 <= highlight < len(p):
+            raise ValueError(f"highlight {highlight!r} is not a class index 0..{len(p) - 1}")
         colors[int(highlight)] = "tab:orange"
     fig, ax = plt.subplots(figsize=size)
     fig.subplots_adjust(0.14, 0.12, 0.98, 0.88)
@@ -173,19 +206,44 @@ def probabilities(p, highlight=None, labels=None, title="predicted probabilities
 # --------------------------------------------------------------------------- max activation
 
 
+def _top_examples_hint(result, x):
+    """What to give instead of ``result`` when it is the wrong object (None when it is right)."""
+    if hasattr(result, "channel") and hasattr(result, "layer"):          # a LayerScan
+        return (f"it is the LayerScan of every channel of layer {result.layer!r}: draw channel k "
+                f"with plot.max_activating(x, scans[{result.layer!r}].channel(k))")
+    if isinstance(result, dict):
+        layer = next(iter(result), "conv1")
+        return (f"it is the dict scan returns: draw channel k of a layer with "
+                f"plot.max_activating(x, scans[{layer!r}].channel(k))")
+    if hasattr(x, "high"):
+        return "the arguments are swapped: give (x, result)"
+    return None
+
+
 def max_activating(x, result, y=None, title=None, cols=None, size=1.4):
     """The High (top rows) and Low (bottom rows) examples of a ``max_activation`` result.
 
     x      : the images the result's indices refer to (the full data set)
     result : ``max_activation.top_examples(...)`` or ``scan(...)[layer].channel(k)``
              (a ``TopExamples``)
-    y      : labels of x (optional): each tile is titled "value | y=label"
+    y      : labels of x (optional), one per example or one-hot rows: each tile is titled
+             "value | y=label"
     High is sorted from the highest value, Low from the lowest; each part starts a new row.
 
     >>> r = max_activation.top_examples(model, x_test, 8, count=8, labels=8, y=y_test)
     >>> fig, axes = max_activating(x_test, r, y_test, title="best and worst 8s: p(8)")
     """
-    x = np.asarray(x)
+    result = _check_result(result, "result", "TopExamples", ("target", "high", "low", "count"),
+                          "max_activation.top_examples or scan(...)[layer].channel(k)",
+                          _top_examples_hint(result, x))
+    x = _image_array(x)
+    labels = None if y is None else _checks.labels_of(y)
+    used = max(int(np.max(part.indices)) for part in (result.high, result.low))
+    if used >= len(x):
+        raise ValueError(f"result refers to example {used} but x has {len(x)} images: give the "
+                         "data set the result was computed on (the full x, not a subset)")
+    if labels is not None and len(labels) != len(x):
+        raise ValueError(f"y has {len(labels)} labels but x has {len(x)} images")
     count = result.count
     cols = cols or min(count, 9)
     rows_per_part = math.ceil(count / cols)
@@ -198,7 +256,7 @@ def max_activating(x, result, y=None, title=None, cols=None, size=1.4):
                 ax.axis("off")
                 continue
             index = int(part.indices[i])
-            label = "" if y is None else f" | y={np.asarray(y)[index]}"
+            label = "" if labels is None else f" | y={labels[index]}"
             show_image(ax, x[index], _value_text(part.values[i]) + label)
         block[0, 0].set_ylabel(name, fontsize=11)
     fig.suptitle(title or f"{result.target}: High (top) and Low (bottom)", fontsize=11)

@@ -8,9 +8,17 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from .core import finish, show_image
+from .core import _check_result, finish, show_image
 
 FIELD_COLOUR, TARGET_COLOUR, CELL_COLOUR = "tab:orange", "tab:red", "0.85"
+
+
+def _items(value) -> list:
+    """The results in a list, a tuple or a generator; anything else as one item (to be named in
+    the error when it is not a result)."""
+    if hasattr(value, "__iter__") and not isinstance(value, (str, dict, np.ndarray)):
+        return list(value)
+    return [value]
 
 
 def _draw_growth_row(ax, y: int, row, top: bool):
@@ -38,9 +46,13 @@ def receptive_field_growth(rows, title=None, ax=None):
     wider cells. The locations that feed the chosen location of the top layer are coloured (the
     chosen one in red); the shaded band is the input interval they all see.
     """
-    rows = list(rows)
+    rows = _items(rows)
     if not rows:
         raise ValueError("rows is empty; give the output of receptive_field.growth(...)")
+    for row in rows:
+        _check_result(row, "each row", "GrowthRow", ("layer", "kind", "n", "start", "jump",
+                                                    "size", "first", "last", "interval"),
+                     "receptive_field.growth(model, layer, location, axis), a list of them")
     fig = None
     if ax is None:
         fig, ax = plt.subplots(figsize=(10, 0.55 * len(rows) + 1.4))
@@ -63,9 +75,16 @@ def receptive_field_growth(rows, title=None, ax=None):
 
 
 def _check_regions(regions, image, input_shape) -> list:
-    regions = list(regions)
+    """The NestedRegions to draw; clear errors for anything else or nothing to draw on."""
+    regions = _items(regions)
     if not regions:
         raise ValueError("regions is empty; give the output of receptive_field.nested_regions(...)")
+    for r in regions:
+        hint = "that is one region (slices); draw the nested regions of one location" \
+            if isinstance(r, slice) else None
+        _check_result(r, "each region", "NestedRegion", ("layer", "location", "size", "region"),
+                     "receptive_field.nested_regions(model, layer, location), a list of them",
+                     hint)
     if any(len(r.region) != 2 for r in regions):
         raise ValueError("receptive_field_regions draws 2-D inputs; these regions have "
                          f"{len(regions[0].region)} spatial axes")
