@@ -21,7 +21,9 @@ class Policy:
     """What to change in a clone.
 
     name    : names the clone (one clone per model and policy name)
-    replace : (layer, config) -> the layer to put in its place, or None to rebuild it as it is;
+    replace : (layer, config) -> the layer (or, for an operation node such as ``s + h``, any
+              callable taking the node's arguments, e.g. a function of keras.ops) to put in its
+              place, or None to rebuild it as it is;
               ``config`` is ``layer.get_config()``, a fresh dict the function may edit
     """
 
@@ -97,7 +99,8 @@ def _build(model, policy: Policy):
 
     changed = []
     try:
-        clone = keras.models.clone_model(model, clone_function=_clone_function(policy, changed),
+        clone = keras.models.clone_model(_graph.graph_model(model),
+                                         clone_function=_clone_function(policy, changed),
                                          recursive=True)
     except NotClonable:
         raise

@@ -123,16 +123,45 @@ def _replace_relus(rule: str):
 _POLICIES = {rule: _replace_relus(rule) for rule in RULES[1:]}
 
 
+def other_nonlinearities(model) -> tuple:
+    """Names of the layers with an element-wise non-linearity that is not a ReLU (tanh, GELU,
+    swish, ELU, LeakyReLU, a sigmoid gate...): guided backpropagation and the deconvnet change
+    only ReLUs, so these keep their plain gradient."""
+    import keras
+
+    def find():
+        others = []
+        for name, path in _graph.walk(model):
+            layer = path[-1]
+            if isinstance(layer, keras.Model) or _override.relu_of(layer) is not None:
+                continue
+            activation = getattr(layer, "activation", None)
+            if isinstance(layer, (keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.PReLU)) \
+                    or getattr(activation, "__name__", "linear") not in ("linear", "softmax"):
+                others.append(name)
+        return tuple(others)
+
+    return _graph.memo(model, ("other non-linearities",), find)
+
+
 def _network(model, rule: str):
-    """The model itself, or its clone whose ReLUs follow ``rule`` (weights refreshed now)."""
+    """The model itself, or its clone whose ReLUs follow ``rule`` (weights refreshed now).
+
+    A model without any ReLU is its own network for every rule (with a warning): its clone would
+    change nothing.
+    """
     if _checks.one_of(rule, "rule", RULES) == "gradient":
         return model
-    clone = _override.clone_with(model, _POLICIES[rule])
-    if not _override.replaced_layers(model, _POLICIES[rule]):
+    if not any(_override.relu_of(path[-1]) for _, path in _graph.walk(model)):
         warnings.warn(f"model {model.name!r} has no ReLU that {rule} can change (ReLU as a layer "
                       "activation, a ReLU layer or an Activation('relu') layer): the result "
                       "equals the plain gradient", stacklevel=4)
-    return clone
+        return model
+    if other_nonlinearities(model):
+        warnings.warn(f"{rule} changes the backward pass of ReLUs only; layers "
+                      f"{list(other_nonlinearities(model))} of model {model.name!r} have other "
+                      "non-linearities and keep their plain gradient", stacklevel=4)
+    return _override.clone_with(model, _POLICIES[rule])
 
 
 def relus_changed(model, rule: str = "guided") -> tuple:
@@ -164,6 +193,18 @@ class _Request:
         return s[0] if self.single else s
 
 
+def _float_input(model):
+    """The model's input dtype (NumPy), or a ValueError for an integer input: no gradient."""
+    dtype = _graph.input_spec(model).dtype
+    if not dtype.is_floating:
+        raise ValueError(
+            f"model {model.name!r} takes {dtype.name} images (its Input's dtype): there is no "
+            "gradient with respect to integers, so every saliency map would be zero. Build the "
+            "same layers on keras.Input(shape, dtype='float32') (a Rescaling layer still scales "
+            "them) and copy the weights with set_weights(model.get_weights())")
+    return dtype.as_numpy_dtype
+
+
 def _request(model, x, target, batch_size, sign, rule="gradient", keep_location=False):
     """Check everything before any work; find where the target is read (``fixed_locations``)
     and the network the rule runs on (a clone's weights are copied once per call, here)."""
@@ -171,11 +212,11 @@ def _request(model, x, target, batch_size, sign, rule="gradient", keep_location=
     feature = features.check_feature(model, target)
     batch_size = _graph.batch_size(model, batch_size)
     sign = _checks.one_of(sign, "sign", SIGNS)
-    dtype = _graph.input_spec(model).dtype.as_numpy_dtype
-    return _Request(x.astype(dtype, copy=False), single, feature,
+    net = _network(model, rule)
+    return _Request(x.astype(_float_input(model), copy=False), single, feature,
                     _graph.path_name(model, feature.layer),
                     features.fixed_locations(model, x, feature, keep_location, batch_size),
-                    rule, _network(model, rule), batch_size, sign)
+                    rule if net is not model else "gradient", net, batch_size, sign)
 
 
 def _gradient_step(model, net, rule: str, layer: str, pool: str, at: bool, wrt):
