@@ -49,9 +49,14 @@ class ZeilerFergus:
     regions   : tuples of slices: the receptive field of each location, clipped to the image
     windows   : tuples of (lo, hi) per axis: the same fields NOT clipped (a field near the border
                 reaches outside the image; plots use it to draw every patch at one scale)
-    saliency  : (count, H, W, C) the full saliency map of each example (zero outside the field)
+    saliency  : (count, H, W, C) the full saliency map of each example (zero outside the field,
+                unless ``gates`` is not empty)
     patches   : arrays: the input cropped to each region
     saliency_patches : arrays: the saliency cropped to each region
+    gates     : the global gates the regions leave out (``gates="local"``, e.g. EfficientNet's
+                squeeze-and-excitation): the regions are the field of the local path, and the
+                saliency also has the (small) share that reaches the whole image through each
+                gate's channel scale; () when there is none
     """
 
     target: Feature
@@ -64,6 +69,7 @@ class ZeilerFergus:
     saliency: np.ndarray
     patches: tuple
     saliency_patches: tuple
+    gates: tuple = ()
 
     def __len__(self):
         return len(self.indices)
@@ -94,20 +100,36 @@ def _check_examples(examples, target: Feature, count):
         raise ValueError(f"the given examples are {len(examples.high)}, fewer than count={count}")
 
 
+def _field_of(model, x, target: Feature, gates, pointwise):
+    """(the receptive field of the target's layer, the keyword arguments of ``region``): the
+    input size taken from ``x`` when the model's is free. Raises before any work is done when
+    the layer has no local field (and says why)."""
+    kwargs = {"gates": gates, "pointwise": pointwise}
+    if None in _graph.input_shape(model):
+        kwargs["input_shape"] = x.shape[1:]
+    return receptive_field.field(model, target.layer, **kwargs), kwargs
+
+
 def zeiler_fergus(model, x, target: Feature, count: int = 9, rule: str = "gradient",
-                  batch_size=BATCH_SIZE, examples=None) -> ZeilerFergus:
+                  batch_size=BATCH_SIZE, examples=None, gates: str = "whole",
+                  pointwise=()) -> ZeilerFergus:
     """Saliency of the max location, cropped to its receptive field, for the top examples.
 
     model    : a Keras model; target: a Feature of a layer with a spatial map
-    x        : the data set to search (N, H, W, C)
+    x        : the data set to search (N, H, W, C); it also gives the input size of a model whose
+               input size is free (None)
     count    : how many maximally activating examples (the lecture shows 9)
     rule     : "gradient" (the saliency), "guided" (guided backprop) or "deconvnet"
     examples : ``max_activation.top_examples`` (or ``scan(...)[layer].channel(k)``) already
                computed for this feature on ``x``, to skip the ranking pass
+    gates, pointwise : as in ``receptive_field.region``: gates="local" crops a layer after a
+               squeeze-and-excitation gate to the field of its local path (``result.gates``
+               names the gates left out); pointwise declares layers that work per location
     """
     _checks.one_of(rule, "rule", saliency.RULES)
     target = _spatial(model, target)
     x, _ = _graph.check_images(model, x)
+    field, kwargs = _field_of(model, x, target, gates, pointwise)
     if examples is None:
         examples = max_activation.top_examples(model, x, target, count=count, batch_size=batch_size)
     else:
@@ -118,11 +140,11 @@ def zeiler_fergus(model, x, target: Feature, count: int = 9, rule: str = "gradie
     located = target if target.location is not None else Feature(target.layer, target.channel)
     maps = saliency.gradient(model, chosen, located, rule=rule, batch_size=batch_size)
     locations = np.asarray(examples.high.locations[:count])
-    field = receptive_field.field(model, located.layer)
     idxs = [tuple(int(i) for i in loc) for loc in locations]
-    regions = tuple(receptive_field.region(model, located.layer, idx) for idx in idxs)
+    regions = tuple(receptive_field.region(model, located.layer, idx, **kwargs) for idx in idxs)
     return ZeilerFergus(target=target, rule=rule, indices=indices,
                         values=np.asarray(examples.high.values[:count]), locations=locations,
                         regions=regions, windows=tuple(field.bounds(idx) for idx in idxs),
                         saliency=maps, patches=tuple(ex[r] for ex, r in zip(chosen, regions)),
-                        saliency_patches=tuple(m[r] for m, r in zip(maps, regions)))
+                        saliency_patches=tuple(m[r] for m, r in zip(maps, regions)),
+                        gates=field.gates)

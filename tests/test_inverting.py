@@ -119,3 +119,53 @@ def test_bad_input(tiny):
     inverting.zeiler_fergus(model, x, Feature("c2", 0), count=2, rule="deconvnet")
     for a, b in zip(weights_before, model.get_weights()):
         np.testing.assert_array_equal(a, b)
+
+
+def test_free_input_size_comes_from_x_and_gates_pass_on():
+    """Issue 9: a model whose input size is None (EfficientNet's default) has fields that depend
+    on the size ("same" padding with stride 2): zeiler_fergus takes it from x. A layer after a
+    squeeze-and-excitation gate is the whole input unless gates="local" is passed on."""
+    keras.utils.set_random_seed(4)
+    ops = keras.ops
+    inputs = keras.Input((None, None, 1))
+    h = keras.layers.Conv2D(3, 3, strides=2, padding="same", activation="relu", name="s2")(inputs)
+    gated = h * ops.sigmoid(ops.mean(h, axis=(1, 2), keepdims=True))
+    outputs = keras.layers.Conv2D(2, 3, padding="same", name="after")(gated)
+    model = keras.Model(inputs, outputs)
+    x = np.random.default_rng(2).random((8, 11, 11, 1)).astype("float32")
+    zf = inverting.zeiler_fergus(model, x, Feature("s2", 1), count=3)
+    for location, region, window in zip(zf.locations, zf.regions, zf.windows):
+        idx = tuple(int(i) for i in location)
+        assert region == receptive_field.region(model, "s2", idx, input_shape=(11, 11, 1))
+        assert all(hi - lo == 3 for lo, hi in window)
+    with pytest.raises(ValueError, match="global gate.*gates='local'"):
+        inverting.zeiler_fergus(model, x, Feature("after", 0), count=2)
+    local = inverting.zeiler_fergus(model, x, Feature("after", 0), count=2, gates="local")
+    assert len(local.gates) == 1
+    # s2 3x3/2 same on 11 (pad_total 2, p 1): 3, jump 2; after 3x3: 3 + 2*2 = 7
+    assert all(hi - lo == 7 for window in local.windows for lo, hi in window)
+    assert zf.gates == ()
+
+
+def test_a_layer_after_the_target_does_not_matter():
+    """Issue 9: a layer no rule fits (ConvNeXt's LayerScale was one) stopped zeiler_fergus for
+    the layers before it too; a layer after it gets a clear error before any work is done."""
+    class Scale(keras.layers.Layer):
+        def build(self, shape):
+            self.gamma = self.add_weight(shape=(shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.gamma
+
+    keras.utils.set_random_seed(5)
+    inputs = keras.Input((10, 10, 1))
+    h = keras.layers.Conv2D(2, 3, activation="relu", name="c1")(inputs)
+    h = keras.layers.Conv2D(2, 3, padding="same", name="c2")(Scale(name="scale")(h))
+    model = keras.Model(inputs, h)
+    x = np.random.default_rng(3).random((5, 10, 10, 1)).astype("float32")
+    zf = inverting.zeiler_fergus(model, x, Feature("c1", 0), count=2)
+    assert all(p.shape == (3, 3, 1) for p in zf.patches)
+    with pytest.raises(ValueError, match="'scale'.*pointwise=\\['Scale'\\]"):
+        inverting.zeiler_fergus(model, x, Feature("c2", 0), count=2)
+    declared = inverting.zeiler_fergus(model, x, Feature("c2", 0), count=2, pointwise=["Scale"])
+    assert all(hi - lo == 5 for window in declared.windows for lo, hi in window)

@@ -1,5 +1,7 @@
 """Receptive fields: the analytic recurrence against the measured support of the gradient, and
 against values derived by hand for our MNIST CNN and keras.applications models."""
+import dataclasses
+
 import keras
 import matplotlib
 import matplotlib.pyplot as plt
@@ -370,6 +372,126 @@ def test_squeeze_excitation_gate_is_whole_input_unless_asked():
         rf.region(model, "after", (0, 0))
     local = rf.compute(model, gates="local")
     assert (local["gated"].size, local["after"].size) == ((3, 3), (5, 5))
+    assert local["after"].gates == ("gated",) and local["conv"].gates == ()
+    check_gates_against_gradient(model, "after")
+    # the same block nested in a transfer-learning head: its gates are held inside the base too
+    inputs = keras.Input((12, 12, 2))
+    head = keras.Model(inputs, L.Dense(3)(L.GlobalAveragePooling2D()(model(inputs))))
+    path = f"{model.name}/after"
+    assert check_gates_against_gradient(head, path) == dataclasses.replace(local["after"],
+                                                                          layer=path)
+
+
+def check_gates_against_gradient(model, layer):
+    """What compute says of a gated layer is what the gradient of the linear twin shows: with
+    gates="whole" the gradient of every location reaches every pixel (through the gate's
+    global mean); with gates="local" and the gates held, it fills exactly region(gates="local").
+    """
+    f = rf.compute(model)[layer]
+    assert not f.is_local and "global gate" in f.whole_input
+    where = locations(f.shape)
+    assert rf.empirical_support(model, layer, where).all()
+    local = rf.compute(model, gates="local")[layer]
+    support = rf.empirical_support(model, layer, where, gates="local")
+    for location, s in zip(where, support):
+        assert bbox(s) == rf.region(model, layer, location, gates="local"), location
+    return local
+
+
+# --------------------------------------------------------------------------- operations on tensors
+
+
+def residual_with_plus():
+    keras.utils.set_random_seed(6)
+    inp = keras.Input((16, 16, 1))
+    s = L.Conv2D(2, 3, padding="same", name="s")(inp)
+    h = L.Conv2D(2, 3, padding="same", name="h1")(s)
+    h = L.Conv2D(2, 3, padding="same", name="h2")(h)
+    y = keras.ops.relu(s + h)                 # two operations: Add and Relu, not layers
+    return keras.Model(inp, L.Conv2D(2, 1, name="after")(y))
+
+
+def test_residual_written_with_plus_is_a_merge():
+    """Issue 9: ``s + h`` was "not known", and the advised pointwise=['Add'] took the field of
+    s alone (3) where the gradient reaches 7 pixels: an elementwise operation of several
+    tensors is now a merge, the union of their fields."""
+    model = residual_with_plus()
+    # s: 3x3 same: 3; h1: 5; h2: 7; s + h: the union of 3 and 7 around the same centre: 7
+    for kwargs in ({}, {"pointwise": ["Add"]}):
+        f = rf.compute(model, **kwargs)
+        assert (f["s"].size, f["h2"].size, f["after"].size) == ((3, 3), (7, 7), (7, 7))
+        assert "add" not in f            # operations have no layer name; they are walked through
+    assert check_against_gradient(model) > 100
+    assert bbox(rf.empirical_support(model, "after", (8, 8))) == (slice(5, 12), slice(5, 12))
+
+
+def test_operations_on_tensors_follow_their_rules():
+    """x * 2.0, ops.maximum (a max, an average in the linear twin), ops.concatenate on channels,
+    ops.softmax and ops.mean over channels keep or unite fields; ops.mean over space mixes."""
+    keras.utils.set_random_seed(7)
+    ops = keras.ops
+    inp = keras.Input((15, 15, 2))
+    a = L.Conv2D(3, 3, padding="same", name="a")(inp)
+    b = L.Conv2D(3, 5, padding="same", name="b")(inp)
+    y = ops.concatenate([a * 2.0, ops.maximum(b, 0.0)], axis=-1)
+    z = ops.softmax(y, axis=-1) + ops.mean(y, axis=-1, keepdims=True)
+    w = L.Conv2D(2, 3, strides=2, name="w")(z)
+    model = keras.Model(inp, [w, ops.mean(w, axis=(1, 2))])
+    f = rf.compute(model)
+    # the union of 3 and 5 is 5; w 3x3 stride 2 valid: 5 + 2 = 7, jump 2, start 0 + 1 = 1
+    assert (f["w"].size, f["w"].jump, f["w"].start) == ((7, 7), (2, 2), (1.0, 1.0))
+    assert check_against_gradient(model) > 10
+
+
+def test_a_pointwise_layer_of_several_inputs_is_a_union():
+    class Blend(L.Layer):
+        def call(self, inputs):
+            return 0.5 * inputs[0] + inputs[1]
+
+    keras.utils.set_random_seed(8)
+    inp = keras.Input((12, 12, 1))
+    a = L.Conv2D(2, 3, padding="same", name="a")(inp)
+    b = L.Conv2D(2, 3, padding="same", name="b2")(L.Conv2D(2, 3, padding="same", name="b1")(inp))
+    model = keras.Model(inp, L.Conv2D(1, 1, name="after")(Blend(name="blend")([a, b])))
+    unknown_field(model, "after", "'blend'.*pointwise=\\['Blend'\\]")
+    assert rf.field(model, "after", pointwise=["Blend"]).size == (5, 5)     # not a's 3
+    where = locations((12, 12))
+    support = rf.empirical_support(model, "after", where, pointwise=["Blend"])
+    for location, s in zip(where, support):
+        assert bbox(s) == rf.region(model, "after", location, pointwise=["Blend"]), location
+
+
+def test_squeeze_excitation_written_with_operations():
+    keras.utils.set_random_seed(9)
+    ops = keras.ops
+    inp = keras.Input((12, 12, 2))
+    x = L.Conv2D(4, 3, padding="same", name="conv")(inp)
+    y = x * ops.sigmoid(ops.mean(x, axis=(1, 2), keepdims=True))
+    model = keras.Model(inp, L.Conv2D(2, 3, padding="same", name="after")(y))
+    assert "Mean" in rf.compute(model)["after"].whole_input
+    local = check_gates_against_gradient(model, "after")
+    assert local.size == (5, 5) and len(local.gates) == 1 and "multiply" in local.gates[0]
+
+
+def test_an_unknown_layer_does_not_stop_the_layers_before_it():
+    """Issue 9: a layer no rule fits (here the user's own per-channel scale) stopped compute for
+    every layer; now only the layers it feeds are unknown, and say why."""
+    class Scale(L.Layer):
+        def build(self, shape):
+            self.gamma = self.add_weight(shape=(shape[-1],), initializer="ones")
+
+        def call(self, x):
+            return x * self.gamma
+
+    inp = keras.Input((10, 10, 1))
+    x = L.Conv2D(2, 3, padding="same", name="c1")(inp)
+    model = keras.Model(inp, L.Conv2D(2, 3, padding="same", name="c2")(Scale(name="scale")(x)))
+    f = rf.compute(model)
+    assert f["c1"].is_local and f["c1"].size == (3, 3)
+    assert rf.region(model, "c1", (5, 5)) == (slice(4, 7), slice(4, 7))
+    unknown_field(model, "c2", "'scale' \\(Scale\\).*pointwise=\\['Scale'\\]")
+    assert "unknown" in rf.summary(model) and "3x3" in rf.summary(model)
+    assert rf.field(model, "c2", pointwise=["Scale"]).size == (5, 5)
 
 
 # --------------------------------------------------------------------------- bad input
@@ -401,38 +523,44 @@ def test_bad_layers_and_locations_are_clear_errors(cnn):
         rf.compute(cnn, gates="none")
 
 
+def unknown_field(model, layer, match, **kwargs):
+    """The layer's field is unknown: compute() says why (and goes on), field() and region()
+    raise a ValueError saying it."""
+    f = rf.compute(model, **kwargs)[layer]
+    assert not f.is_local and f.unknown is not None and f.whole_input is None
+    with pytest.raises(ValueError, match=match):
+        rf.field(model, layer, **kwargs)
+    with pytest.raises(ValueError, match=match):
+        rf.region(model, layer, (0,) * len(f.shape), **kwargs)
+    return f
+
+
 def test_unsupported_graphs_are_clear_errors():
+    """An unsupported layer makes its field (and those of the layers it feeds) unknown, with
+    the reason: compute() does not stop, field() and region() raise it."""
     inp = keras.Input((8, 8, 1))
-    x = L.Conv2DTranspose(2, 3, strides=2, name="up")(inp)
-    with pytest.raises(ValueError, match="'up'.*strided transposed"):
-        rf.compute(keras.Model(inp, x))
+    before = L.Conv2D(2, 3, name="before")(inp)
+    x = L.Conv2DTranspose(2, 3, strides=2, name="up")(before)
+    model = keras.Model(inp, L.Conv2D(1, 1, name="after")(x))
+    unknown_field(model, "up", "'up'.*strided transposed")
+    unknown_field(model, "after", "'up'.*strided transposed")
+    assert rf.field(model, "before").size == (3, 3)          # the layer before is not affected
 
     a, b = L.Conv2D(2, 1, name="a")(inp), L.Conv2D(2, 1, name="b")(inp)
-    with pytest.raises(ValueError, match="'cat'.*spatial axis"):
-        rf.compute(keras.Model(inp, L.Concatenate(axis=1, name="cat")([a, b])))
+    unknown_field(keras.Model(inp, L.Concatenate(axis=1, name="cat")([a, b])), "cat",
+                  "'cat'.*not the channel axis")
 
     inp16 = keras.Input((16, 16, 1))
     strided = L.Conv2D(1, 1, strides=2, name="strided")(inp16)
     cropped = L.Cropping2D(4, name="cropped")(inp16)
-    with pytest.raises(ValueError, match="'add'.*different jumps"):
-        rf.compute(keras.Model(inp16, L.Add(name="add")([strided, cropped])))
+    unknown_field(keras.Model(inp16, L.Add(name="add")([strided, cropped])), "add",
+                  "'add'.*different jumps")
 
     lam = keras.Model(inp, L.Lambda(lambda t: t * 2, name="double")(inp))
-    with pytest.raises(ValueError, match="'double'.*pointwise=\\['Lambda'\\]"):
-        rf.compute(lam)
+    unknown_field(lam, "double", "'double'.*pointwise=\\['Lambda'\\]")
     assert rf.compute(lam, pointwise=["Lambda"])["double"].size == (1, 1)
 
     free = keras.Input((None, None, 1))
     model = keras.Model(free, L.Conv2D(1, 3, strides=2, padding="same", name="s2")(free))
-    with pytest.raises(ValueError, match="'s2'.*input_shape"):
-        rf.compute(model)
+    unknown_field(model, "s2", "'s2'.*input_shape")
     assert rf.compute(model, input_shape=(9, 9, 1))["s2"].shape == (5, 5)
-
-    class Sub(keras.Model):
-        def call(self, x):
-            return x
-
-    sub = Sub()
-    sub(np.zeros((1, 4, 4, 1), "float32"))
-    with pytest.raises(TypeError):
-        rf.compute(sub)

@@ -22,15 +22,24 @@ image). A layer with kernel k, stride s, dilation d and left padding p maps (siz
 pad_total // 2``, so it depends on the layer's input length n (taken from the model's shapes).
 Zero padding by p is a 1-wide kernel with left padding p; cropping by c a 1-wide kernel with left
 padding -c. Elementwise layers (activations, batch normalization, dropout, rescaling, a Dense
-layer applied to a spatial map, ...) keep the field. Merge layers (Add, Concatenate on channels,
-...) of branches with the same jump take the union of their fields (the smallest box holding
-them). Flatten, Reshape, global pooling and what follows them see the whole input:
-:func:`compute` marks them (``whole_input`` says why) and :func:`field` / :func:`region` refuse
-them with a ValueError.
+layer applied to a spatial map, per-channel scales such as ConvNeXt's LayerScale, ...) keep the
+field. Merges (Add, Concatenate on channels, ``s + h`` written on tensors, ...) of branches with
+the same jump take the union of their fields (the smallest box holding them). Flatten, Reshape,
+global pooling and what follows them see the whole input: :func:`compute` marks them
+(``whole_input`` says why) and :func:`field` / :func:`region` refuse them with a ValueError.
+
+A gate (squeeze-and-excitation: a globally pooled 1x1 branch multiplied into the map) makes
+every later location depend on the whole input, and that is what :func:`compute` says by
+default; ``gates="local"`` gives instead the field of the local path, naming the gates it leaves
+out (``ReceptiveField.gates``), and :func:`empirical_support` with ``gates="local"`` measures
+that path, the gates held fixed. A layer no rule fits makes its field, and those of the layers
+it feeds, unknown (``ReceptiveField.unknown`` says why, and how to declare it ``pointwise``);
+the other layers are not affected.
 
 The graph of a functional or Sequential model is walked call by call (ResNet's adds, Inception's
-concatenations), nested models are entered (their layers named "outer/inner", as
-``features.layer_names``). Channels-last data only.
+concatenations, operations such as ``s + h``), nested models are entered (their layers named
+"outer/inner", as ``features.layer_names``: ``region(model, "base/block_3_expand_relu", idx)``).
+Channels-last data only.
 
 - :mod:`.rules`     : the table of per-layer rules
 - :mod:`.walk`      : the walk over the graph: :func:`compute`, :func:`field`, :func:`region`

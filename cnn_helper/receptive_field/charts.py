@@ -28,12 +28,15 @@ def summary(model, **kwargs) -> str:
     pool1     MaxPooling2D  14x14   4x4          2x2   0.5x0.5
     ...
     flatten   Flatten       -       whole input  -     -
+
+    A layer whose field is not known (a layer on the way that no rule fits) shows "unknown";
+    ``field(model, layer)`` says why.
     """
     rows = [("layer", "kind", "output", "size", "jump", "start")]
     for rf in compute(model, **kwargs).values():
         local = rf.is_local
-        rows.append((rf.layer, rf.kind, _fmt(rf.shape) or "-",
-                     _fmt(rf.size) if local else "whole input",
+        size = _fmt(rf.size) if local else "unknown" if rf.unknown else "whole input"
+        rows.append((rf.layer, rf.kind, _fmt(rf.shape) or "-", size,
                      _fmt(rf.jump) if local else "-", _fmt(rf.start) if local else "-"))
     widths = [max(len(row[c]) for row in rows) for c in range(len(rows[0]))]
     return "\n".join("  ".join(v.ljust(w) for v, w in zip(row, widths)).rstrip() for row in rows)

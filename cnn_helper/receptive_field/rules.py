@@ -12,21 +12,29 @@ maps (size, jump, start) per spatial axis as
 and every other rule is this one in disguise (zero padding: k = 1 and p > 0; cropping: p < 0; a
 stride-1 transposed convolution: a padded "valid" convolution) or keeps the field (elementwise
 layers) or unites the fields of aligned branches (merges).
+
+Keras 3 records ``s + h``, ``x * g``, ``keras.ops.relu(x)`` or ``ops.mean(x, axis=(1, 2))`` on
+symbolic tensors as operations (not layers); ``OP_RULES`` is their table, by class name: an
+elementwise operation of several tensors is a merge, a reduction over a spatial axis mixes all
+locations. A layer's rule that fails does not stop the walk: the output's field becomes
+"unknown" (``Field.unknown`` says why), and only the layers that depend on it are unknown.
 """
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
-from dataclasses import dataclass
 
 
-@dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True)
 class Field:
     """The field carried along one tensor of the graph, per spatial axis of the input.
 
     start, size, jump : as in the module docstring (() when the field is the whole input)
     shape             : the tensor's shape without the batch axis (spatial axes, then channels)
     whole             : None for a local field; else why every location sees the whole input
+    gates             : names of the merges where a global gate was left out (gates="local")
+    unknown           : None, or why the field is not known (a layer no rule fits)
     """
 
     start: tuple
@@ -34,14 +42,26 @@ class Field:
     jump: tuple
     shape: tuple
     whole: str | None = None
+    gates: tuple = ()
+    unknown: str | None = None
 
     @property
     def spatial(self) -> tuple:
         return tuple(self.shape[:-1])
 
+    @property
+    def is_gate(self) -> bool:
+        """Whether this tensor, broadcast in a merge, is a global gate: a 1x1 map whose field is
+        the whole input (squeeze-and-excitation's pooled vector) or unknown."""
+        return bool(self.whole or self.unknown) and all(n == 1 for n in self.spatial)
+
     def whole_from(self, reason, shape) -> Field:
         """The whole-input field of a tensor of ``shape`` (keeping the first reason given)."""
         return Field((), (), (), tuple(shape), self.whole or reason)
+
+    def unknown_from(self, reason, shape) -> Field:
+        """The unknown field of a tensor of ``shape`` (keeping the first reason given)."""
+        return Field((), (), (), tuple(shape), unknown=self.unknown or reason)
 
 
 def _classes(*names) -> tuple:
@@ -111,6 +131,12 @@ def _pairs(value, n) -> tuple:
     return tuple(tuple(p) if isinstance(p, (tuple, list)) else (p, p) for p in _tuple(value, n))
 
 
+def _named(op) -> str:
+    """How messages name ``op``: "layer 'conv1' (Conv2D)" or "operation 'add' (Add)"."""
+    what = "operation" if is_operation(op) else "layer"
+    return f"{what} {op.name!r} ({type(op).__name__})"
+
+
 def _check_channels_last(op):
     fmt = getattr(op, "data_format", None)
     if fmt not in (None, "channels_last"):
@@ -118,11 +144,16 @@ def _check_channels_last(op):
                          "computed for channels-last models only")
 
 
+def _differ(a, b) -> bool:
+    """Whether two shapes differ (in rank, or on an axis whose length both know)."""
+    return len(a) != len(b) or any(m is not None and n is not None and m != n
+                                   for m, n in zip(a, b))
+
+
 def _same(f: Field, out_shape, op) -> Field:
     """The field ``f`` kept on an output of ``out_shape`` (its spatial shape must not change)."""
-    if len(out_shape) != len(f.shape) or \
-            tuple(out_shape[:-1]) != f.spatial and None not in f.spatial:
-        raise ValueError(f"layer {op.name!r} ({type(op).__name__}) changes the spatial shape "
+    if len(out_shape) != len(f.shape) or _differ(tuple(out_shape[:-1]), f.spatial):
+        raise ValueError(f"{_named(op)} changes the spatial shape "
                          f"{f.spatial} -> {tuple(out_shape[:-1])}; it is not elementwise")
     return Field(f.start, f.size, f.jump, tuple(f.spatial) + tuple(out_shape[-1:]))
 
@@ -132,7 +163,7 @@ def _local(start, size, jump, spatial, out_shape, op) -> Field:
     keras_spatial = tuple(out_shape[:-1])
     if len(keras_spatial) != len(spatial) or any(
             a is not None and b is not None and a != b for a, b in zip(spatial, keras_spatial)):
-        raise ValueError(f"layer {op.name!r} ({type(op).__name__}): Keras gives spatial shape "
+        raise ValueError(f"{_named(op)}: Keras gives spatial shape "
                          f"{keras_spatial} but the receptive-field rules give {spatial}")
     spatial = tuple(a if a is not None else b for a, b in zip(spatial, keras_spatial))
     return Field(tuple(start), tuple(size), tuple(jump), spatial + tuple(out_shape[-1:]))
@@ -143,13 +174,29 @@ def _local(start, size, jump, spatial, out_shape, op) -> Field:
 
 def mixes_all_locations(op, ins, out_shape) -> Field:
     """Flatten, Reshape, global pooling, ...: every output sees the whole input."""
-    return ins[0].whole_from(f"layer {op.name!r} ({type(op).__name__}) mixes all spatial "
-                             "locations", out_shape)
+    return ins[0].whole_from(f"{_named(op)} mixes all spatial locations", out_shape)
 
 
 def elementwise(op, ins, out_shape) -> Field:
-    """Activations, batch normalization, dropout, a Dense on a map, ...: the field is kept."""
+    """Activations, batch normalization, dropout, a Dense on a map, ...: the field is kept.
+    An elementwise function of several tensors (``s + h``) is a merge: the union of theirs."""
+    if len(ins) > 1:
+        return merge(op, ins, out_shape)
     return _same(ins[0], out_shape, op)
+
+
+def reduction(op, ins, out_shape) -> Field:
+    """``ops.mean``, ``ops.max``, ...: over a spatial axis (or all axes) every output sees the
+    whole input; over the channels only (keepdims=True) the field is kept."""
+    f, rank = ins[0], len(ins[0].shape)
+    axis = getattr(op, "axis", None)
+    axes = set(range(rank)) if axis is None else _axes(axis, rank)
+    if axes & set(range(rank - 1)):
+        return mixes_all_locations(op, ins, out_shape)
+    if len(out_shape) != rank:
+        raise ValueError(f"{_named(op)} reduces the channel axis without keepdims=True, which "
+                         "drops it; write it with keepdims=True")
+    return _same(f, out_shape, op)
 
 
 def along_axis(op, ins, out_shape) -> Field:
@@ -157,23 +204,21 @@ def along_axis(op, ins, out_shape) -> Field:
     f = ins[0]
     if _axes(getattr(op, "axis", -1), len(f.shape)) == {len(f.shape) - 1}:
         return _same(f, out_shape, op)
-    return f.whole_from(f"layer {op.name!r} ({type(op).__name__}) normalizes over spatial axes",
-                        out_shape)
+    return f.whole_from(f"{_named(op)} normalizes over spatial axes", out_shape)
 
 
 def merge(op, ins, out_shape) -> Field:
     """Union of aligned branches: same jump and spatial shape; Concatenate only on channels."""
-    name, kind = op.name, type(op).__name__
     rank = len(ins[0].shape)
-    if kind == "Concatenate" and _axes(op.axis, rank) != {rank - 1}:
-        raise ValueError(f"layer {name!r} concatenates along axis {op.axis}, a spatial axis; "
-                         "receptive fields support concatenation along channels only")
+    if type(op).__name__ == "Concatenate" and _axes(op.axis, rank) != {rank - 1}:
+        raise ValueError(f"{_named(op)} concatenates along axis {op.axis}, not the channel "
+                         "axis; receptive fields support concatenation along channels only")
     for g in ins[1:]:
         if g.jump != ins[0].jump:
-            raise ValueError(f"layer {name!r} ({kind}) merges branches with different jumps "
+            raise ValueError(f"{_named(op)} merges branches with different jumps "
                              f"{[i.jump for i in ins]}: their locations are not aligned")
         if g.spatial != ins[0].spatial:
-            raise ValueError(f"layer {name!r} ({kind}) merges branches of spatial shapes "
+            raise ValueError(f"{_named(op)} merges branches of spatial shapes "
                              f"{[i.spatial for i in ins]}; receptive fields need equal shapes")
     start, size = [], []
     for a in range(len(ins[0].spatial)):
@@ -192,7 +237,7 @@ def transposed_conv(op, ins, out_shape) -> Field:
     f, n = ins[0], len(ins[0].spatial)
     strides = _tuple(op.strides, n)
     if any(s != 1 for s in strides):
-        raise ValueError(f"layer {op.name!r} ({type(op).__name__}) has strides {strides}: a "
+        raise ValueError(f"{_named(op)} has strides {strides}: a "
                          "strided transposed convolution gives a fractional jump, which receptive "
                          "fields do not support (stride 1 is supported)")
     kernel, dilation = _tuple(op.kernel_size, n), _tuple(op.dilation_rate, n)
@@ -239,7 +284,7 @@ def cropping(op, ins, out_shape) -> Field:
     return _local(start, f.size, f.jump, spatial, out_shape, op)
 
 
-# --------------------------------------------------------------------------- the table
+# --------------------------------------------------------------------------- the tables
 
 MIXING = ("Flatten", "Reshape", "Permute", "RepeatVector", "GroupNormalization",
           "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
@@ -265,6 +310,37 @@ RULES = (
 """(layer class names, rule) in lookup order: a layer takes the rule of the first row it is an
 instance of."""
 
+APPLICATION_LAYERS = {"LayerScale": elementwise, "StochasticDepth": elementwise,
+                      "CustomScaleLayer": merge}
+"""Layers that keras.applications defines for itself, by class name (only for classes of a
+``keras.`` module): ConvNeXt's LayerScale (y = gamma_k x, a per-channel scale) and
+StochasticDepth (the identity at inference), Inception-ResNet's CustomScaleLayer (a + scale b)."""
+
+OP_ACTIVATIONS = (
+    "Relu", "Relu6", "Sigmoid", "HardSigmoid", "Silu", "HardSilu", "Gelu", "Elu", "Selu", "Celu",
+    "LeakyRelu", "Softplus", "Softsign", "LogSigmoid", "HardTanh", "HardShrink", "SoftShrink",
+    "TanhShrink", "Squareplus", "SparsePlus", "SparseSigmoid", "Threshold", "Tanh", "Clip", "Abs",
+    "Absolute", "Sign", "Floor", "Ceil", "Round", "Trunc", "StopGradient")
+"""Elementwise operations that are not linear (or have no gradient): the linear twin of
+:mod:`.empirical` makes them the identity."""
+
+OP_RULES = (
+    (OP_ACTIVATIONS + (
+        "Negative", "Exp", "Exp2", "Expm1", "Log", "Log2", "Log10", "Log1p", "Sqrt", "Rsqrt",
+        "Square", "Reciprocal", "Cbrt", "Sin", "Cos", "Tan", "Sinh", "Cosh", "Arctan", "Erf",
+        "Erfc", "Cast", "Copy", "NanToNum", "Greater", "GreaterEqual", "Less", "LessEqual",
+        "Equal", "NotEqual", "LogicalNot", "LogicalAnd", "LogicalOr", "LogicalXor"), elementwise),
+    (("Add", "Subtract", "Multiply", "Divide", "TrueDivide", "FloorDivide", "DivideNoNan",
+      "Maximum", "Minimum", "Fmax", "Fmin", "Power", "Mod", "Fmod", "Where", "Hypot", "Arctan2",
+      "Logaddexp", "Heaviside", "Concatenate"), merge),
+    (("Mean", "Sum", "Max", "Min", "Amax", "Amin", "Prod", "Std", "Var", "Logsumexp", "Median",
+      "All", "Any", "Nanmean", "Nansum", "Nanmax", "Nanmin"), reduction),
+    (("Softmax", "LogSoftmax", "Normalize"), along_axis),
+    (("Reshape", "Transpose", "Ravel", "Moveaxis", "Swapaxes"), mixes_all_locations),
+)
+"""(operation class names, rule): the keras.ops operations Keras records when ``s + h``,
+``x * g`` or ``keras.ops.relu(x)`` is written on symbolic tensors (looked up by class name)."""
+
 
 @functools.cache
 def _table() -> tuple:
@@ -272,31 +348,101 @@ def _table() -> tuple:
     return tuple((_classes(*names), rule) for names, rule in RULES)
 
 
+def is_operation(op) -> bool:
+    """Whether ``op`` is a keras.ops operation node (``s + h``), not a layer."""
+    import keras
+
+    return not isinstance(op, keras.layers.Layer)
+
+
+def _named_rule(op):
+    """The rule of an operation (OP_RULES) or of a keras.applications layer, by class name."""
+    kind = type(op).__name__
+    if is_operation(op):
+        return next((rule for names, rule in OP_RULES if kind in names), None)
+    if type(op).__module__.startswith("keras."):
+        return APPLICATION_LAYERS.get(kind)
+    return None
+
+
+def _unknown(op) -> ValueError:
+    return ValueError(
+        f"{_named(op)} is not known to receptive fields. Known: convolutions "
+        "(incl. depthwise, separable, stride-1 transposed), pooling, ZeroPadding, Cropping, "
+        "elementwise layers and operations, merges (Add, s + h, x * g, Concatenate), "
+        "Flatten/Reshape/global pooling. If its output at a location depends only on its "
+        "input(s) at that location, pass pointwise=[" + repr(type(op).__name__) + "] (to "
+        "compute, field, region, empirical_support or zeiler_fergus)")
+
+
 def rule_for(op, pointwise=()):
-    """The rule of layer ``op``: the first row of RULES it is an instance of. A layer named in
-    ``pointwise`` (by class or layer name) is elementwise, unless it mixes all locations."""
+    """The rule of layer or operation ``op``: the first row of RULES it is an instance of, or
+    its row of OP_RULES / APPLICATION_LAYERS by class name. One named in ``pointwise`` (by class
+    or name) is elementwise (a merge when it reads several tensors), unless it mixes all
+    locations."""
     named = type(op).__name__ in pointwise or op.name in pointwise
+    rule = _named_rule(op)
+    if rule is not None:
+        return rule
     for classes, rule in _table():
         if isinstance(op, classes) or (named and rule is elementwise):
             return rule
-    kind = type(op).__name__
-    raise ValueError(
-        f"layer {op.name!r} ({kind}) is not known to receptive fields. Known: convolutions (incl. "
-        "depthwise, separable, stride-1 transposed), pooling, ZeroPadding, Cropping, elementwise "
-        "layers, merge layers, Flatten/Reshape/global pooling. If this layer works on each "
-        f"location separately, pass compute(model, pointwise=[{kind!r}])")
+    if named:
+        return elementwise
+    raise _unknown(op)
+
+
+def _merges(op, pointwise) -> bool:
+    """Whether ``op`` is elementwise over several tensors (a merge, ``x * g``)."""
+    try:
+        return rule_for(op, pointwise) in (merge, elementwise)
+    except ValueError:
+        return False
+
+
+def _gated(op, ins, out_shape, pointwise, gates) -> tuple:
+    """(fields of the inputs to use, names of left-out gates, or a field that ends it).
+
+    A gate is an input that is a 1x1 map seeing the whole input, broadcast over the other
+    (local) inputs of a merge. gates="local" leaves it out; "whole": the output is the whole
+    input (or unknown, when the gate's field is)."""
+    if len(ins) < 2 or all(i.is_gate for i in ins) or not any(i.is_gate for i in ins) or \
+            not _merges(op, pointwise):
+        return ins, (), None
+    gate = next(i for i in ins if i.is_gate)
+    if gates == "local":
+        return [i for i in ins if not i.is_gate], (op.name,), None
+    if any(i.whole or i.unknown for i in ins if not i.is_gate):
+        return ins, (), None                        # the output is not local anyway
+    if gate.unknown:
+        return ins, (), gate.unknown_from(None, out_shape)
+    reason = (f"a global gate enters at {_named(op)}: a 1x1 branch that sees the whole input "
+              f"(there {gate.whole}) is broadcast over the map. Pass gates='local' for the "
+              "field of the local path, the gate left out")
+    return ins, (), Field((), (), (), tuple(out_shape), reason)
 
 
 def output_field(op, ins, out_shape, pointwise=(), gates: str = "whole") -> Field:
-    """The field of the output of layer ``op`` from the fields ``ins`` of its inputs.
+    """The field of the output of layer (or operation) ``op`` from the fields ``ins`` of its
+    inputs; an unknown field (``Field.unknown``) when no rule fits, instead of an error.
 
-    A field that is the whole input stays so through any layer. With ``gates="local"`` a merge
-    ignores gates: branches that are the whole input with a 1x1 map (squeeze-and-excitation's
-    globally pooled vector broadcast over the map only scales the local branches).
+    A field that is the whole input stays so through any layer, an unknown one unknown. A gate,
+    a 1x1 branch that sees the whole input broadcast over a merge (squeeze-and-excitation's
+    pooled vector, which only scales the channels of the local branches), makes the output the
+    whole input (gates="whole") or is left out and named in ``Field.gates`` (gates="local").
     """
-    if gates == "local" and isinstance(op, _classes(*MERGES)) and not all(i.whole for i in ins):
-        ins = [i for i in ins if not (i.whole and all(n == 1 for n in i.spatial))]
+    ins, held, ended = _gated(op, ins, out_shape, pointwise, gates)
+    if ended is not None:
+        return ended
+    unknown = [i for i in ins if i.unknown]
+    if unknown:
+        return unknown[0].unknown_from(None, out_shape)
     whole = [i for i in ins if i.whole]
     if whole and not isinstance(op, _classes(*MIXING)):
         return whole[0].whole_from(None, out_shape)
-    return rule_for(op, pointwise)(op, ins, out_shape)
+    try:
+        result = rule_for(op, pointwise)(op, ins, out_shape)
+    except (ValueError, TypeError, AttributeError, IndexError) as e:
+        return Field((), (), (), tuple(out_shape), unknown=str(e))
+    gates_on_path = tuple(dict.fromkeys(sum((i.gates for i in ins), ()) + held))
+    return dataclasses.replace(result, gates=gates_on_path)

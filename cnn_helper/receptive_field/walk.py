@@ -32,6 +32,11 @@ class ReceptiveField:
                   global pooling)
     input_shape : spatial shape of the model's input
     whole_input : None for a local field; else why every location sees the whole input
+    gates       : with gates="local", the merges on the way where a global gate was left out
+                  (squeeze-and-excitation): the field is that of the local path, and the value
+                  also depends, through each gate's channel scale, on the whole input
+    unknown     : None, or why the field is not known (a layer or operation on the way that no
+                  rule fits; layers that do not depend on it are not affected)
     """
 
     layer: str
@@ -42,13 +47,18 @@ class ReceptiveField:
     shape: tuple
     input_shape: tuple
     whole_input: str | None = None
+    gates: tuple = ()
+    unknown: str | None = None
 
     @property
     def is_local(self) -> bool:
-        """True when each location sees a box of the input, False when it sees all of it."""
-        return self.whole_input is None
+        """True when each location sees a known box of the input."""
+        return self.whole_input is None and self.unknown is None
 
     def _need_local(self):
+        if self.unknown is not None:
+            raise ValueError(f"layer {self.layer!r} ({self.kind}) has no known receptive "
+                             f"field: {self.unknown}")
         if self.whole_input is not None:
             own = f"layer {self.layer.split('/')[-1]!r} ({self.kind})"
             raise ValueError(f"layer {self.layer!r} ({self.kind}) has no local receptive field: "
@@ -84,11 +94,12 @@ def _output_shape(op, ins, graph_shape) -> tuple:
 
 
 class _Walk:
-    """The fields found so far: ``fields[path name] = (rules.Field, class name)``."""
+    """The fields found so far: ``fields[path name] = (rules.Field, class name)``, and
+    ``held[id(merge)]``: the positions, among its input tensors, of the gates a merge left out."""
 
     def __init__(self, pointwise, gates):
         self.pointwise, self.gates = set(pointwise), gates
-        self.fields = {}
+        self.fields, self.held = {}, {}
 
     def record(self, name, field, kind):
         old = self.fields.get(name)
@@ -103,11 +114,17 @@ class _Walk:
 
         op = call.layer
         if isinstance(op, keras.Model):
-            outs = self.run(op, ins, prefix + op.name + "/")
+            try:
+                outs = self.run(op, ins, prefix + op.name + "/")
+            except TypeError as e:                # a nested model whose graph is not known
+                outs = [ins[0].unknown_from(f"model {op.name!r}: {e}", call.shape)]
         else:
             out_shape = _output_shape(op, ins, call.shape)
             outs = [rules.output_field(op, ins, out_shape, self.pointwise, self.gates)]
-        self.record(prefix + op.name, outs[0], type(op).__name__)
+            if op.name in outs[0].gates and not any(op.name in f.gates for f in ins):
+                self.held[id(op)] = tuple(k for k, f in enumerate(ins) if f.is_gate)
+        if not rules.is_operation(op):         # s + h: an operation, not a layer one can name
+            self.record(prefix + op.name, outs[0], type(op).__name__)
         return outs
 
     def run(self, model, ins, prefix="") -> list:
@@ -143,8 +160,9 @@ def _input_shape(model, input_shape) -> tuple:
     return shape
 
 
-def _walk_model(model, shape, pointwise, gates) -> dict:
-    """{layer name: ReceptiveField} for an input of ``shape``, in the order of layer_names."""
+def _walk_model(model, shape, pointwise, gates) -> tuple:
+    """({layer name: ReceptiveField} for an input of ``shape``, in the order of layer_names;
+    the held gates ``{id(merge): positions}``)."""
     n = len(shape) - 1
     walk = _Walk(pointwise, gates)
     walk.run(model, [rules.Field((0.0,) * n, (1,) * n, (1,) * n, shape)])
@@ -154,13 +172,23 @@ def _walk_model(model, shape, pointwise, gates) -> dict:
         if name not in walk.fields:
             continue
         f, kind = walk.fields[name]
-        if f.whole:
+        if f.whole or f.unknown:
             result[name] = ReceptiveField(name, kind, spatial_in, (), (), f.spatial, spatial_in,
-                                          f.whole)
+                                          f.whole, unknown=f.unknown)
         else:
             result[name] = ReceptiveField(name, kind, f.size, f.jump,
-                                          tuple(float(s) for s in f.start), f.spatial, spatial_in)
-    return result
+                                          tuple(float(s) for s in f.start), f.spatial, spatial_in,
+                                          gates=f.gates)
+    return result, dict(walk.held)
+
+
+def _walked(model, input_shape, pointwise, gates) -> tuple:
+    """``_walk_model`` once per (model, input shape, pointwise, gates)."""
+    _checks.one_of(gates, "gates", GATES)
+    pointwise = (pointwise,) if isinstance(pointwise, str) else tuple(pointwise)
+    shape = _input_shape(model, input_shape)
+    key = ("receptive_field", shape, tuple(sorted(pointwise)), gates)
+    return _graph.memo(model, key, lambda: _walk_model(model, shape, pointwise, gates))
 
 
 def compute(model, input_shape=None, pointwise=(), gates: str = "whole") -> dict:
@@ -168,40 +196,62 @@ def compute(model, input_shape=None, pointwise=(), gates: str = "whole") -> dict
 
     Walks the model's graph from its input (size 1, jump 1, start 0 on each spatial axis)
     applying the rules of :mod:`.rules`; the order is that of ``features.layer_names(model)``,
-    nested models' layers named "outer/inner". Layers after Flatten / global pooling are
-    included with ``whole_input`` set (their field is the whole input).
+    nested models' layers named "outer/inner". Operations written on tensors (``s + h``,
+    ``x * g``, ``keras.ops.relu``) are walked too (they have no layer name of their own).
+    Layers after Flatten / global pooling are included with ``whole_input`` set (their field is
+    the whole input); layers after one that no rule fits with ``unknown`` set (why), which
+    does not stop the walk: the layers before it, or on other branches, keep their fields.
 
     input_shape : one image's shape (H, W, C), for models whose input has unknown (None) sizes
-    pointwise   : extra layer class names or layer names to treat as elementwise (field kept)
-    gates       : "whole" (default): a merge with a globally pooled branch broadcast over the map
-                  (squeeze-and-excitation in EfficientNet, MobileNetV3) sees the whole input,
-                  which is the truth; "local": ignore such gates (they only rescale channels) and
-                  keep the field of the convolution path, the usual "theoretical receptive field"
+    pointwise   : extra layer class names or layer names whose output at a location depends
+                  only on their input(s) at that location (one input: field kept; several: the
+                  union, as a merge)
+    gates       : what a gate does, a 1x1 branch that sees the whole input broadcast over the
+                  map by a merge (squeeze-and-excitation in EfficientNet, MobileNetV3: y_idx,k =
+                  x_idx,k * g_k(whole input)). "whole" (default): every later location depends
+                  on the whole input, which is the truth; ``field``/``region`` refuse them and
+                  say so. "local": the gate is left out (it only rescales channels) and the field
+                  is that of the local (convolution) path, the usual "theoretical receptive
+                  field"; ``ReceptiveField.gates`` names the gates left out, and
+                  ``empirical_support(..., gates="local")`` measures the same thing (the gates
+                  held fixed).
 
     >>> compute(model)["pool2"]
     ReceptiveField(layer='pool2', kind='MaxPooling2D', size=(10, 10), jump=(4, 4),
                    start=(1.5, 1.5), ...)
+    >>> compute(effnet, gates="local")["block2b_add"].gates
+    ('block1a_se_excite', 'block2a_se_excite', 'block2b_se_excite')
     """
-    _checks.one_of(gates, "gates", GATES)
-    pointwise = (pointwise,) if isinstance(pointwise, str) else tuple(pointwise)
-    shape = _input_shape(model, input_shape)
-    key = ("receptive_field", shape, tuple(sorted(pointwise)), gates)
-    return dict(_graph.memo(model, key, lambda: _walk_model(model, shape, pointwise, gates)))
+    return dict(_walked(model, input_shape, pointwise, gates)[0])
 
 
-def field(model, layer, **kwargs) -> ReceptiveField:
-    """The ReceptiveField of one layer (name, "outer/inner" path, or the layer object).
+def held_gates(model, input_shape=None, pointwise=(), gates: str = "whole") -> dict:
+    """The gates :func:`compute` leaves out with these arguments (none unless gates="local"):
+    ``{id(merge layer or operation): positions of the gates among its input tensors}``."""
+    return dict(_walked(model, input_shape, pointwise, gates)[1])
 
-    A ValueError when the layer's field is the whole input (Flatten, Dense after Flatten, global
-    pooling and what follows them) or the layer is not fed by the model's input.
-    ``kwargs`` go to :func:`compute`.
-    """
+
+def layer_field(model, layer, **kwargs) -> ReceptiveField:
+    """The ReceptiveField of one layer (name, "outer/inner" path, or the layer object), local
+    or not; a ValueError when the layer is not fed by the model's input."""
     name = _graph.path_name(model, layer)
     fields = compute(model, **kwargs)
     if name not in fields:
         raise ValueError(f"layer {name!r} is not connected to the input of model "
                          f"{model.name!r}; layers with a field: {list(fields)}")
-    result = fields[name]
+    return fields[name]
+
+
+def field(model, layer, **kwargs) -> ReceptiveField:
+    """The local ReceptiveField of one layer (name, "outer/inner" path, or the layer object).
+
+    A ValueError when the layer's field is the whole input (Flatten, Dense after Flatten, global
+    pooling and what follows them, a global gate with gates="whole"), is unknown (a layer on
+    the way that no rule fits: the message says which, and how to declare it pointwise), or the
+    layer is not fed by the model's input. Layers after ``layer``, or on branches that do not
+    feed it, do not matter. ``kwargs`` go to :func:`compute`.
+    """
+    result = layer_field(model, layer, **kwargs)
     result._need_local()
     return result
 
