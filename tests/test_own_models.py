@@ -261,3 +261,26 @@ def test_guided_rules_name_the_non_relu_layers_they_leave_alone():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         saliency.guided_backprop(relu_only, _images(1, (8, 8, 1)), 0)
+
+
+# --------------------------------------------------------------------------- caches
+
+
+@pytest.mark.parametrize("kind", ["nested", "subclassed"])
+def test_what_the_package_builds_for_a_model_dies_with_it(kind):
+    """Twins, clones, compiled steps and replay programs are cached per model but never keep it
+    alive: a notebook that builds many models does not pile them up."""
+    import gc
+    import weakref
+
+    x = _images(3, (12, 12, 3))
+    model = _functional_head(_small_base()) if kind == "nested" else _Net()
+    model(x[:1])
+    for method in (saliency.gradient, saliency.guided_backprop, saliency.grad_cam):
+        method(model, x, 1)
+    max_activation.scan(model, x, "head", count=2, progress=False)
+    occlusion.sensitivity_map(model, x[0], 1, patch=6, stride=6)
+    alive = weakref.ref(model)
+    del model
+    gc.collect()
+    assert alive() is None
