@@ -152,7 +152,9 @@ def _network(model, rule: str):
     """
     if _checks.one_of(rule, "rule", RULES) == "gradient":
         return model
-    if not any(_override.relu_of(path[-1]) for _, path in _graph.walk(model)):
+    has_relu = _graph.memo(model, ("has a ReLU",), lambda: any(
+        _override.relu_of(path[-1]) for _, path in _graph.walk(model)))
+    if not has_relu:
         warnings.warn(f"model {model.name!r} has no ReLU that {rule} can change (ReLU as a layer "
                       "activation, a ReLU layer or an Activation('relu') layer): the result "
                       "equals the plain gradient", stacklevel=4)

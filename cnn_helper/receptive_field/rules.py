@@ -137,13 +137,6 @@ def _named(op) -> str:
     return f"{what} {op.name!r} ({type(op).__name__})"
 
 
-def _check_channels_last(op):
-    fmt = getattr(op, "data_format", None)
-    if fmt not in (None, "channels_last"):
-        raise ValueError(f"layer {op.name!r} uses data_format={fmt!r}; receptive fields are "
-                         "computed for channels-last models only")
-
-
 def _differ(a, b) -> bool:
     """Whether two shapes differ (in rank, or on an axis whose length both know)."""
     return len(a) != len(b) or any(m is not None and n is not None and m != n
@@ -233,7 +226,6 @@ def transposed_conv(op, ins, out_shape) -> Field:
     """A stride-1 transposed convolution: a "valid" convolution with kernel k_eff on its input
     zero-padded by k_eff-1 on both sides ("valid"), or by k_eff-1-p left and p right ("same",
     where p = (k_eff-1)//2 is the left padding of the forward convolution it transposes)."""
-    _check_channels_last(op)
     f, n = ins[0], len(ins[0].spatial)
     strides = _tuple(op.strides, n)
     if any(s != 1 for s in strides):
@@ -252,7 +244,6 @@ def transposed_conv(op, ins, out_shape) -> Field:
 
 def convolution(op, ins, out_shape) -> Field:
     """Conv, depthwise and separable convolutions: a window of kernel, strides and dilation."""
-    _check_channels_last(op)
     n = len(ins[0].spatial)
     window = _window(ins[0], op.name, _tuple(op.kernel_size, n), _tuple(op.strides, n),
                      _tuple(op.dilation_rate, n), op.padding)
@@ -261,7 +252,6 @@ def convolution(op, ins, out_shape) -> Field:
 
 def pooling(op, ins, out_shape) -> Field:
     """Max and average pooling: a window of pool_size (strides default to pool_size)."""
-    _check_channels_last(op)
     n = len(ins[0].spatial)
     strides = _tuple(op.strides if op.strides is not None else op.pool_size, n)
     window = _window(ins[0], op.name, _tuple(op.pool_size, n), strides, (1,) * n, op.padding)
@@ -270,7 +260,6 @@ def pooling(op, ins, out_shape) -> Field:
 
 def zero_padding(op, ins, out_shape) -> Field:
     """Zero padding by p: a 1-wide kernel with left padding p (start moves by -p jump)."""
-    _check_channels_last(op)
     f = ins[0]
     start, spatial = _shift(f, _pairs(op.padding, len(f.spatial)))
     return _local(start, f.size, f.jump, spatial, out_shape, op)
@@ -278,7 +267,6 @@ def zero_padding(op, ins, out_shape) -> Field:
 
 def cropping(op, ins, out_shape) -> Field:
     """Cropping by c: a 1-wide kernel with left padding -c (start moves by +c jump)."""
-    _check_channels_last(op)
     f = ins[0]
     start, spatial = _shift(f, [(-a, -b) for a, b in _pairs(op.cropping, len(f.spatial))])
     return _local(start, f.size, f.jump, spatial, out_shape, op)
