@@ -26,6 +26,7 @@ Example
 >>> f = Feature("conv2", 5)                            # max over the map of channel 5 of conv2
 >>> acts = activations(model, x, ["conv1", "conv2"])   # one forward pass, both layers
 >>> fv = feature_values(model, x, f)                   # fv.values (N,), fv.locations (N, 2)
+>>> means = class_means(acts["conv2"][..., 5], y)     # the mean map y_(conv2),k=5 of each class
 """
 from __future__ import annotations
 
@@ -242,3 +243,52 @@ def feature_values(model, x, target, batch_size=_checks.BATCH_SIZE) -> FeatureVa
     values, locations = _graph.run_batched(values_and_locations,
                                            _graph.batch_size(model, batch_size), x)
     return FeatureValues(values.astype(np.float32), locations)
+
+
+# --------------------------------------------------------------------------- per class
+
+
+@dataclass(frozen=True)
+class ClassMean:
+    """The mean of one class's maps (or images) and the number of examples it averages."""
+
+    mean: np.ndarray
+    count: int
+
+
+def class_means(values, y, classes=None) -> dict:
+    r"""The mean of the maps of each class c, so a figure shows every example, not one chosen:
+
+    .. math::  \bar m_c = \frac{1}{n_c} \sum_{i:\, y^{(i)} = c} m^{(i)}, \qquad
+               n_c = |\{i : y^{(i)} = c\}|
+
+    values  : (N, ...) one array per example: images, saliency maps, occlusion maps, y_(l),k maps
+    y       : the label of each example (N,), or one-hot rows (N, C)
+    classes : the labels to average, in this order (default: every label in y, sorted). A
+              class with no example has no mean: a ValueError naming it (drop it from classes)
+    Returns {label: ClassMean(mean (...) float32, count n_c)}; the sums run in float64.
+
+    >>> means = class_means(x_test, y_test)             # the mean image of each digit
+    >>> means[8].mean.shape                             # means[8].count: how many 8s
+    (28, 28, 1)
+    >>> g = saliency.gradient(model, x_test, Feature("conv3", 3))   # d y_(conv3),k=3 / d x
+    >>> g_means = class_means(g, y_test, classes=[0, 6, 8, 9])       # its mean per digit
+    """
+    values = _checks.array_of(values, "values")
+    labels = _checks.labels_of(y)
+    if values.ndim == 0 or len(values) != len(labels) or len(labels) == 0:
+        raise ValueError(f"values has shape {values.shape} and y {len(labels)} labels: give one "
+                         "label per example, at least one example")
+    if not np.issubdtype(values.dtype, np.number) and values.dtype != bool:
+        raise TypeError(f"values has dtype {values.dtype}; give numbers to average")
+    present = np.unique(labels)
+    if classes is None:
+        classes = present.tolist()
+    elif isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
+        raise TypeError(f"classes must be a list of labels, got {classes!r}")
+    missing = [c for c in classes if not np.any(labels == c)]
+    if missing:
+        raise ValueError(f"classes {missing} have no example in y (labels present: "
+                         f"{present.tolist()}); leave them out of classes")
+    return {c: ClassMean(values[labels == c].mean(axis=0, dtype=np.float64).astype(np.float32),
+                         int(np.sum(labels == c))) for c in classes}

@@ -10,9 +10,12 @@ By topic:
 
 - ``core``             : ``show_image``, ``show_signed``, ``grid``, ``images``, ``montage``,
   ``to_map``, ``symmetric_limit``, ``finish``, the colormaps;
-- ``layers``           : ``showmat``, ``convolutions``, ``activation_maps``,
-  ``activation_mosaic``, ``kernels``, ``patterns``, ``probabilities``, ``max_activating``;
-- ``attribution``      : ``saliency_maps``, ``occlusion_map``, ``occlusion_grid``;
+- ``layers``           : ``showmat``, ``convolutions``, ``pool_switches``, ``activation_maps``,
+  ``feature_map``, ``activation_mosaic``, ``kernels``, ``patterns``, ``probabilities``,
+  ``max_activating``;
+- ``attribution``      : ``saliency_maps`` (``scale``: which maps share a colour scale),
+  ``occlusion_map``, ``occlusion_grid``;
+- ``summaries``        : ``label_histogram``, ``label_histograms``, ``class_average_maps``;
 - ``inverting``        : ``zeiler_fergus``, ``zeiler_fergus_montage``;
 - ``receptive_fields`` : ``receptive_field_growth``, ``receptive_field_regions``.
 
@@ -21,7 +24,7 @@ Example
 >>> from cnn_helper import plot
 >>> fig, axes = plot.saliency_maps(x, {"gradient": saliency.gradient(model, x, 8)})
 """
-from .attribution import occlusion_grid, occlusion_map, saliency_maps
+from .attribution import SALIENCY_SCALES, occlusion_grid, occlusion_map, saliency_maps
 from .core import (
     IMAGE_CMAP,
     MAGNITUDE_CMAP,
@@ -37,12 +40,16 @@ from .core import (
 )
 from .inverting import zeiler_fergus, zeiler_fergus_montage
 from .layers import (
+    SWITCH_COLOUR,
+    WINDOW_COLOUR,
     activation_maps,
     activation_mosaic,
     convolutions,
+    feature_map,
     kernels,
     max_activating,
     patterns,
+    pool_switches,
     probabilities,
     showmat,
 )
@@ -53,6 +60,7 @@ from .receptive_fields import (
     receptive_field_growth,
     receptive_field_regions,
 )
+from .summaries import class_average_maps, label_histogram, label_histograms
 
 __all__ = [
     "IMAGE_CMAP", "MAGNITUDE_CMAP", "SIGNED_CMAP", "CELL_COLOUR", "FIELD_COLOUR", "TARGET_COLOUR",
@@ -60,4 +68,6 @@ __all__ = [
     "showmat", "convolutions", "activation_maps", "activation_mosaic", "kernels", "patterns",
     "probabilities", "max_activating", "saliency_maps", "occlusion_map", "occlusion_grid",
     "zeiler_fergus", "zeiler_fergus_montage", "receptive_field_growth", "receptive_field_regions",
+    "pool_switches", "WINDOW_COLOUR", "SWITCH_COLOUR", "feature_map", "label_histogram",
+    "label_histograms", "class_average_maps", "SALIENCY_SCALES",
 ]

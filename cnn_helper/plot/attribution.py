@@ -6,10 +6,13 @@ everything a figure needs (an ``OcclusionMap`` knows the patch bounds and the fi
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
+from .. import _checks
 from .core import (
     IMAGE_CMAP,
     MAGNITUDE_CMAP,
@@ -67,15 +70,58 @@ def _display_map(name, m, xs, single: bool, magnitude: bool) -> np.ndarray:
     return np.abs(m) if magnitude else m
 
 
-def _show_map(ax, m, title):
-    """A signed map (it has negative values) diverging around 0, else a magnitude from 0."""
-    if m.min() < 0:
-        return show_signed(ax, m, title)
-    return show_image(ax, m, title, cmap=MAGNITUDE_CMAP, vmin=0, vmax=symmetric_limit(m))
+SALIENCY_SCALES = ("each", "row", "column", "shared")
+SCALE_CAPTIONS = {
+    "each": "each map on its own colour scale: white 0, its strongest colour that map's largest "
+            "|value|",
+    "row": "one colour scale per row (per example), shown by its colour bar",
+    "column": "one colour scale per column (per method), shown by its colour bar",
+    "shared": "every map on one colour scale, shown by the colour bar",
+}
+
+
+def _show_map(ax, m, title, limit=None, signed=None):
+    """A signed map diverging around 0, else a magnitude from 0 (white) to ``limit`` (red);
+    ``signed`` and ``limit`` default to the map's own (it has negative values; max |m|)."""
+    signed = m.min() < 0 if signed is None else signed
+    limit = symmetric_limit(m) if limit is None else limit
+    if signed:
+        return show_signed(ax, m, title, limit)
+    return show_image(ax, m, title, cmap=MAGNITUDE_CMAP, vmin=0, vmax=limit)
+
+
+def _scale_groups(scale: str, n: int, n_methods: int) -> list:
+    """The tiles (example i, method j) that share one colour scale, group by group."""
+    tiles = [(i, j) for i in range(n) for j in range(n_methods)]
+    if scale == "each":
+        return [[tile] for tile in tiles]
+    if scale == "shared":
+        return [tiles]
+    if scale == "row":
+        return [[(i, j) for j in range(n_methods)] for i in range(n)]
+    return [[(i, j) for i in range(n)] for j in range(n_methods)]
+
+
+def _draw_maps(fig, axes, names, columns, scale: str):
+    """Every map on the scale of its group; one colour bar per group unless ``scale`` is
+    "each" (then the caption says that each map has its own scale)."""
+    for group in _scale_groups(scale, len(axes), len(columns)):
+        tiles = [columns[j][i] for i, j in group]
+        signed = any(t.min() < 0 for t in tiles) if scale != "each" else None
+        limit = max(symmetric_limit(t) for t in tiles) if scale != "each" else None
+        for i, j in group:
+            im = _show_map(axes[i, j + 1], columns[j][i], names[j] if i == 0 else None, limit,
+                           signed)
+        if scale != "each":
+            bar = fig.colorbar(im, ax=[axes[i, j + 1] for i, j in group], shrink=0.8,
+                               location="bottom" if scale == "column" else "right")
+            bar.ax.tick_params(labelsize=7)
+    width = fig.get_size_inches()[0]
+    fig.supxlabel(textwrap.fill(SCALE_CAPTIONS[scale], int(14 * width)), fontsize=8)
 
 
 def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = False,
-                  size: float = 1.8, title=None):
+                  size: float = 1.8, title=None, scale: str = "each"):
     """Images beside their saliency maps: one row per example, one column per method.
 
     x            : images (N, H, W, C), or one image (H, W, C)
@@ -84,33 +130,38 @@ def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = Fal
                    ``saliency.grad_cam``) or (N, H, W); without the N axis for one image
     titles       : one title per example (column 0)
     magnitude    : draw |map| (channels by max |.|) instead of the signed map
+    scale        : which maps share a colour scale: "each" (every map its own), "row" (the
+                   methods of one example), "column" (one method over the examples) or
+                   "shared" (all); each shared scale gets a colour bar
 
     A map with negative values is drawn signed: diverging colormap centred at 0, red positive,
     blue negative (channels summed). A map without negative values (a magnitude, the "abs" or
     "positive" sign option, Grad-CAM) and every map when ``magnitude`` is drawn from 0 (white) to
-    its max (red). Each tile has its own scale.
+    the max (red); maps sharing a scale are all drawn signed if one of them is. A caption under
+    the figure says which maps share a scale.
 
     >>> maps = {"gradient": saliency.gradient(model, x, 8),
     ...         "Grad-CAM": saliency.grad_cam(model, x, 8)}
-    >>> fig, axes = saliency_maps(x, maps, titles=[f"label {y}" for y in labels])
+    >>> fig, axes = saliency_maps(x, maps, titles=[f"label {y}" for y in labels], scale="row")
     """
     x = _image_array(x)
     single = x.ndim == 3
     xs = x[None] if single else x
     if xs.ndim != 4 or len(xs) == 0:
         raise ValueError(f"x has shape {x.shape}; give images (N, H, W, C) or one image (H, W, C)")
+    scale = _checks.one_of(scale, "scale", SALIENCY_SCALES)
     names, arrays = _named_maps(maps, method_names)
     columns = [_display_map(name, m, xs, single, magnitude) for name, m in zip(names, arrays)]
     n, cols = len(xs), len(columns) + 1
-    fig, axes = plt.subplots(n, cols, figsize=(size * cols, size * n + (0.4 if title else 0)),
-                             squeeze=False)
+    bar_width = 0.7 if scale in ("row", "shared") else 0.0          # colour bars on the right
+    bar_height = 0.6 if scale == "column" else 0.0                    # colour bars below
+    fig, axes = plt.subplots(n, cols, squeeze=False, layout="constrained", figsize=(
+        size * cols + bar_width, size * n + 0.4 + bar_height + (0.4 if title else 0)))
     for i in range(n):
         show_image(axes[i, 0], xs[i], None if titles is None else titles[i])
-        for j, (name, m) in enumerate(zip(names, columns), start=1):
-            _show_map(axes[i, j], m[i], name if i == 0 else None)
+    _draw_maps(fig, axes, names, columns, scale)
     if title:
         fig.suptitle(title)
-    fig.tight_layout()
     return finish(fig), axes
 
 

@@ -63,6 +63,88 @@ def convolutions(img, results: dict, filters: dict, labels=True):
     return finish(fig), axes
 
 
+# --------------------------------------------------------------------------- max-pool switches
+
+WINDOW_COLOUR, SWITCH_COLOUR = "tab:blue", "tab:orange"
+
+
+def _pool_arrays(img, pooled, switches, size):
+    """The three arrays of a max pooling by size x size windows, checked against each other (every
+    switch must lie inside its own window)."""
+    img, pooled = _image_array(img, "img").astype(float), _image_array(pooled, "pooled")
+    switches = _image_array(switches, "switches")
+    if not _checks.is_int(size) or size < 1:
+        raise ValueError(f"size must be a positive int (the window side), got {size!r}")
+    if img.ndim != 2 or pooled.ndim != 2:
+        raise ValueError(f"img and pooled must be 2-D matrices, got shapes {img.shape} and "
+                         f"{pooled.shape}")
+    if pooled.shape != (img.shape[0] // size, img.shape[1] // size):
+        raise ValueError(f"pooled {pooled.shape} is not img {img.shape} pooled by {size}x{size} "
+                         "windows: give the size you gave convolution.max_pool_with_switches")
+    if switches.shape != pooled.shape + (2,) or \
+            np.any(switches // size != np.moveaxis(np.indices(pooled.shape), 0, -1)):
+        raise ValueError(f"switches {switches.shape} must hold, for each of the {pooled.shape} "
+                         f"windows of side {size}, a (row, col) inside that window: give the "
+                         "switches max_pool_with_switches returned with pooled")
+    return img, pooled.astype(float), switches
+
+
+def _mark_switches(ax, switches, s: int):
+    """Outline every s x s window (blue) and frame the switch, the max, in each (orange)."""
+    for i, j in np.ndindex(switches.shape[:2]):
+        ax.add_patch(matplotlib.patches.Rectangle((j * s - 0.5, i * s - 0.5), s, s, fill=False,
+                                                  edgecolor=WINDOW_COLOUR, linewidth=2.5,
+                                                  gid="window"))
+        r, c = switches[i, j]
+        ax.add_patch(matplotlib.patches.Rectangle((c - 0.38, r - 0.38), 0.76, 0.76, fill=False,
+                                                  edgecolor=SWITCH_COLOUR, linewidth=3,
+                                                  gid="switch"))
+
+
+def pool_switches(img, pooled, switches, upstream=None, gradient=None, size=2, fmt="{:.3g}"):
+    """Max pooling on a small matrix: the switches of the forward pass, and (given) the backward
+    pass that routes the gradient to the switches only.
+
+    img, pooled, switches : from ``convolution.max_pool_with_switches(img, size)``, same size
+    upstream : the gradient arriving at the pooled map (pooled's shape), drawn when given
+    gradient : ``convolution.unpool(upstream, switches, img.shape)``, drawn when given: each
+               upstream value at its window's switch, 0 elsewhere
+    Panels: the input with each size x size window outlined (blue) and its max framed (orange,
+    the switch); the pooled matrix; upstream; gradient, with the same windows and switches.
+    Returns (fig, axes), one axes per panel.
+
+    >>> pooled, switches = convolution.max_pool_with_switches(img)
+    >>> g = np.arange(1.0, pooled.size + 1).reshape(pooled.shape)
+    >>> fig, axes = pool_switches(img, pooled, switches, g, convolution.unpool(g, switches,
+    ...                                                                        img.shape))
+    """
+    img, pooled, switches = _pool_arrays(img, pooled, switches, size)
+    s = int(size)
+    panels = [(img, "input: windows (blue)\nand switches (orange)", True),
+              (pooled, f"max-pooled\n{s}x{s} windows", False)]
+    for name, value, shape in (("upstream", upstream, pooled.shape),
+                               ("gradient", gradient, img.shape)):
+        if value is not None:
+            value = _image_array(value, name).astype(float)
+            if value.shape != shape:
+                raise ValueError(f"{name} has shape {value.shape}; it must have shape {shape}")
+            title = "upstream\ngradient" if name == "upstream" else "gradient to the input:\n" \
+                "at the switches only"
+            panels.append((value, title, name == "gradient"))
+    widths = [p[0].shape[1] for p in panels]
+    fig, axes = plt.subplots(1, len(panels), width_ratios=widths, figsize=(
+        0.55 * sum(widths) + 0.6 * len(panels), 0.55 * img.shape[0] + 1.4))
+    for ax, (mat, title, marked) in zip(axes, panels):
+        showmat(mat, ax, True, title, fmt)
+        if marked:
+            _mark_switches(ax, switches, s)
+    fig.suptitle("max pooling: the switches record where each max was; the backward pass routes "
+                 "the gradient there only" if gradient is not None else
+                 "max pooling: the switches record where each max was", fontsize=10)
+    fig.tight_layout()
+    return finish(fig), axes
+
+
 def _one_example_maps(maps) -> np.ndarray:
     """The maps (H, W, C) of one layer for one example; an error saying how to get them."""
     if isinstance(maps, dict):
@@ -84,6 +166,54 @@ def activation_maps(maps, title=None, cols=8, signed=False):
     channels = np.moveaxis(_one_example_maps(maps), -1, 0)
     return images(channels[..., None], [f"k={k}" for k in range(len(channels))], cols=cols,
                   title=title, signed=signed)
+
+
+def _one_map(values) -> np.ndarray:
+    """One 2-D feature map (H, W) from (H, W) or (H, W, 1); an error saying how to pick one."""
+    values = _image_array(values, "values").astype(float)
+    if values.ndim == 3 and values.shape[-1] == 1:
+        values = values[..., 0]
+    if values.ndim != 2:
+        hint = {3: "; for channel k give maps[..., k]",
+                4: "; for example i and channel k give maps[i, ..., k]"}.get(values.ndim, "")
+        raise ValueError(f"values has shape {values.shape}; feature_map draws one 2-D map "
+                         f"y_(l),k (H, W){hint}")
+    return values
+
+
+def feature_map(values, location=None, title=None, ax=None):
+    r"""One feature map :math:`\y_{(l),k}` (H, W) with its colour bar and, given ``location``,
+    the location idx = (row, col) framed in orange and written with its value in the title.
+
+    A map with negative values uses the diverging colormap centred at 0, else viridis from 0.
+
+    >>> maps = features.activations(model, x[i], ["conv3"])["conv3"]        # (H, W, C)
+    >>> fv = features.feature_values(model, x[i:i + 1], Feature("conv3", 3))
+    >>> fig, ax = feature_map(maps[..., 3], fv.locations[0], title="y_(conv3),k=3")
+    """
+    values = _one_map(values)
+    if location is not None:
+        location = _checks.index_tuple(location, "location")
+        if len(location) != 2 or not all(0 <= i < n for i, n in zip(location, values.shape)):
+            raise ValueError(f"location {location} is not a (row, col) inside the map of shape "
+                             f"{values.shape}")
+    fig = None
+    if ax is None:
+        fig, ax = plt.subplots(figsize=(3.4, 3.0))
+    signed = values.min() < 0
+    lim = symmetric_limit(values)
+    im = show_image(ax, values, title or "feature map", cmap=SIGNED_CMAP if signed else "viridis",
+                    vmin=-lim if signed else 0.0, vmax=lim)
+    fig = fig or ax.figure
+    fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
+    if location is not None:
+        r, c = location
+        ax.add_patch(matplotlib.patches.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False,
+                                                  edgecolor=SWITCH_COLOUR, linewidth=2.5,
+                                                  clip_on=False, gid="location"))
+        ax.set_title(f"{title or 'feature map'}\nidx=({r}, {c}): {_value_text(values[r, c])}",
+                     fontsize=9)
+    return finish(fig), ax
 
 
 def kernels(k, title="first-layer kernels", cols=8):
