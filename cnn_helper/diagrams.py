@@ -114,7 +114,7 @@ def conv_layer(n_maps: int = 5, selected=None, pooled: bool = False):
     width = n_maps * step + 0.6
     fig, ax = _canvas(width * 0.95, 4.4 if pooled else 2.9, (-0.4, width),
                       (-3.1 if pooled else -1.0, 2.5))
-    names = [f"$k={i + 1}$" for i in range(n_maps - 1)] + ["$k=n_{(l)}$"]
+    names = [f"$k={i}$" for i in range(n_maps - 1)] + ["$k=n_{(l)}-1$"]    # 0-based, as in code
     for i in range(n_maps):
         x = i * step
         hit = i == selected

@@ -96,6 +96,33 @@ class OcclusionMap:
                             self.relative[i], self.locations, self.bounds, self.patch,
                             self.stride, self.fill[i])
 
+    def mean(self, which=None) -> "OcclusionMap":
+        r"""The average map of the images ``which`` of a batch result (default: all of them).
+
+        Every array field becomes its mean over those images, e.g. for the set :math:`S` of
+        chosen images :math:`\bar{\Delta}_{r,c} = \frac{1}{|S|} \sum_{i \in S} \Delta^{(i)}_{r,c}`
+        (``relative`` averages the images where it is defined). Drawn over the mean image, it
+        shows what hiding each place does on average, not for one chosen example.
+
+        >>> r = sensitivity_map(model, x_test[y_test == 8], 8, stride=2)
+        >>> plot.occlusion_map(x_test[y_test == 8].mean(axis=0), r.mean())
+        """
+        if np.ndim(self.baseline) == 0:
+            raise ValueError("this occlusion map is of one image; there is nothing to average")
+        chosen = np.arange(len(self.baseline)) if which is None else np.asarray(which)
+        if chosen.dtype == bool:
+            chosen = np.flatnonzero(chosen)
+        if chosen.size == 0:
+            raise ValueError("which selects no image: give indices or a mask of the images to "
+                             "average (e.g. y == 8)")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN relative: stays NaN
+            relative = np.nanmean(self.relative[chosen], axis=0)
+        return OcclusionMap(self.target, float(np.mean(self.baseline[chosen])),
+                            self.values[chosen].mean(axis=0), self.delta[chosen].mean(axis=0),
+                            relative, self.locations, self.bounds, self.patch, self.stride,
+                            self.fill[chosen].mean(axis=0))
+
     def __repr__(self) -> str:
         images = "one image" if np.ndim(self.baseline) == 0 else f"{len(self.baseline)} images"
         fill = np.array2string(np.asarray(self.fill), precision=4, separator=", ",

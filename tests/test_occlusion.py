@@ -194,6 +194,26 @@ def test_a_batch_is_the_maps_of_its_images(tiny, image):
         alone.example(0)
 
 
+def test_the_mean_of_a_batch_is_the_mean_of_its_maps(tiny, image):
+    rng = np.random.default_rng(8)
+    batch_x = rng.random((4, H, W, C), dtype=np.float32)
+    batch = occlusion.sensitivity_map(tiny, batch_x, 2, patch=2, stride=2, fill="zero")
+    chosen = [0, 2, 3]
+    maps = [occlusion.sensitivity_map(tiny, batch_x[i], 2, patch=2, stride=2, fill="zero")
+            for i in chosen]
+    mean = batch.mean(np.isin(np.arange(4), chosen))          # a mask works like indices
+    for field in ("values", "delta", "relative"):
+        expected = sum(getattr(m, field) for m in maps) / len(maps)
+        np.testing.assert_allclose(getattr(mean, field), expected, rtol=1e-5, atol=1e-6)
+    assert mean.baseline == pytest.approx(np.mean([m.baseline for m in maps]), rel=1e-6)
+    assert mean.locations == batch.locations and np.ndim(mean.baseline) == 0
+    np.testing.assert_allclose(batch.mean().delta, batch.delta.mean(axis=0), rtol=1e-6)
+    with pytest.raises(ValueError, match="selects no image"):
+        batch.mean([])
+    with pytest.raises(ValueError, match="nothing to average"):
+        maps[0].mean()
+
+
 def test_keep_location_reads_the_clean_argmax(tiny, image):
     """A max-pooled feature is pooled afresh on each occluded copy by default; keep_location
     reads it at the argmax found on the clean image instead."""

@@ -128,6 +128,27 @@ def test_feature_explorer_bad_arguments(shipped_cnn, data):
         widgets.FeatureExplorer(shipped_cnn, x, y, count=0)
 
 
+def test_feature_explorer_can_open_on_any_feature_and_says_when_all_shown_tie(shipped_cnn, data):
+    x, y = data
+    values = [features.feature_values(shipped_cnn, x, Feature("conv1", k)).values
+              for k in range(16)]
+    tied = [int(np.sum(v == v.max())) for v in values]
+    k = int(np.argmax(tied))
+    assert tied[k] >= 3                                   # a saturated first-layer map
+    fe = widgets.FeatureExplorer(shipped_cnn, x, y, layers=["conv1", "conv2"], count=3,
+                                 layer="conv2", channel=5)
+    assert (fe.layer.value, fe.channel.value) == ("conv2", 5)
+    assert fe.state["feature"] == Feature("conv2", 5) and fe.state["tied"] is False
+    fe.layer.value = "conv1"
+    fe.channel.value = k
+    assert fe.state["tied"] is True
+    assert np.all(fe.state["top"].high.values == values[k].max())
+    with pytest.raises(ValueError, match="choose among"):
+        widgets.FeatureExplorer(shipped_cnn, x, y, layer="dense")
+    with pytest.raises(ValueError, match=r"0\.\.15"):
+        widgets.FeatureExplorer(shipped_cnn, x, y, layer="conv1", channel=16)
+
+
 def test_map_layers_and_display(fe, shipped_cnn):
     assert widgets.map_layers(shipped_cnn) == fe.layers
     bundle = fe._repr_mimebundle_()            # IPython's display protocol: what a cell shows

@@ -42,18 +42,21 @@ class FeatureExplorer(Explorer):
     model  : a Keras CNN;  x : the data set (N, H, W, C) to rank;  y : its labels (optional, shown)
     layers : the layers to offer (default: every conv/pooling layer, see ``map_layers``)
     count  : how many maximally activating examples (the lecture's K)
+    layer, channel : the first view (default: the first offered layer, channel 0)
     rule   : the backward rule of the patches' saliency: "gradient", "guided" or "deconvnet"
 
     Controls: ``layer`` (Dropdown), ``channel`` (IntSlider), ``pool`` (ToggleButtons max/mean),
     ``example`` (IntSlider, index into x).
     state: layer, channel, pool, example, feature, maps (H, W, C), top (``TopExamples``),
-    inverted (``ZeilerFergus``), and the PNGs maps_png, top_png, patches_png.
+    tied (True when all the examples shown tie: a saturated first-layer map, shown in example
+    order, which the title then says), inverted (``ZeilerFergus``), and the PNGs maps_png,
+    top_png, patches_png.
     """
 
     css_class = "cnnh-feature-explorer"
 
     def __init__(self, model, x, y=None, layers=None, count: int = 9, rule: str = "gradient",
-                 example: int = 0, batch_size=_checks.BATCH_SIZE):
+                 example: int = 0, layer=None, channel: int = 0, batch_size=_checks.BATCH_SIZE):
         super().__init__()
         self._use_data(model, x, y)
         self.layers = _offered_layers(model, layers)
@@ -63,7 +66,7 @@ class FeatureExplorer(Explorer):
         self._acts = LRU()           # example -> {layer: maps}
         self._scans = {}             # pool -> {layer: LayerScan}
         self._inverted = LRU()       # feature -> ZeilerFergus
-        self._make_controls(example)
+        self._make_controls(example, layer, channel)
         self.widget = self._layout()
         for pool in self.pool.options:      # both poolings now, so a click never waits for a scan
             self.scan(pool)
@@ -71,10 +74,15 @@ class FeatureExplorer(Explorer):
                        self.pool: self._draw_feature, self.example: self._draw_maps})
         self._guard(self._draw_feature)
 
-    def _make_controls(self, example: int):
-        first = self.layers[0]
+    def _make_controls(self, example: int, layer, channel: int):
+        first = self.layers[0] if layer is None else layer
+        if first not in self.layers:
+            raise ValueError(f"layer {first!r} is not offered; choose among {self.layers}")
+        n = self._n_channels[first]
+        if not _checks.is_int(channel) or not 0 <= channel < n:
+            raise ValueError(f"channel {channel!r} is not a channel of {first!r}: 0..{n - 1}")
         self.layer = widgets.Dropdown(options=self.layers, value=first, description="layer l")
-        self.channel = widgets.IntSlider(0, 0, self._n_channels[first] - 1, description="channel k",
+        self.channel = widgets.IntSlider(int(channel), 0, n - 1, description="channel k",
                                          continuous_update=False)
         self.pool = widgets.ToggleButtons(options=list(features.POOLS), value="max",
                                           description="pooling", style={"button_width": "60px"})
@@ -151,16 +159,20 @@ class FeatureExplorer(Explorer):
         layer, channel, pool = self.layer.value, self.channel.value, self.pool.value
         feature = features.check_feature(self.model, Feature(layer, channel, pool=pool))
         top = self.scan(pool)[layer].channel(channel)
-        self.state.update(layer=layer, channel=channel, pool=pool, feature=feature, top=top)
+        idx = top.high.indices
+        tied = bool(len(idx) > 1 and top.high.values[-1] == top.high.values[0])   # all shown tie
+        self.state.update(layer=layer, channel=channel, pool=pool, feature=feature, top=top,
+                          tied=tied)
         self._draw_maps()
 
-        idx = top.high.indices
         titles = [f"#{i}: {v:.2f}" + ("" if self.y is None else f" ({self.y[i]})")
                   for i, v in zip(idx, top.high.values)]
         self._show(self.top_image, "top_png", feature, lambda: plot.montage(
             self.x[idx], titles, cols=3, size=1.25,
             title=f"{pool} of {Feature(layer, channel)} over the map:\nhighest of {len(self.x)} "
-                  f"examples" + ("" if self.y is None else " (label)")))
+                  f"examples" + ("" if self.y is None else " (label)")
+                  + (f"\nall {len(idx)} tie at {top.high.values[0]:.2f}: shown in example order"
+                     if tied else "")))
 
         zf = self.state["inverted"] = self.inverted(feature, top)
         self._show(self.patches_image, "patches_png", feature,
