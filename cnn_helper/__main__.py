@@ -1,7 +1,8 @@
 """Command line: ``python -m cnn_helper {tour,train,figures} ...``
 
 tour     load MNIST, get the trained CNN, print its test accuracy, write interpretation figures
-train    retrain a model (seeded) and save it to the user cache (or --out DIR)
+train    retrain a model (seeded) and save it to the user cache (or --out DIR); --model cnn_blobs
+         is the CNN trained with random bright squares added to its images (data augmentation)
 figures  redraw every static image the notebooks embed (the lecture diagrams) into --out DIR
 """
 from __future__ import annotations
@@ -37,7 +38,11 @@ def train(name: str, data_source: str, epochs, seed: int, out):
 
     model, info = models.train(name, data_source=data_source, epochs=epochs, seed=seed,
                                directory=out)
-    print(f"trained {name}: {info['epochs']} epochs on {info['data_source']} MNIST in "
+    blobs = info["augmentation"]
+    augmented = (f" with blobs (each epoch {blobs['probability']:.0%} of the images get "
+                 f"{blobs['count'][0]} to {blobs['count'][1]} bright squares of side "
+                 f"{blobs['size'][0]} to {blobs['size'][1]} px)") if blobs else ""
+    print(f"trained {name}{augmented}: {info['epochs']} epochs on {info['data_source']} MNIST in "
           f"{info['train_seconds']} s; test accuracy {info['test_accuracy']:.4f}; saved in "
           f"{info['loaded_from']}")
     return model
@@ -92,6 +97,8 @@ def _check_out(parser, command: str, folder) -> None:
 
 def _parser():
     """The command line: three sub-commands, every value checked by argparse (bad -> exit 2)."""
+    from .models import MODELS
+
     parser = argparse.ArgumentParser(prog="python -m cnn_helper", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,7 +107,9 @@ def _parser():
                         help="folder for the figures (default: %(default)s)")
     p_tour.add_argument("--data", default="auto", choices=["auto", "keras", "bundled"])
     p_train = sub.add_parser("train", help="retrain a model and save its weights")
-    p_train.add_argument("--model", default="cnn", choices=["cnn", "logistic"])
+    p_train.add_argument("--model", default="cnn", choices=MODELS,
+                         help="cnn, logistic, or cnn_blobs: the CNN trained with random bright "
+                         "squares (blobs) added to its training images (default: %(default)s)")
     p_train.add_argument("--data", default="auto", choices=["auto", "keras", "bundled"])
     p_train.add_argument("--epochs", type=_int_at_least(1, "epochs must be at least 1"),
                          default=None, help="passes over the data (default: the model's own)")

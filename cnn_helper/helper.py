@@ -3,6 +3,7 @@
 >>> cnnh = CNN_Helper()                    # cheap: nothing is loaded yet
 >>> (x_train, y_train), (x_test, y_test) = cnnh.load_data()
 >>> model = cnnh.model()                   # the trained MNIST CNN (shipped weights)
+>>> blobs = cnnh.model("cnn_blobs")        # the same CNN trained with random bright blobs added
 >>> cnnh.evaluate()                        # test accuracy
 0.97...
 """
@@ -11,6 +12,9 @@ from __future__ import annotations
 import numpy as np
 
 from . import convolution, data, models, plot
+
+CNN_MODELS = ("cnn", "cnn_blobs")
+"""The names ``CNN_Helper.model`` takes: the course CNN, and the same CNN trained with blobs."""
 
 
 class CNN_Helper:
@@ -65,18 +69,29 @@ class CNN_Helper:
             self._models[name] = model, info
         return self._models[name]
 
-    def model(self):
+    def model(self, name: str = "cnn"):
         """The trained course CNN (functional Keras model; layers conv1..conv3, dense, logits,
-        softmax)."""
-        return self._load("cnn")[0]
+        softmax).
+
+        ``name="cnn_blobs"``: the same architecture, same layer names, trained with data
+        augmentation (random bright squares added to the training images, labels kept; see
+        ``cnn_helper.augmentation``), to compare with the plain CNN on the occlusion experiment.
+
+        >>> plain, blobs = cnnh.model(), cnnh.model("cnn_blobs")
+        """
+        if name not in CNN_MODELS:
+            raise ValueError(f"model name {name!r} is not one of {CNN_MODELS} (the logistic "
+                             "regression is cnnh.logistic_model())")
+        return self._load(name)[0]
 
     def logistic_model(self):
         """The trained logistic-regression model whose weights are the 10 digit patterns."""
         return self._load("logistic")[0]
 
     def model_info(self, name: str = "cnn") -> dict:
-        """Where model ``name`` ("cnn" or "logistic") came from: data source, seed, epochs, test
-        accuracy and ``loaded_from`` ("shipped" or the cache folder)."""
+        """Where model ``name`` ("cnn", "cnn_blobs" or "logistic") came from: data source, seed,
+        epochs, test accuracy, ``loaded_from`` ("shipped" or the cache folder) and, for
+        "cnn_blobs", its ``augmentation``."""
         return self._load(name)[1]
 
     def evaluate(self, model=None) -> float:

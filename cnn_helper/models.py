@@ -1,6 +1,6 @@
 """The course's MNIST models: build, train (seeded), save and load.
 
-Two models:
+Three models:
 
 - ``"cnn"``: the course CNN, a functional Keras model with the lecture's layer names::
 
@@ -14,6 +14,11 @@ Two models:
 - ``"logistic"``: one Dense layer on the flattened image, y = softmax(W x + b). Its 10 weight
   vectors, reshaped to 28x28, are the "idealized digits" of the first lecture.
 
+- ``"cnn_blobs"``: the same CNN (same layers, same names) trained with data augmentation: each
+  epoch, about half the training images get 1 to 3 random bright squares ("blobs", side 2 to 6
+  pixels, value 1.0), labels kept (``cnn_helper.augmentation``). It learns that a bright spot in
+  an unusual place says little about the digit, the lecture's answer to its occlusion experiment.
+
 Trained weights ship inside the package (``cnn_helper/trained/``, each with a JSON of data
 source, seed, epochs and test accuracy). ``train`` checks its destination, trains, and writes the
 weights and that JSON as one file, ``mnist_<name>.zip``, to the user cache (``$CNN_HELPER_CACHE``
@@ -26,6 +31,7 @@ Example
 >>> model = load("cnn")                          # shipped (or your retrained) weights
 >>> model, info = load_with_info("cnn")          # info: where from, seed, epochs, accuracy
 >>> model, info = train("cnn", epochs=1)         # retrain; written to the cache
+>>> blobs = load("cnn_blobs")                    # the CNN trained with bright blobs added
 """
 from __future__ import annotations
 
@@ -45,10 +51,13 @@ import numpy as np
 from . import _checks, _graph
 from . import data as data_mod
 
-MODELS = ("cnn", "logistic")
+MODELS = ("cnn", "logistic", "cnn_blobs")
 SHIPPED_DIR = Path(__file__).parent / "trained"
 DEFAULTS = {"cnn": {"epochs": 12, "batch_size": 32, "learning_rate": 1e-3},
-            "logistic": {"epochs": 20, "batch_size": 64, "learning_rate": 5e-3}}
+            "logistic": {"epochs": 20, "batch_size": 64, "learning_rate": 5e-3},
+            "cnn_blobs": {"epochs": 12, "batch_size": 32, "learning_rate": 1e-3}}
+AUGMENTED = {"cnn_blobs": "blobs"}
+"""The models trained with data augmentation, and which (the others see the images as they are)."""
 
 
 def _check_name(name):
@@ -90,7 +99,7 @@ def build_logistic(input_shape=(28, 28, 1), n_classes: int = 10):
     return keras.Model(inputs, outputs, name="mnist_logistic")
 
 
-BUILDERS = {"cnn": build_cnn, "logistic": build_logistic}
+BUILDERS = {"cnn": build_cnn, "logistic": build_logistic, "cnn_blobs": build_cnn}
 
 
 # --------------------------------------------------------------------------- files
@@ -148,7 +157,8 @@ def info_problems(info, name: str, with_checksum: bool = True) -> list:
     """What is wrong with ``info`` as the description of trained model ``name`` ([] if nothing).
 
     It must be a JSON object with ``model`` (= name) and the fields of ``INFO_FIELDS``: data_source,
-    seed, epochs, test_accuracy and, in a file (``with_checksum``), the weights' sha256.
+    seed, epochs, test_accuracy and, in a file (``with_checksum``), the weights' sha256; a model
+    of ``AUGMENTED`` also its ``augmentation`` (``augmentation_of``).
 
     >>> info_problems({"model": "cnn", "seed": -1}, "cnn", with_checksum=False)
     ['missing field(s) data_source, epochs, test_accuracy', 'seed=-1 (must be an int >= 0)']
@@ -156,6 +166,9 @@ def info_problems(info, name: str, with_checksum: bool = True) -> list:
     if not isinstance(info, dict):
         return [f"it holds a {type(info).__name__}, not a JSON object of fields"]
     fields = dict(INFO_FIELDS, model=(lambda v: v == name, repr(name)))
+    if name in AUGMENTED:                          # an augmented model says how it was trained
+        fields["augmentation"] = (lambda v: isinstance(v, dict) and v.get("name") ==
+                                  AUGMENTED[name], f"a JSON object with name {AUGMENTED[name]!r}")
     if not with_checksum:
         del fields["sha256"]
     missing = [key for key in fields if key not in info]
@@ -296,14 +309,14 @@ WEIGHT_SOURCES = ("auto", "shipped", "cache")
 
 
 def load_with_info(name: str = "cnn", source: str = "auto"):
-    """The trained model ``name`` ("cnn" or "logistic") and its info dict: (model, info).
+    """The trained model ``name`` (one of ``MODELS``) and its info dict: (model, info).
 
     source "auto": your retrained weights from the cache when present and valid, else the shipped
     ones; "shipped" or "cache" to choose. With "auto", a cache file that cannot be used (damaged,
     unreadable, fields missing from its info) gives a warning that names it and what is wrong, and
     the shipped weights; with "cache", a DamagedWeightsError. Loading never changes a file.
     ``info`` holds data source, seed, epochs, test accuracy and ``loaded_from`` ("shipped" or the
-    cache folder).
+    cache folder), and for "cnn_blobs" the ``augmentation`` it was trained with.
 
     >>> model, info = load_with_info("cnn")
     >>> info["loaded_from"], info["test_accuracy"]
@@ -329,7 +342,8 @@ def load_with_info(name: str = "cnn", source: str = "auto"):
 
 
 def load(name: str = "cnn", source: str = "auto"):
-    """The trained model ``name`` ("cnn" or "logistic"), as :func:`load_with_info` finds it."""
+    """The trained model ``name`` ("cnn", "logistic" or "cnn_blobs"), as :func:`load_with_info`
+    finds it."""
     return load_with_info(name, source)[0]
 
 
@@ -364,13 +378,29 @@ def _training_options(name, epochs, batch_size, learning_rate):
             opts["learning_rate"] if learning_rate is None else float(learning_rate))
 
 
+def augmentation_of(name: str):
+    """How model ``name`` augments its training images, as its info JSON records it: None, or
+    e.g. ``{"name": "blobs", "probability": 0.5, "count": [1, 3], "size": [2, 6]}`` (the
+    arguments of ``augmentation.add_blobs``)."""
+    from . import augmentation
+
+    _check_name(name)
+    if name not in AUGMENTED:
+        return None
+    return json.loads(json.dumps(dict(name=AUGMENTED[name], **augmentation.BLOBS)))
+
+
 def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None,
         learning_rate=None, verbose: int = 0, callbacks=None):
     """Build model ``name`` from ``seed``, train it on (x_train, y_train): same seed, same weights.
 
+    A model of ``AUGMENTED`` ("cnn_blobs") sees fresh random blobs every epoch, drawn from the same
+    seed (``augmentation.BlobbedImages``); the labels and the model's layers are those of "cnn".
     ``callbacks`` (Keras callbacks, e.g. a timer) are passed to ``model.fit``.
     """
     import keras
+
+    from . import augmentation
 
     _check_name(name)
     epochs, batch_size, learning_rate = _training_options(name, epochs, batch_size, learning_rate)
@@ -378,8 +408,12 @@ def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None
     model = BUILDERS[name](input_shape=x_train.shape[1:])
     model.compile(optimizer=keras.optimizers.Adam(learning_rate),
                   loss="sparse_categorical_crossentropy", metrics=["accuracy"])
-    model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
-              shuffle=True, verbose=verbose, callbacks=callbacks)
+    if name in AUGMENTED:                 # the input pipeline paints the blobs and shuffles
+        batches = augmentation.BlobbedImages(x_train, y_train, batch_size, seed)
+        model.fit(batches, epochs=epochs, shuffle=False, verbose=verbose, callbacks=callbacks)
+    else:
+        model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
+                  shuffle=True, verbose=verbose, callbacks=callbacks)
     return model
 
 
@@ -419,8 +453,9 @@ def train(name: str = "cnn", data_source: str = "auto", epochs=None, seed: int =
     """Train ``name`` on MNIST and save it (default: the user cache) with a JSON of how.
 
     The destination is checked first (``check_writable``), then the data are loaded and the model
-    trained. Returns (model, info): info holds data source, seed, epochs, seconds, test accuracy
-    and ``loaded_from`` (the folder the weights were written to).
+    trained. Returns (model, info): info holds data source, seed, epochs, augmentation (None, or
+    the blobs of "cnn_blobs"), seconds, test accuracy and ``loaded_from`` (the folder the weights
+    were written to).
     """
     _check_name(name)
     epochs = _epochs(name, epochs)
@@ -432,7 +467,7 @@ def train(name: str = "cnn", data_source: str = "auto", epochs=None, seed: int =
     model = fit(name, x_train, y_train, epochs=epochs, seed=seed, verbose=verbose)
     info = {"model": name, "data_source": mnist.source, "n_train": int(len(x_train)),
             "n_test": int(len(x_test)), "seed": seed,
-            "epochs": epochs,
+            "epochs": epochs, "augmentation": augmentation_of(name),
             "train_seconds": round(time.perf_counter() - start, 1),
             "test_accuracy": round(accuracy(model, x_test, y_test), 4)}
     path = save(model, name, info, destination)

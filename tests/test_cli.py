@@ -68,6 +68,23 @@ def test_train_writes_weights_and_json_to_the_cache(tiny_mnist, cnn_cache, capsy
     assert models.accuracy(model, x_test, y_test) == pytest.approx(info["test_accuracy"], abs=1e-4)
 
 
+def test_train_cnn_blobs_writes_the_augmented_cnn(tiny_mnist, cnn_cache, capsys):
+    """The CNN trained with blobs: its own file, its augmentation in the JSON, the CNN's layers."""
+    assert main(["train", "--model", "cnn_blobs", "--epochs", "1", "--data", "bundled"]) == 0
+    assert sorted(p.name for p in cnn_cache.iterdir()) == ["mnist_cnn_blobs.zip"]
+    info = _saved_info(cnn_cache / "mnist_cnn_blobs.zip")
+    assert info["model"] == "cnn_blobs" and info["epochs"] == 1 and info["n_train"] == 200
+    assert info["augmentation"] == models.augmentation_of("cnn_blobs")
+    printed = capsys.readouterr().out
+    assert "trained cnn_blobs with blobs (each epoch 50% of the images get 1 to 3 bright squares " \
+           "of side 2 to 6 px)" in printed
+    model, loaded = models.load_with_info("cnn_blobs")
+    assert loaded["loaded_from"] == str(cnn_cache)
+    assert [layer.name for layer in model.layers] == \
+        [layer.name for layer in models.build_cnn().layers]
+    assert models.load_with_info("cnn")[1]["loaded_from"] == "shipped"   # the plain CNN's own
+
+
 def test_train_to_a_folder(tiny_mnist, tmp_path, cnn_cache):
     out = tmp_path / "weights_here"
     assert main(["train", "--model", "logistic", "--epochs", "2", "--out", str(out)]) == 0
@@ -79,7 +96,9 @@ def test_train_to_a_folder(tiny_mnist, tmp_path, cnn_cache):
 
 
 @pytest.mark.parametrize("argv", [[], ["dance"], ["tour", "--data", "imagenet"],
-                                  ["train", "--model", "vgg"], ["train", "--epochs", "many"]])
+                                  ["train", "--model", "vgg"], ["train", "--epochs", "many"],
+                                  ["train", "--model", "cnn_blob"],
+                                  ["train", "--augment", "blobs"]])   # spelt --model cnn_blobs
 def test_bad_command_lines_exit_with_usage(argv, capsys):
     with pytest.raises(SystemExit) as exc:
         main(argv)
@@ -89,6 +108,8 @@ def test_bad_command_lines_exit_with_usage(argv, capsys):
 
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "argument --epochs: 0 is too small: epochs must be at least 1"),
+    (["train", "--model", "blobs"], "argument --model: invalid choice: 'blobs' (choose from "
+                                    "'cnn', 'logistic', 'cnn_blobs')"),
     (["train", "--epochs", "-3"], "argument --epochs: -3 is too small"),
     (["train", "--epochs", "1.5"], "argument --epochs: '1.5' is not a whole number"),
     (["train", "--epochs", ""], "argument --epochs: '' is not a whole number"),

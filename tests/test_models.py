@@ -86,6 +86,25 @@ def test_shipped_logistic_loads_and_is_better_than_chance(shipped_logistic, bund
     assert abs(models.load_with_info("logistic", "shipped")[1]["test_accuracy"] - acc) <= 0.002
 
 
+def test_shipped_cnn_blobs_is_the_cnn_trained_with_blobs(shipped_cnn, bundled):
+    """The second shipped weights: the CNN's layers, other weights, a JSON that tells the truth."""
+    _, (x_test, y_test) = bundled
+    blobs, info = models.load_with_info("cnn_blobs", "shipped")
+    assert [(layer.name, type(layer).__name__) for layer in blobs.layers] == \
+        [(layer.name, type(layer).__name__) for layer in shipped_cnn.layers]
+    assert [w.shape for w in blobs.get_weights()] == [w.shape for w in shipped_cnn.get_weights()]
+    assert not any(np.array_equal(u, v) for u, v in zip(weights_of(blobs), weights_of(shipped_cnn)))
+    assert info["loaded_from"] == "shipped" and info["model"] == "cnn_blobs"
+    assert info["data_source"] == "bundled" and info["seed"] == 0
+    assert info["epochs"] == models.DEFAULTS["cnn_blobs"]["epochs"] == 12
+    assert info["augmentation"] == models.augmentation_of("cnn_blobs")   # trained as documented
+    weights, meta = models.weight_paths("cnn_blobs", models.SHIPPED_DIR)
+    assert json.loads(meta.read_text())["sha256"] == \
+        hashlib.sha256(weights.read_bytes()).hexdigest()
+    acc = models.accuracy(blobs, x_test, y_test)
+    assert acc >= 0.97 and abs(info["test_accuracy"] - acc) <= 0.002
+
+
 def test_accuracy_matches_a_plain_argmax(shipped_cnn, bundled):
     _, (x_test, y_test) = bundled
     pred = np.asarray(shipped_cnn.predict(x_test[:300], verbose=0)).argmax(1)
@@ -94,7 +113,7 @@ def test_accuracy_matches_a_plain_argmax(shipped_cnn, bundled):
 
 
 def test_load_rejects_unknown_names():
-    with pytest.raises(ValueError, match="'cnn', 'logistic'"):
+    with pytest.raises(ValueError, match="'cnn', 'logistic', 'cnn_blobs'"):
         models.load("vgg")
     with pytest.raises(ValueError, match="'auto', 'shipped', 'cache'"):
         models.load("cnn", "internet")
@@ -175,6 +194,36 @@ def test_save_refuses_info_a_load_would_reject(cnn_cache):
         with pytest.raises(ValueError, match=fault):
             models.save(_random_cnn(1), "cnn", info, cnn_cache)
     assert not cnn_cache.exists()                                # checked before any file
+
+
+def test_an_augmented_model_must_say_how_it_was_trained(cnn_cache, shipped_cnn):
+    """cnn_blobs info without its augmentation is refused by save, and by load (a warning, then
+    the shipped weights); with it, the cache round-trips and wins."""
+    info = dict(INFO, model="cnn_blobs")
+    assert models.info_problems(info, "cnn_blobs", with_checksum=False) == \
+        ["missing field(s) augmentation"]
+    assert models.info_problems(dict(info, augmentation={"name": "noise"}), "cnn_blobs",
+                                with_checksum=False) == \
+        ["augmentation={'name': 'noise'} (must be a JSON object with name 'blobs')"]
+    assert models.info_problems(dict(INFO, model="cnn"), "cnn", with_checksum=False) == []
+    with pytest.raises(ValueError, match="missing field.s. augmentation"):
+        models.save(_random_cnn(1), "cnn_blobs", INFO, cnn_cache)
+    model = _random_cnn(1)
+    blobs_info = dict(INFO, augmentation=models.augmentation_of("cnn_blobs"))
+    assert models.save(model, "cnn_blobs", blobs_info, cnn_cache).name == "mnist_cnn_blobs.zip"
+    loaded, info = models.load_with_info("cnn_blobs")
+    assert same_weights(weights_of(model), weights_of(loaded))
+    assert info["loaded_from"] == str(cnn_cache) and info["augmentation"]["name"] == "blobs"
+    assert models.load_with_info("cnn")[1]["loaded_from"] == "shipped"   # its own file only
+    path = cnn_cache / "mnist_cnn_blobs.zip"
+    with zipfile.ZipFile(path) as archive:
+        weights = archive.read("mnist_cnn_blobs.weights.h5")
+    with zipfile.ZipFile(path, "w") as archive:                        # the same, less the field
+        archive.writestr("info.json", json.dumps(dict(
+            INFO, model="cnn_blobs", sha256=hashlib.sha256(weights).hexdigest())))
+        archive.writestr("mnist_cnn_blobs.weights.h5", weights)
+    with pytest.warns(UserWarning, match="missing field.s. augmentation.*Using the shipped"):
+        assert models.load_with_info("cnn_blobs")[1]["loaded_from"] == "shipped"
 
 
 def test_a_crash_while_saving_weights_keeps_the_previous_file(cnn_cache, monkeypatch):
