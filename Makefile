@@ -1,12 +1,14 @@
 # Two entry points for a fresh machine (see README.md):
 #   make tour   create .venv, install cnn_helper, run the tour on the default data
 #   make test   create .venv, install cnn_helper with its test tools, run every test
+# and, after editing a lecture notebook:
+#   make sync-notebooks   update its Markdown twin notebooks/text/<name>.md (jupytext)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: tour test venv figures browser-deps
+.PHONY: tour test venv figures browser-deps sync-notebooks
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -34,3 +36,10 @@ browser-deps:
 
 test: venv browser-deps
 	$(PY) -m pytest
+
+# Rewrite the Markdown twin notebooks/text/<name>.md of every lecture notebook from the notebook
+# (jupytext, paired by notebooks/jupytext.toml). One way: it never writes a notebook.
+# tests/test_notebooks.py fails while a notebook and its twin differ.
+sync-notebooks:
+	@test -x $(VENV)/bin/jupytext || $(MAKE) venv
+	$(VENV)/bin/jupytext --quiet --to text//md notebooks/*.ipynb

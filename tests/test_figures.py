@@ -1,8 +1,5 @@
-"""The lecture diagrams and ``python -m cnn_helper figures`` (the static images notebooks embed)."""
-import json
-import re
-from pathlib import Path
-
+"""The lecture diagrams and ``python -m cnn_helper figures`` (the static images notebooks embed;
+that every image a notebook embeds is one of them is checked in tests/test_notebook_check.py)."""
 import matplotlib.image as mpimg
 import matplotlib.pyplot as plt
 import numpy as np
@@ -10,8 +7,6 @@ import pytest
 
 from cnn_helper import diagrams
 from cnn_helper.__main__ import main  # internal contract: the `cnn-helper` command itself
-
-ROOT = Path(__file__).resolve().parents[1]
 
 
 def _orange_pixels(path):
@@ -58,14 +53,3 @@ def test_unknown_figure_name_is_a_clear_error(tmp_path):
     with pytest.raises(ValueError, match="unknown figure.*nope.*dense_layer"):
         diagrams.write_all(tmp_path, names=["nope"])
 
-
-def test_every_image_a_notebook_embeds_is_made_by_the_figures_command():
-    embedded = set()
-    for nb in sorted((ROOT / "notebooks").glob("*.ipynb")):
-        for cell in json.loads(nb.read_text())["cells"]:
-            if cell["cell_type"] == "markdown":
-                text = "".join(cell["source"])
-                embedded |= set(re.findall(r"images/([\w\-]+)\.png", text))
-    assert embedded <= set(diagrams.FIGURES), embedded - set(diagrams.FIGURES)
-    for name in embedded:
-        assert (ROOT / "images" / f"{name}.png").is_file(), f"images/{name}.png is missing"

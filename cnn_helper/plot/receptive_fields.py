@@ -66,7 +66,7 @@ def receptive_field_growth(rows, title=None, ax=None):
     ax.set_yticklabels([f"{r.layer} ({r.kind})" for r in rows], fontsize=8)
     ax.set_xlabel("input position (pixels); a cell is one location of that layer")
     ax.set_title(title or f"receptive field of {rows[-1].layer}, location {rows[-1].first} on this "
-                          f"axis: input [{lo}, {hi}) ({hi - lo} pixels)", fontsize=10)
+                          f"axis: input {lo}..{hi - 1} ({hi - lo} pixels)", fontsize=10)
     for side in ("top", "right", "left"):
         ax.spines[side].set_visible(False)
     fig = fig or ax.figure
