@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import numpy as np
 
+from . import _checks
+
 
 def create_img(size: int = 10) -> np.ndarray:
     """A small synthetic grey image: dark background, a light square with a light bar below it.
@@ -190,11 +192,18 @@ def input_gradient(img, filt, upstream) -> np.ndarray:
 
 def _pool_size(size, shape) -> int:
     """``size`` as an int window side that fits in an image of ``shape``; an error otherwise."""
-    if not isinstance(size, (int, np.integer)) or isinstance(size, bool) or size < 1:
-        raise ValueError(f"size must be a positive int (the window side), got {size!r}")
+    size = _checks.positive_int(size, "size")
     if size > min(shape):
         raise ValueError(f"size {size} is larger than the image {shape}: no window fits")
-    return int(size)
+    return size
+
+
+def _image_shape(shape) -> tuple:
+    """``shape`` as the (rows, cols) ints of the image that was pooled; a ValueError otherwise."""
+    shape = tuple(np.atleast_1d(shape).tolist())
+    if len(shape) != 2 or not all(isinstance(n, int) for n in shape):
+        raise ValueError(f"shape must be the (rows, cols) ints of the pooled image, got {shape}")
+    return shape
 
 
 def max_pool_with_switches(img, size: int = 2):
@@ -245,14 +254,12 @@ def unpool(values, switches, shape) -> np.ndarray:
            [10.,  0.]])
     """
     values = _check_2d("values", values, np.float64)
-    switches, shape = np.asarray(switches), tuple(np.atleast_1d(shape).tolist())
+    switches, shape = np.asarray(switches), _image_shape(shape)
     if switches.shape != values.shape + (2,) or not np.issubdtype(switches.dtype, np.integer):
         raise ValueError(f"switches must be integers of shape {values.shape + (2,)} (a (row, col) "
                          f"per value, from max_pool_with_switches), got {switches.dtype} "
                          f"{switches.shape}")
-    fits = len(shape) == 2 and all(isinstance(n, int) for n in shape) and \
-        np.all(switches >= 0) and np.all(switches < np.asarray(shape))
-    if not fits:
+    if np.any(switches < 0) or np.any(switches >= np.asarray(shape)):
         raise ValueError(f"shape {shape} must be the (rows, cols) ints of the pooled image, "
                          f"holding every switch (rows up to {switches[..., 0].max()}, cols up to "
                          f"{switches[..., 1].max()})")
@@ -297,9 +304,7 @@ def mean_unpool(values, shape, size: int = 2) -> np.ndarray:
            [2.5, 2.5]])
     """
     values = _check_2d("values", values, np.float64)
-    shape = tuple(np.atleast_1d(shape).tolist())
-    if len(shape) != 2 or not all(isinstance(n, int) for n in shape):
-        raise ValueError(f"shape must be the (rows, cols) ints of the pooled image, got {shape}")
+    shape = _image_shape(shape)
     s = _pool_size(size, shape)
     if values.shape != (shape[0] // s, shape[1] // s):
         raise ValueError(f"values {values.shape} are not the mean pooling of an image of shape "

@@ -73,8 +73,7 @@ def _pool_arrays(img, pooled, switches, size):
     switch must lie inside its own window)."""
     img, pooled = _image_array(img, "img").astype(float), _image_array(pooled, "pooled")
     switches = _image_array(switches, "switches")
-    if not _checks.is_int(size) or size < 1:
-        raise ValueError(f"size must be a positive int (the window side), got {size!r}")
+    size = _checks.positive_int(size, "size")
     if img.ndim != 2 or pooled.ndim != 2:
         raise ValueError(f"img and pooled must be 2-D matrices, got shapes {img.shape} and "
                          f"{pooled.shape}")

@@ -76,8 +76,8 @@ def label_histograms(groups: dict, n_classes: int = 10, cols=None, title=None, s
     fig, axes = plt.subplots(rows, cols, sharey=True, squeeze=False,
                              figsize=(size * cols, 0.7 * size * rows + (0.4 if title else 0.1)))
     for ax, (name, labels) in zip(axes.flat, groups.items()):
-        label_histogram(_checked_labels(labels, n_classes, f"groups[{name!r}]"), n_classes,
-                        f"{name} (n={len(_checks.labels_of(labels))})", ax)
+        labels = _checked_labels(labels, n_classes, f"groups[{name!r}]")
+        label_histogram(labels, n_classes, f"{name} (n={len(labels)})", ax)
     for ax in axes.flat[len(groups):]:
         ax.axis("off")
     if title:
