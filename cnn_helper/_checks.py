@@ -19,6 +19,12 @@ def is_int(value) -> bool:
     return isinstance(value, (int, np.integer)) and not isinstance(value, bool)
 
 
+def is_number(value) -> bool:
+    """A finite Python or NumPy real number, but not a bool."""
+    return isinstance(value, (int, float, np.integer, np.floating)) and \
+        not isinstance(value, bool) and bool(np.isfinite(value))
+
+
 def one_of(value, name: str, allowed) -> str:
     """``value`` when it is one of ``allowed``; a ValueError listing them otherwise."""
     allowed = tuple(allowed)

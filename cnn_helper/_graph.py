@@ -11,7 +11,7 @@
   the head come from one pass; ``forward(model, layers)`` is it compiled, for batches of any size.
 - ``check_images``: images for the model (integer pixels accepted when the model scales them).
 - ``calls(model)``: the model's graph as a list of layer calls, for walks such as the receptive
-  field's.
+  field's; ``program(model)``: the same calls, nested models entered, each runnable on any values.
 """
 from __future__ import annotations
 
@@ -450,3 +450,51 @@ def calls(model):
             found.append(Call(node.operation, inputs, tuple(id(t) for t in node.outputs),
                               tuple(node.outputs[0].shape[1:])))
     return found, tuple(id(t) for t in graph.inputs), tuple(id(t) for t in graph.outputs)
+
+
+@dataclass(frozen=True)
+class ProgramCall:
+    """One layer call of ``program(model)``: the layer or operation (nested models are entered),
+    its "outer/inner" name, the ids of the tensors it reads and writes, and its Keras node."""
+
+    layer: object
+    name: str
+    inputs: tuple
+    outputs: tuple
+    node: object
+
+    def apply(self, values: dict) -> list:
+        """Its outputs (a list) on ``values``: {id of each input tensor: the value to use}."""
+        from keras import tree
+
+        args, kwargs = self.node.arguments.fill_in(values)
+        return tree.flatten(self.layer(*args, **kwargs))
+
+
+def _flat_program(program, prefix, aliases, found) -> list:
+    """The calls of ``program`` with nested models entered, in run order; ``aliases`` receives,
+    for each nested model's inputs and outputs, the id of the tensor each one stands for."""
+    _, steps, _ = program
+    for node, inner in steps:
+        layer = node.operation
+        if inner is None:
+            found.append(ProgramCall(layer, prefix + layer.name,
+                                     tuple(id(t) for t in node.input_tensors),
+                                     tuple(id(t) for t in node.outputs), node))
+        else:
+            aliases.update({id(s): id(t) for s, t in zip(inner[0], node.input_tensors)})
+            _flat_program(inner, prefix + layer.name + "/", aliases, found)
+            aliases.update({id(t): id(r) for t, r in zip(node.outputs, inner[2])})
+    return found
+
+
+def program(model) -> tuple:
+    """``model``'s graph as (id of its input tensor, [ProgramCall in run order], {alias: id},
+    id of its output tensor): the calls ``tap`` replays, nested models entered. A nested model's
+    inputs are aliases of the tensors it was called on, its outputs of its inner outputs."""
+    def build():
+        (inputs, _, outputs), aliases = _program_of(model), {}
+        found = _flat_program(_program_of(model), "", aliases, [])
+        return id(inputs[0]), found, aliases, id(outputs[0])
+
+    return memo(model, ("flat program",), build)

@@ -27,8 +27,11 @@ A max-pooled Feature is pooled afresh on every occluded copy (``keep_location=Fa
 the feature itself changes); ``keep_location=True`` reads it at the clean image's argmax instead.
 
 The occluded copies are built in the compiled graph from boolean masks (an outer product of a row
-and a column interval per centre), ``batch_size`` copies at a time, so memory is bounded and the
-cost is that of the forward passes. The result does not depend on ``batch_size``.
+and a column interval per centre), ``batch_size`` copies at a time, so memory is bounded. Run in
+full, the cost is that of their forward passes; :mod:`cnn_helper.incremental` recomputes each
+layer only where the patch changes it (the same map, several times faster on deep CNNs:
+``method="auto"`` uses it where ``incremental_cost`` predicts a gain). The result does not depend
+on ``batch_size``.
 
 Example
 -------
@@ -36,19 +39,23 @@ Example
 >>> r.relative.shape                # (28, 28): same spatial size as the image
 >>> occlude(x_test[0], [(14, 14)], patch=4)                        # the occluded input itself
 >>> sensitivity_map(model, x_test[:5], 8).values.shape             # (5, 28, 28): a batch
+>>> print(incremental_cost(model, 8, patch=4))     # what incremental inference recomputes
 """
 from __future__ import annotations
 
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
-from . import _checks, _graph, features
+from . import _checks, _graph, features, incremental, similarity
 from ._checks import BATCH_SIZE
 from .features import Feature
+from .incremental import approximate
+from .incremental.approximate import Approximate  # noqa: F401 (occlusion.Approximate)
 
 FILLS = ("extreme", "zero", "mean")
+METHODS = ("auto", "full", "incremental", "approximate")
 RANGES = ((-1.0, 1.0), (0.0, 255.0))
 """The usual ranges of image values, smallest first: [0, 1] (the package's MNIST) or [-1, 1]
 (e.g. MobileNetV2's preprocess_input), then [0, 255] (raw pixels, models with a Rescaling layer).
@@ -73,6 +80,9 @@ class OcclusionMap:
     fill      : (channels,) the value painted into each channel of the patch: the number that
                 was used, whatever ``fill`` asked for (for "extreme": the top of the image's
                 range, 1.0 for [0, 1] images, 255.0 for [0, 255] ones, see ``fill_value``)
+    method    : how the values were computed: "full" (every occluded copy through the whole
+                network), "incremental" (only the layers' changed regions, the same numbers up
+                to float rounding) or "approximate" (see ``sensitivity_map``)
 
     Its repr is a summary that says which fill was used; the arrays are its fields.
     """
@@ -87,14 +97,14 @@ class OcclusionMap:
     patch: tuple
     stride: tuple
     fill: np.ndarray
+    method: str = "full"
 
     def example(self, i: int) -> "OcclusionMap":
         """The map of image i of a batch result."""
         if np.ndim(self.baseline) == 0:
             raise ValueError("this occlusion map is of one image; it has no example to choose")
-        return OcclusionMap(self.target, float(self.baseline[i]), self.values[i], self.delta[i],
-                            self.relative[i], self.locations, self.bounds, self.patch,
-                            self.stride, self.fill[i])
+        return replace(self, baseline=float(self.baseline[i]), values=self.values[i],
+                       delta=self.delta[i], relative=self.relative[i], fill=self.fill[i])
 
     def mean(self, which=None) -> "OcclusionMap":
         r"""The average map of the images ``which`` of a batch result (default: all of them).
@@ -118,10 +128,10 @@ class OcclusionMap:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", RuntimeWarning)      # all-NaN relative: stays NaN
             relative = np.nanmean(self.relative[chosen], axis=0)
-        return OcclusionMap(self.target, float(np.mean(self.baseline[chosen])),
-                            self.values[chosen].mean(axis=0), self.delta[chosen].mean(axis=0),
-                            relative, self.locations, self.bounds, self.patch, self.stride,
-                            self.fill[chosen].mean(axis=0))
+        return replace(self, baseline=float(np.mean(self.baseline[chosen])),
+                       values=self.values[chosen].mean(axis=0),
+                       delta=self.delta[chosen].mean(axis=0), relative=relative,
+                       fill=self.fill[chosen].mean(axis=0))
 
     def __repr__(self) -> str:
         images = "one image" if np.ndim(self.baseline) == 0 else f"{len(self.baseline)} images"
@@ -129,7 +139,7 @@ class OcclusionMap:
                                threshold=12)
         return (f"OcclusionMap({self.target}, {images}, map {self.values.shape[-2]}x"
                 f"{self.values.shape[-1]}, patch {self.patch[0]}x{self.patch[1]}, stride "
-                f"{self.stride[0]}x{self.stride[1]}, fill={fill})")
+                f"{self.stride[0]}x{self.stride[1]}, fill={fill}, {self.method})")
 
 
 # --------------------------------------------------------------------------- checks
@@ -192,6 +202,11 @@ def fill_value(fill, x) -> np.ndarray:
     images, a bright square, as in the lecture; 255.0 for [0, 255] images); "zero": 0.0; "mean":
     the image's mean of each channel; a number: that value in every channel; an array of C
     numbers: one value per channel.
+
+    Choosing: on MNIST "extreme" paints ink (it *adds* a stroke); "zero" paints the background
+    (it erases). Other ranges take a number: caffe-style ``preprocess_input`` (VGG16, ResNet50)
+    ``fill=255 - np.array([103.939, 116.779, 123.68])`` for white or ``fill=0.0`` for the mean
+    colour, standardised inputs ``fill=0.0``.
     """
     n_channels = x.shape[-1]
     if isinstance(fill, str):
@@ -306,14 +321,13 @@ def _step(model, feature: Feature, at: bool):
 
 
 def _grid(image_shape, patch, stride):
-    """The patch centres (rows, cols), their bounds, and the (4, R*C + 1) bounds of every copy
-    in row-major order; the last copy has an empty patch: the un-occluded baseline."""
+    """The patch centres (rows, cols), their bounds, and the (4, R*C) bounds of every copy in
+    row-major order."""
     rows, cols = (np.arange(0, n, s) for n, s in zip(image_shape[:2], stride))
     row_bounds = np.stack(patch_bounds(rows, image_shape[0], patch[0]), axis=1)
     col_bounds = np.stack(patch_bounds(cols, image_shape[1], patch[1]), axis=1)
     r, c = np.repeat(np.arange(len(rows)), len(cols)), np.tile(np.arange(len(cols)), len(rows))
-    copies = np.concatenate([row_bounds[r], col_bounds[c]], axis=1).T
-    copies = np.concatenate([copies, np.zeros((4, 1), np.int64)], axis=1).astype(np.int32)
+    copies = np.concatenate([row_bounds[r], col_bounds[c]], axis=1).T.astype(np.int32)
     return (rows, cols), (row_bounds, col_bounds), copies
 
 
@@ -330,20 +344,71 @@ def _relative(feature, baseline, delta):
     return relative
 
 
-def _occluded_values(step, channel, images, fills, copies, at, batch_size) -> np.ndarray:
-    """The target on every copy of every image, (N, R*C + 1), the un-occluded baseline last:
-    ``batch_size`` copies per call of the compiled ``step``."""
+def _full_values(model, feature, images, fills, copies, at, batch_size) -> tuple:
+    """Full re-inference: (the target on every copy of every image (N, M), baselines (N,)),
+    ``batch_size`` copies per call of the compiled ``_step``; the baseline is one more copy,
+    with an empty patch."""
+    step = _step(model, feature, at is not None)
+    copies = np.concatenate([copies, np.zeros((4, 1), np.int32)], axis=1)
     values = []
     for i, image in enumerate(images):
         where = () if at is None else (np.repeat(at[i:i + 1], copies.shape[1], axis=0),)
-        out, = _graph.run_batched(lambda b, *w: [step(image, fills[i], b.T, channel, *w)],
-                                  batch_size, copies.T, *where)
+        out, = _graph.run_batched(lambda b, *w: [step(image, fills[i], b.T, feature.channel, *w)],
+                                  _graph.batch_size(model, batch_size), copies.T, *where)
         values.append(out)
-    return np.stack(values)
+    values = np.stack(values)
+    return values[:, :-1], values[:, -1]
+
+
+def _plan(model, feature, image_shape, patch, threshold=1.0):
+    """(the incremental Plan, None) or (None, why the geometry cannot handle this model)."""
+    try:
+        plan = incremental.make_plan(model, _graph.path_name(model, feature.layer), patch,
+                                     image_shape, threshold)
+    except (ValueError, TypeError) as e:
+        return None, str(e)
+    if plan.target is None:
+        return None, f"layer {feature.layer!r} is not one layer call of the model's graph"
+    if len(plan.lengths) == 1:
+        first = plan.steps[0]
+        return None, f"its first layer {first.call.name!r} runs on the whole image: {first.reason}"
+    return plan, None
+
+
+def _choose(model, feature, image_shape, patch, method):
+    """(the method to run: "full", "incremental" or an Approximate, its plan or None)."""
+    if method == "approximate":
+        method = approximate.Approximate()
+    if not isinstance(method, approximate.Approximate):
+        _checks.one_of(method, "method", METHODS)
+    if method == "full":
+        return "full", None
+    threshold = method.threshold if isinstance(method, approximate.Approximate) else 1.0
+    plan, why = _plan(model, feature, image_shape, patch, threshold)
+    if plan is None:
+        if method != "auto":
+            warnings.warn(f"incremental occlusion cannot follow model {model.name!r} ({why}); "
+                          "the map is computed by full re-inference", UserWarning, stacklevel=3)
+        return "full", None
+    if method == "auto":
+        return ("incremental", plan) if incremental.cost(plan).pays else ("full", None)
+    return method, plan
+
+
+def _values(model, how, plan, feature, images, fills, copies, at, batch_size, grid_shape):
+    """(the target on every occluded copy (N, M), the baselines (N,)) by the chosen method."""
+    if how == "full":
+        return _full_values(model, feature, images, fills, copies, at, batch_size)
+    if how == "incremental":
+        return incremental.occluded_values(model, plan, feature, images, fills, copies, at,
+                                           batch_size)
+    return approximate.occluded_values(model, plan, feature, images, fills, copies, at,
+                                       batch_size, how, grid_shape)
 
 
 def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
-                    keep_location: bool = False, batch_size=BATCH_SIZE) -> OcclusionMap:
+                    keep_location: bool = False, batch_size=BATCH_SIZE,
+                    method="auto") -> OcclusionMap:
     r"""The occlusion sensitivity map of ``target`` for each image of ``x``.
 
     x      : one image (H, W, C) or a batch (N, H, W, C), in the range the model takes (the
@@ -351,22 +416,22 @@ def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
     target : a head class index k (:math:`\y_{(L),k}`, the model's output, e.g. the probability of
              class k) or a ``Feature``
     patch  : f, or (f_r, f_c): the size of the occluding square (clipped at the border)
-    stride : s, or (s_r, s_c): centres every s pixels, starting at 0 (see the module docstring for
-             exactly where an even patch sits)
-    fill   : "extreme" (the top of the image's range: a bright square), "zero", "mean" (each
-             image's channel means), a number, or one number per channel
+    stride : s, or (s_r, s_c): centres every s pixels, starting at 0 (see the module docstring)
+    fill   : "extreme" (the top of the image's range: a bright square), "zero", "mean", a number,
+             or one per channel; see ``fill_value`` (``result.fill`` says what was painted)
     keep_location : read a max-pooled Feature at the clean image's argmax (default: pool afresh)
-    batch_size : occluded copies per forward pass; the result does not depend on it
+    batch_size : occluded copies per compiled call; the result does not depend on it
+    method : "full": every occluded copy runs through the whole network; "incremental": each
+             layer is recomputed only where the patch changes it (:mod:`cnn_helper.incremental`:
+             the same map up to float rounding, several times faster on deep CNNs, see
+             ``incremental_cost``); "auto" (default): incremental where it pays, else full;
+             "approximate" or ``Approximate(threshold, coarse, drill_down)``: faster, not
+             exact (``compare`` it with an exact map). A graph incremental occlusion cannot
+             follow is computed in full (with a warning if "incremental" was asked for).
 
-    Choosing the fill: "extreme" (the lecture's) is read from each image alone
-    (``extreme_value``): 1.0 for images in [0, 1] or [-1, 1], 255.0 in [0, 255], else each
-    channel's own maximum; ``result.fill`` says which value was used. On MNIST it paints ink
-    (it *adds* a stroke); "zero" paints the background (it erases). Other ranges take a number:
-    caffe-style ``preprocess_input`` (VGG16, ResNet50) ``fill=255 - np.array([103.939, 116.779,
-    123.68])`` for white or ``fill=0.0`` for the mean colour, standardised inputs ``fill=0.0``.
-
-    Returns an ``OcclusionMap``, with a leading image axis for a batch. When a baseline is 0 its
-    proportional change is undefined: ``relative`` is NaN and a warning says to use ``delta``.
+    Returns an ``OcclusionMap``, with a leading image axis for a batch; ``result.method`` says
+    how it was computed. When a baseline is 0 its proportional change is undefined:
+    ``relative`` is NaN and a warning says to use ``delta``.
 
     >>> r = sensitivity_map(model, x_test[0], 8)      # patch 4, stride 1, bright patch
     >>> r.fill                                        # array([1.], dtype=float32): [0, 1] images
@@ -376,17 +441,52 @@ def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
     images, single = _graph.check_images(model, x)
     patch = _check_patch(patch, images.shape[1:])
     stride = _pair(stride, "stride")
-    batch_size = _graph.batch_size(model, batch_size)
+    batch_size = _checks.batch_size(batch_size)
     fills = np.stack([fill_value(fill, image) for image in images])      # (N, C), per image
     at = features.fixed_locations(model, images, feature, keep_location, batch_size)
+    how, plan = _choose(model, feature, images.shape[1:], patch, method)
 
     locations, bounds, copies = _grid(images.shape[1:], patch, stride)
-    values = _occluded_values(_step(model, feature, at is not None), feature.channel, images,
-                              fills, copies, at, batch_size)
-    grid_shape = (len(images), len(locations[0]), len(locations[1]))
-    baseline, values = values[:, -1], values[:, :-1].reshape(grid_shape)
+    grid_shape = (len(locations[0]), len(locations[1]))
+    values, baseline = _values(model, how, plan, feature, images, fills, copies, at,
+                               batch_size, grid_shape)
+    values = values.reshape((len(images),) + grid_shape)
     delta = values - baseline[:, None, None]
     result = OcclusionMap(feature, baseline, values, delta,
                           _relative(feature, baseline[:, None, None], delta), locations, bounds,
-                          patch, stride, fills)
+                          patch, stride, fills, how if isinstance(how, str) else "approximate")
     return result.example(0) if single else result
+
+
+def incremental_cost(model, target, patch=4, image_shape=None) -> incremental.Cost:
+    """What incremental occlusion recomputes for ``target`` and a ``patch``, per layer: the
+    window of its output, the fraction of the output that is, and the FLOPs of one occluded
+    copy, full vs incremental; ``.flop_ratio`` is the predicted speed-up and ``.pays`` says
+    whether method="auto" uses it. ``image_shape`` (H, W, C): for a model of free input size.
+    A ValueError says why when the model's graph cannot be followed.
+
+    >>> print(incremental_cost(model, 8, patch=4))
+    """
+    feature = features.check_feature(model, target)
+    image_shape = tuple(image_shape or _graph.input_shape(model))
+    if None in image_shape:
+        raise ValueError(f"model {model.name!r} takes images of any size {image_shape}; give "
+                         "image_shape=(H, W, C)")
+    plan, why = _plan(model, feature, image_shape, _check_patch(patch, image_shape))
+    if plan is None:
+        raise ValueError(f"incremental occlusion cannot follow model {model.name!r}: {why}")
+    return incremental.cost(plan)
+
+
+def compare(result: OcclusionMap, exact: OcclusionMap) -> tuple:
+    """How close an (approximate) map is to an exact one of the same grid: (SSIM of their
+    ``values``, the largest absolute difference), image by image for batch results (then two
+    arrays). SSIM: ``similarity.ssim`` with the exact map's range of values as data range."""
+    if np.shape(result.values) != np.shape(exact.values):
+        raise ValueError(f"the maps have different grids {np.shape(result.values)} and "
+                         f"{np.shape(exact.values)}; compute them with the same patch and stride")
+    a = np.reshape(result.values, (-1,) + np.shape(result.values)[-2:])
+    b = np.reshape(exact.values, a.shape)
+    ssim = np.array([similarity.ssim(x, y) for x, y in zip(a, b)])
+    worst = np.abs(a - b).reshape(len(a), -1).max(axis=1)
+    return (float(ssim[0]), float(worst[0])) if np.ndim(exact.baseline) == 0 else (ssim, worst)

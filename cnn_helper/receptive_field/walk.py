@@ -94,12 +94,13 @@ def _output_shape(op, ins, graph_shape) -> tuple:
 
 
 class _Walk:
-    """The fields found so far: ``fields[path name] = (rules.Field, class name)``, and
+    """The fields found so far: ``fields[path name] = (rules.Field, class name)``,
+    ``tensors[id(tensor)]``: the field of every tensor of the graph (nested models' too), and
     ``held[id(merge)]``: the positions, among its input tensors, of the gates a merge left out."""
 
     def __init__(self, pointwise, gates):
         self.pointwise, self.gates = set(pointwise), gates
-        self.fields, self.held = {}, {}
+        self.fields, self.held, self.tensors = {}, {}, {}
 
     def record(self, name, field, kind):
         old = self.fields.get(name)
@@ -142,6 +143,7 @@ class _Walk:
             outs = self.apply(call, [tensors[t] for t in call.inputs], prefix)
             for t, f in zip(call.outputs, outs * len(call.outputs)):
                 tensors[t] = f
+        self.tensors.update(tensors)
         return [tensors[t] for t in outputs]
 
 
@@ -162,7 +164,7 @@ def _input_shape(model, input_shape) -> tuple:
 
 def _walk_model(model, shape, pointwise, gates) -> tuple:
     """({layer name: ReceptiveField} for an input of ``shape``, in the order of layer_names;
-    the held gates ``{id(merge): positions}``)."""
+    the held gates ``{id(merge): positions}``; the field of every tensor ``{id: rules.Field}``)."""
     n = len(shape) - 1
     walk = _Walk(pointwise, gates)
     walk.run(model, [rules.Field((0.0,) * n, (1,) * n, (1,) * n, shape)])
@@ -179,7 +181,7 @@ def _walk_model(model, shape, pointwise, gates) -> tuple:
             result[name] = ReceptiveField(name, kind, f.size, f.jump,
                                           tuple(float(s) for s in f.start), f.spatial, spatial_in,
                                           gates=f.gates)
-    return result, dict(walk.held)
+    return result, dict(walk.held), dict(walk.tensors)
 
 
 def _walked(model, input_shape, pointwise, gates) -> tuple:
@@ -229,6 +231,13 @@ def held_gates(model, input_shape=None, pointwise=(), gates: str = "whole") -> d
     """The gates :func:`compute` leaves out with these arguments (none unless gates="local"):
     ``{id(merge layer or operation): positions of the gates among its input tensors}``."""
     return dict(_walked(model, input_shape, pointwise, gates)[1])
+
+
+def tensor_fields(model, input_shape=None) -> dict:
+    """The field of every tensor of the model's graph, nested models' tensors included:
+    ``{id(tensor): rules.Field}`` (gates="whole", no extra pointwise layers). Incremental
+    occlusion reads its projective fields from them: one source of truth for both."""
+    return dict(_walked(model, input_shape, (), "whole")[2])
 
 
 def layer_field(model, layer, **kwargs) -> ReceptiveField:

@@ -1,0 +1,38 @@
+r"""Exact incremental occlusion: recompute each layer only where the patch can change it.
+
+An occluding patch changes only part of each layer's output: its *projective field*, the
+locations whose receptive field meets the patch (Krypton: Nakandala, Kumar & Papakonstantinou,
+"Incremental and Approximate Inference for Faster Occlusion-based Deep CNN Explanations",
+SIGMOD 2019). Per spatial axis, location i of a layer whose receptive field
+(:mod:`.receptive_field`) has size n and jump j sees the input pixels
+:math:`[L + i j,\ L + i j + n)` (L: where location 0's box starts), so a patch covering the input
+rows :math:`[a, b)` can change it only when
+
+.. math::  L + i j < b \quad\text{and}\quad L + i j + n > a
+           \iff \left\lfloor \tfrac{a - L - n}{j} \right\rfloor + 1 \le i \le
+           \left\lceil \tfrac{b - L}{j} \right\rceil - 1 .
+
+Each tensor of the graph gets a *window*: one size for all occluded copies (the largest such
+interval over every patch position), placed per copy over its interval. Layer by layer, a
+window of the output is computed from the matching region of the input: the un-occluded
+image's activations (computed once per image), with the input's own recomputed window pasted
+in. A convolution or pooling reads the region its window needs, padded as the layer pads, and
+runs with padding "valid"; elementwise layers and merges (Add, Concatenate, ...) run on the
+windows. At the first layer whose output depends on every location (Flatten, global pooling,
+a squeeze-and-excitation gate) or that no rule covers, the windows are pasted into full tensors
+and the rest of the network runs as usual. Outside its window a tensor equals the un-occluded
+one, so the result is the full re-inference's, up to float rounding.
+
+Example
+-------
+>>> cost = plan(model, Feature("logits", 8), patch=4, image_shape=(28, 28, 1))
+>>> print(cost)          # per layer: the window, the fraction recomputed, the FLOP counts
+"""
+from __future__ import annotations
+
+from .cost import AUTO_MIN_RATIO, Cost, LayerCost, cost
+from .plan import Plan, make_plan
+from .run import auto_batch_size, occluded_values
+
+__all__ = ["Plan", "make_plan", "occluded_values", "auto_batch_size", "cost", "Cost", "LayerCost",
+           "AUTO_MIN_RATIO"]
