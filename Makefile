@@ -1,14 +1,14 @@
 # Two entry points for a fresh machine (see README.md):
 #   make tour   create .venv, install cnn_helper, run the tour on the default data
 #   make test   create .venv, install cnn_helper with its test tools, run every test
+#   make docs   build the API reference from the docstrings into docs/api (open docs/api/index.html)
 # and, after editing a lecture notebook:
 #   make sync-notebooks   update its Markdown twin notebooks/text/<name>.md (jupytext)
 PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
-export TF_CPP_MIN_LOG_LEVEL ?= 2
 
-.PHONY: tour test venv figures browser-deps sync-notebooks
+.PHONY: tour test venv figures browser-deps sync-notebooks docs
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -36,6 +36,10 @@ browser-deps:
 
 test: venv browser-deps
 	$(PY) -m pytest
+
+# The API reference (pdoc, from the docstrings; any warning is an error, as in tests/test_docs.py)
+docs: venv
+	$(PY) docs/build_api.py docs/api
 
 # Rewrite the Markdown twin notebooks/text/<name>.md of every lecture notebook from the notebook
 # (jupytext, paired by notebooks/jupytext.toml). One way: it never writes a notebook.

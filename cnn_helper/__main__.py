@@ -1,9 +1,12 @@
-"""Command line: ``python -m cnn_helper {tour,train,figures} ...``
+"""Command line: ``python -m cnn_helper {tour,train,figures,explain} ...`` (or ``cnn-helper``)
 
 tour     load MNIST, get the trained CNN, print its test accuracy, write interpretation figures
 train    retrain a model (seeded) and save it to the user cache (or --out DIR); --model cnn_blobs
          is the CNN trained with random bright squares added to its images (data augmentation)
 figures  redraw every static image the notebooks embed (the lecture diagrams) into --out DIR
+explain  explain a model's predictions on image files: one figure per image and an index.html
+
+Every command takes --verbose: show TensorFlow's native start-up lines (as CNN_HELPER_VERBOSE=1).
 """
 from __future__ import annotations
 
@@ -11,6 +14,8 @@ import argparse
 import sys
 import time
 from pathlib import Path
+
+from . import _quiet, cli_explain
 
 
 def _save(fig, out: Path, name: str) -> Path:
@@ -81,7 +86,8 @@ def _folder(text: str) -> str:
     return text
 
 
-OUTPUTS = {"tour": "the figures", "train": "the trained weights", "figures": "the images"}
+OUTPUTS = {"tour": "the figures", "train": "the trained weights", "figures": "the images",
+           "explain": "the figures"}
 
 
 def _check_out(parser, command: str, folder) -> None:
@@ -96,7 +102,7 @@ def _check_out(parser, command: str, folder) -> None:
 
 
 def _parser():
-    """The command line: three sub-commands, every value checked by argparse (bad -> exit 2)."""
+    """The command line: four sub-commands, every value checked by argparse (bad -> exit 2)."""
     from .models import MODELS
 
     parser = argparse.ArgumentParser(prog="python -m cnn_helper", description=__doc__,
@@ -119,13 +125,22 @@ def _parser():
     p_figures = sub.add_parser("figures", help="redraw the static images the notebooks embed")
     p_figures.add_argument("--out", default="images", type=_folder,
                            help="folder for the images (default: %(default)s)")
-    return parser, {"tour": p_tour, "train": p_train, "figures": p_figures}
+    commands = {"tour": p_tour, "train": p_train, "figures": p_figures,
+                "explain": cli_explain.add_parser(sub, _folder)}
+    for command in commands.values():
+        command.add_argument("--verbose", action="store_true",
+                             help="show TensorFlow's native start-up lines")
+    return parser, commands
 
 
 def main(argv=None) -> int:
     parser, commands = _parser()
     args = parser.parse_args(argv)
+    if args.verbose:
+        _quiet.ask_for_verbose()
     _check_out(commands[args.command], args.command, args.out)
+    if args.command == "explain":
+        return cli_explain.run(args)
     if args.command == "tour":
         tour(args.out, args.data)
     elif args.command == "train":

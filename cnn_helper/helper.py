@@ -147,3 +147,11 @@ class CNN_Helper:
         digit."""
         from . import widgets
         return widgets.ConvolutionExplorer(digits=self.x_test, **kwargs)
+
+    def drawing_explorer(self, x=None, y=None, **kwargs):
+        """The DrawingExplorer: draw a digit and see the CNN's input, probabilities, saliency and
+        activation maps follow each stroke; "start from test digit #i" takes the test split (or
+        x, y). ``start=i`` opens it with test digit i on the pad."""
+        from . import widgets
+        x, y = (self.x_test, self.y_test) if x is None else (x, y)
+        return widgets.DrawingExplorer(self.model(), x, y, **kwargs)

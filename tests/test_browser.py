@@ -3,10 +3,12 @@
 The test copies notebooks/Explorers.ipynb (and Latex_macros.ipynb) into a temporary folder, starts
 JupyterLab there on a free port with a random token, opens the notebook in headless Chromium,
 clears the stored outputs and runs every cell, then drives the explorers like an instructor:
-choose another layer, type another patch size (and a bad one), choose another filter. Each time it
-asserts that the PNG the browser shows changed (the bytes of the <img>, fetched in the page, and a
-screenshot of the explorer). Every request the page makes must stay on 127.0.0.1 (the widget
-manager comes from jupyterlab_widgets, not a CDN).
+choose another layer, type another patch size (and a bad one), choose another filter, draw a stroke
+on the drawing pad with the mouse (then erase part of it and ask for the occlusion map). Each time
+it asserts that the PNG the browser shows changed (the bytes of the <img>, fetched in the page, and
+a screenshot of the explorer); on the drawing pad, that both the probabilities and the maps did.
+Every request the page makes must stay on 127.0.0.1 (the widget manager comes from
+jupyterlab_widgets and the pad's JavaScript from the package, through anywidget: no CDN).
 
 Screenshots go to test-artifacts/browser/ (git-ignored; CI keeps the folder as artifacts).
 
@@ -35,7 +37,7 @@ CHROMIUM = os.environ.get("CNN_HELPER_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
                  "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
 ON_CI = os.environ.get("CI", "").lower() == "true"
-RUN_TIMEOUT_S = 150     # clear outputs and run every cell (imports TensorFlow, builds 3 explorers)
+RUN_TIMEOUT_S = 180     # clear outputs and run every cell (imports TensorFlow, builds 4 explorers)
 UPDATE_TIMEOUT_S = 30   # one control change until the new image is shown
 
 
@@ -261,10 +263,74 @@ def test_explorers_render_and_react(lab, tmp_path):
         ce = ".cnnh-convolution-explorer"
         _change(page, "convolution_explorer_filter", ce, f"{ce} img.cnnh-convolution",
                 lambda: page.select_option(f"{ce} .cnnh-filter select", label="L"))
+        _draw_on_the_pad(page)
         page.screenshot(path=str(ARTIFACTS / "notebook_end.png"), full_page=True)
         stamp("explorers driven")
 
     assert not outside, f"the page made requests outside 127.0.0.1: {outside[:10]}"
+
+
+def _panel_columns(png: bytes) -> dict:
+    """The pixel columns of the drawing pad's panels in its PNG: {"bars": array, "maps": array},
+    located from the axes of ``plot.panels.DrawingPanels`` (the figure the PNG shows)."""
+    import io
+
+    import numpy as np
+    from PIL import Image
+
+    from cnn_helper.plot.panels import DrawingPanels
+
+    pixels = np.asarray(Image.open(io.BytesIO(png)).convert("RGB"), dtype=int)
+    view = DrawingPanels(10, (14, 14, 32), "conv2")
+    width = pixels.shape[1]
+    columns = {}
+    for name, ax in (("bars", view.bars_ax), ("maps", view.maps_ax)):
+        box = ax.get_position()                     # in figure fractions
+        columns[name] = pixels[:, int(box.x0 * width) + 2:int(box.x1 * width) - 2]
+    return columns
+
+
+def _draw_on_the_pad(page):
+    """Draw a stroke across the pad with the mouse: the probabilities and the maps change; then
+    erase part of it, and ask for the occlusion map."""
+    de = ".cnnh-drawing-explorer"
+    panels = f"{de} img.cnnh-panels"
+    box = page.locator(de)
+    box.scroll_into_view_if_needed()
+    src = _wait_image(page, panels)
+    before = _image_bytes(page, panels)
+    box.screenshot(path=str(ARTIFACTS / "drawing_pad_before.png"), animations="disabled")
+    pad = page.locator(f"{de} canvas.cnnh-pad-canvas").bounding_box()
+
+    def stroke(points):
+        page.mouse.move(pad["x"] + points[0][0] * pad["width"],
+                        pad["y"] + points[0][1] * pad["height"])
+        page.mouse.down()
+        for x, y in points[1:]:
+            page.mouse.move(pad["x"] + x * pad["width"], pad["y"] + y * pad["height"], steps=12)
+        page.mouse.up()
+
+    stroke([(0.15, 0.55), (0.5, 0.5), (0.85, 0.55)])        # a bar across the middle
+    src = _wait_image(page, panels, src)
+    _wait_idle(page)
+    page.wait_for_timeout(300)
+    after = _image_bytes(page, panels)
+    box.screenshot(path=str(ARTIFACTS / "drawing_pad_after_stroke.png"), animations="disabled")
+    old, new = _panel_columns(before), _panel_columns(after)
+    for name in ("bars", "maps"):
+        assert (old[name] != new[name]).any(), f"the drawing pad's {name} did not change"
+
+    page.locator(f"{de} .cnnh-tool button", has_text="eraser").click()
+    stroke([(0.45, 0.3), (0.55, 0.8)])                       # erase a vertical band
+    _wait_image(page, panels, src)
+    _wait_idle(page)
+    page.locator(f"{de} .cnnh-occlude").click()
+    _wait_image(page, f"{de} img.cnnh-occlusion")
+    _wait_idle(page)
+    page.wait_for_timeout(300)
+    box.screenshot(path=str(ARTIFACTS / "drawing_pad_erased_and_occlusion.png"),
+                   animations="disabled")
+    assert "predicted" in page.locator(de).inner_text()
 
 
 def _keys(page, selector: str, keys):

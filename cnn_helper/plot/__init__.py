@@ -17,6 +17,8 @@ By topic:
   ``occlusion_map``, ``occlusion_grid``;
 - ``summaries``        : ``label_histogram``, ``label_histograms``, ``class_average_maps``;
 - ``inverting``        : ``zeiler_fergus``, ``zeiler_fergus_montage``;
+- ``panels``           : ``DrawingPanels``, ``drawing_panels``, ``explanation`` (one-figure views
+  of the drawing pad and of ``cnn-helper explain``);
 - ``receptive_fields`` : ``receptive_field_growth``, ``receptive_field_regions``.
 
 Example
@@ -53,6 +55,7 @@ from .layers import (
     probabilities,
     showmat,
 )
+from .panels import DrawingPanels, drawing_panels, explanation
 from .receptive_fields import (
     CELL_COLOUR,
     FIELD_COLOUR,
@@ -70,4 +73,5 @@ __all__ = [
     "zeiler_fergus", "zeiler_fergus_montage", "receptive_field_growth", "receptive_field_regions",
     "pool_switches", "WINDOW_COLOUR", "SWITCH_COLOUR", "feature_map", "label_histogram",
     "label_histograms", "class_average_maps", "SALIENCY_SCALES",
+    "DrawingPanels", "drawing_panels", "explanation",
 ]

@@ -1,6 +1,6 @@
 r"""Interactive explorers for class: ipywidgets built from the package's functions (no maths here).
 
-Three explorers, each a class with
+Four explorers, each a class with
 
 - ``.widget``   the ipywidgets container to display (``display(explorer)`` or ``explorer.show()``),
 - its controls as attributes (``.layer``, ``.channel``, ``.patch``, ...): set ``.value`` from code
@@ -18,6 +18,11 @@ Three explorers, each a class with
     choose an example (by index, or the n-th example of a label), the patch size, the stride, the
     fill value and the class c; it shows the occlusion sensitivity map of :math:`\y_{(L),c}` over
     the image and the predicted probabilities.
+``DrawingExplorer(model, x, y)`` (``drawing``)
+    draw a digit on a pad (pen, eraser, clear, or start from a test digit); after each stroke it
+    shows the 28x28 input as the CNN sees it (scaled and centred the MNIST way), the class
+    probabilities, the saliency map and the chosen layer's activation maps; the occlusion map on
+    demand. The pad is an anywidget (``DrawingPad``), whose JavaScript ships in the package.
 ``ConvolutionExplorer(digits)`` (``convolution``)
     choose a teaching filter or edit a 3x3 filter, and an input (the synthetic image or an MNIST
     digit); it shows input, filter and output.
@@ -38,8 +43,9 @@ Example
 """
 from .base import Explorer, figure_png
 from .convolution import ConvolutionExplorer
+from .drawing import DrawingExplorer, DrawingPad
 from .feature import FeatureExplorer, map_layers
 from .occlusion import OcclusionExplorer
 
-__all__ = ["Explorer", "FeatureExplorer", "OcclusionExplorer", "ConvolutionExplorer", "map_layers",
-           "figure_png"]
+__all__ = ["Explorer", "FeatureExplorer", "OcclusionExplorer", "ConvolutionExplorer",
+           "DrawingExplorer", "DrawingPad", "map_layers", "figure_png"]

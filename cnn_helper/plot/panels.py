@@ -1,0 +1,188 @@
+r"""One-figure views of one image: the drawing pad's live panels and the explanation sheet of
+``cnn-helper explain``.
+
+Each draws, in one figure, what the package computed for one input: the input as the model sees
+it, its predicted probabilities, and maps (saliency, occlusion, activations). One figure, not
+several, because the drawing pad redraws it after every stroke and one figure is drawn in about
+half the time of three.
+"""
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from .attribution import _show_map, _squeeze_image
+from .core import SIGNED_CMAP, finish, show_image, show_signed, symmetric_limit, to_map
+from .layers import _tile_channels
+
+
+def _inches(fig, box):
+    """Axes at ``box`` = (left, bottom, width, height) in inches."""
+    w, h = fig.get_size_inches()
+    return fig.add_axes((box[0] / w, box[1] / h, box[2] / w, box[3] / h))
+
+
+class DrawingPanels:
+    r"""The drawing pad's view, as one figure made once and updated in place after each stroke:
+    the input as the CNN sees it, the saliency map of the target, the class probabilities and
+    every activation map of one layer.
+
+    Making a figure costs as much as drawing it; the pad redraws after every stroke, so it makes
+    the figure (axes, bars, images, texts) once per layer and ``update`` only changes their data.
+
+    n_classes  : how many bars;  maps_shape : (h, w, K) of the layer's output;  layer : its name;
+    image_shape : (H, W) of the input and of the saliency map
+
+    >>> view = DrawingPanels(10, (14, 14, 32), "conv2")
+    >>> fig = view.update(x, p, acts["conv2"], saliency.gradient(model, x, c), c)
+    """
+
+    def __init__(self, n_classes: int, maps_shape, layer: str, image_shape=(28, 28),
+                 width: float = 8.0):
+        self.layer, self.n_maps = layer, maps_shape[-1]
+        self.cols = 8 if self.n_maps >= 16 else 4
+        blank = _tile_channels(np.zeros(maps_shape), self.cols)[0]
+        self.fig = fig = plt.figure(figsize=(width, 3.1))
+        self.image_ax = _inches(fig, (0.1, 1.6, 1.25, 1.25))
+        self.image = show_image(self.image_ax, np.zeros(image_shape), "what the CNN sees", vmin=0,
+                                vmax=1)
+        self.saliency_ax = _inches(fig, (0.1, 0.05, 1.25, 1.25))
+        self.saliency = show_signed(self.saliency_ax, np.zeros(image_shape), "saliency")
+        self.bars_ax = _inches(fig, (1.75, 0.35, 1.5, 2.45))
+        self.bars, self.values = self._make_bars(n_classes)
+        mosaic_w = width - 3.55
+        mosaic_h = min(2.5, mosaic_w * blank.shape[0] / blank.shape[1])
+        self.maps_ax = _inches(fig, (3.45, 0.1 + (2.55 - mosaic_h) / 2, mosaic_w, mosaic_h))
+        self.maps = self.maps_ax.imshow(blank, interpolation="nearest")
+        self.maps_ax.set_xticks([])
+        self.maps_ax.set_yticks([])
+        self.axes = [self.image_ax, self.saliency_ax, self.bars_ax, self.maps_ax]
+        finish(fig)
+
+    def _make_bars(self, n: int):
+        """Horizontal bars for n classes, class 0 on top, a value text beside each."""
+        ax = self.bars_ax
+        bars = ax.barh(range(n), np.zeros(n), color="tab:blue")
+        ax.set_yticks(range(n), [str(i) for i in range(n)], fontsize=8)
+        ax.set_xlim(0, 1)
+        ax.set_xticks([0, 0.5, 1], ["0", "0.5", "1"], fontsize=7)
+        ax.invert_yaxis()
+        values = [ax.text(0, i, "", va="center", fontsize=7) for i in range(n)]
+        return bars, values
+
+    def update(self, image, probabilities, maps, saliency, target: int):
+        """Show new data (shapes as at construction); returns the figure."""
+        p = np.asarray(probabilities, dtype=float).ravel()
+        self.image.set_data(_squeeze_image(image))
+        s = _squeeze_image(saliency)
+        s = s.sum(axis=-1) if s.ndim == 3 else s
+        lim = symmetric_limit(s)
+        self.saliency.set_data(s)
+        self.saliency.set_clim(-lim, lim)
+        self.saliency_ax.set_title(f"saliency of p({target})", fontsize=9)
+        for i, (bar, text) in enumerate(zip(self.bars, self.values)):
+            bar.set_width(p[i])
+            bar.set_color("tab:orange" if i == target else "tab:blue")
+            text.set_position((min(p[i], 0.78) + 0.02, i))
+            text.set_text(f"{p[i]:.2f}" if p[i] >= 0.01 else "")
+        self.bars_ax.set_title(f"predicted {int(np.argmax(p))}", fontsize=9)
+        self._update_maps(np.asarray(maps, dtype=float))
+        return self.fig
+
+    def _update_maps(self, maps):
+        """The K maps tiled on one colour scale: viridis from 0, or diverging around 0 when some
+        are negative."""
+        signed, lim = bool(np.nanmin(maps) < 0), symmetric_limit(maps)
+        self.maps.set_data(_tile_channels(maps, self.cols)[0])
+        self.maps.set_cmap(SIGNED_CMAP if signed else "viridis")
+        self.maps.set_clim(-lim if signed else 0.0, lim)
+        self.maps_ax.set_title(f"{self.layer}: its {self.n_maps} maps, one colour scale "
+                               f"({-lim if signed else 0:.2f} to {lim:.2f})", fontsize=9)
+
+
+def drawing_panels(image, probabilities, maps, saliency, layer: str, target: int,
+                   title=None, width: float = 8.0):
+    r"""The drawing pad's view of one input, as a new figure (``DrawingPanels`` once).
+
+    image         : (H, W, 1) the input (after ``drawing.mnist_input``)
+    probabilities : (C,) the head's output; bar ``target`` in orange
+    maps          : (h, w, K) the layer's output :math:`\y_{(l)}`, all K maps tiled on one colour
+                    scale from 0 (or centred at 0 when some are negative) to their max
+    saliency      : (H, W, 1) :math:`\partial \y_{(L),c} / \partial \x` for c = ``target``
+                    (diverging, red positive, blue negative)
+    layer         : the layer's name, for the title
+
+    >>> fig, axes = drawing_panels(x, p, acts["conv2"], saliency.gradient(model, x, c), "conv2", c)
+    """
+    view = DrawingPanels(np.size(probabilities), np.shape(maps), layer,
+                         _squeeze_image(image).shape[:2], width)
+    fig = view.update(image, probabilities, maps, saliency, target)
+    if title:
+        fig.suptitle(title, fontsize=10)
+    return fig, view.axes
+
+
+def _bars(ax, p, highlight, names):
+    """Horizontal bars of the probabilities p, the first on top, ``highlight`` in orange, each
+    value written beside its bar."""
+    colours = ["tab:orange" if i == highlight else "tab:blue" for i in range(len(p))]
+    ax.barh(range(len(p)), p, color=colours)
+    ax.set_yticks(range(len(p)), names, fontsize=8)
+    ax.set_xlim(0, 1)
+    ax.invert_yaxis()
+    ax.tick_params(axis="x", labelsize=7)
+    for i, v in enumerate(p):
+        ax.text(min(v, 0.78) + 0.02, i, f"{v:.2f}", va="center", fontsize=7)
+
+
+def _occlusion_on(ax, result, title):
+    """An occlusion map (``OcclusionMap`` of one image) drawn over the image's pixel grid, each
+    cell centred on its patch centre; relative change where defined, else the change."""
+    values = np.asarray(result.relative, dtype=float)
+    if np.all(np.isnan(values)):
+        values = np.asarray(result.delta, dtype=float)
+    rows, cols = result.locations
+    s_r, s_c = result.stride
+    lim = symmetric_limit(np.nan_to_num(values))
+    ax.imshow(values, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, interpolation="nearest",
+              extent=(cols[0] - s_c / 2, cols[-1] + s_c / 2, rows[-1] + s_r / 2,
+                      rows[0] - s_r / 2))
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_title(title, fontsize=9)
+
+
+def explanation(image, probabilities, maps: dict, target: int, class_names=None, title=None,
+                size: float = 2.3, top: int = 5):
+    """One image explained: the image, its ``top`` most probable classes, and one panel per
+    method (``{name: map}``).
+
+    A map is a saliency map shaped like the image ((H, W, C) summed over channels, or (H, W, 1)
+    like Grad-CAM's), drawn signed (diverging, centred at 0) when it has negative values and as a
+    magnitude (white 0 to red) otherwise, each on its own scale; or an ``OcclusionMap`` of the
+    image (``occlusion.sensitivity_map``), drawn as the relative change of the target when the
+    patch centred there is hidden (blue: hiding lowers it).
+
+    >>> fig, axes = explanation(x, p, {"gradient": saliency.gradient(model, x, c),
+    ...                                "occlusion": occlusion.sensitivity_map(model, x, c)}, c)
+    """
+    p = np.asarray(probabilities, dtype=float).ravel()
+    names = [str(i) for i in range(len(p))] if class_names is None else list(class_names)
+    order = np.argsort(-p)[:top]
+    fig, axes = plt.subplots(1, 2 + len(maps), figsize=(size * (2 + len(maps)), size + 0.7))
+    show_image(axes[0], image, f"input {'x'.join(map(str, np.shape(image)[:2]))}")
+    _bars(axes[1], p[order], highlight=int(np.where(order == target)[0][0])
+          if target in order else None, names=[names[i] for i in order])
+    axes[1].set_title(f"top {len(order)} classes", fontsize=9)
+    axes[1].set_box_aspect(1)
+    for ax, (name, m) in zip(axes[2:], maps.items()):
+        if hasattr(m, "baseline"):
+            _occlusion_on(ax, m, f"{name}: change of p({names[target]})")
+            continue
+        m = np.asarray(m, dtype=float)
+        m = to_map(m) if m.ndim == 3 else m
+        _show_map(ax, m, f"{name} of p({names[target]})")
+    fig.suptitle(title or f"predicted {names[int(np.argmax(p))]} (p = {p.max():.2f}); the maps "
+                          f"explain class {names[target]}", fontsize=10)
+    fig.tight_layout()
+    return finish(fig), list(axes)
