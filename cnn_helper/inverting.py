@@ -18,12 +18,24 @@ For a feature map k of layer l:
 ``rule`` chooses the backward pass of step 3: "gradient" (the saliency), "guided" (guided
 backpropagation) or "deconvnet", as in :mod:`cnn_helper.saliency`.
 
+Inverting a representation (Mahendran & Vedaldi 2015, "Understanding Deep Image Representations
+by Inverting Them"): :func:`invert` finds an image :math:`\x'` whose representation at layer l
+matches that of :math:`\x`,
+
+.. math::  \x' = \arg\min_{\x'} \frac{\|\phi_l(\x') - \phi_l(\x)\|^2}{\|\phi_l(\x)\|^2}
+           + \lambda_\alpha \,\text{mean}|\tilde x'|^\alpha + \lambda_{TV}\, TV^\beta(\tilde x')
+
+(:math:`\tilde x'` the image scaled to [-1, 1] by the model's input range): what the inversion
+keeps is what layer l keeps of x; what it loses, the layer discarded.
+
 Example
 -------
 >>> zf = zeiler_fergus(model, x_test, Feature("conv2", 5), count=9)
 >>> zf.patches[0].shape          # the receptive field of conv2, clipped to the image
 (8, 8, 1)
 >>> fig, axes = cnn_helper.plot.zeiler_fergus(zf)
+>>> inv = invert(model, x_test[0], ["conv1", "conv2", "conv3", "dense"])
+>>> inv.images["conv3"].shape, inv.distances["conv3"]     # (28, 28, 1); the distance reached
 """
 from __future__ import annotations
 
@@ -31,7 +43,15 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph, features, max_activation, receptive_field, saliency
+from . import (
+    _checks,
+    _graph,
+    feature_visualization,
+    features,
+    max_activation,
+    receptive_field,
+    saliency,
+)
 from ._checks import BATCH_SIZE
 from .features import Feature
 
@@ -148,3 +168,142 @@ def zeiler_fergus(model, x, target: Feature, count: int = 9, rule: str = "gradie
                         saliency=maps, patches=tuple(ex[r] for ex, r in zip(chosen, regions)),
                         saliency_patches=tuple(m[r] for m, r in zip(maps, regions)),
                         gates=field.gates)
+
+
+# --------------------------------------------------------------------------- inverting a layer
+
+
+@dataclass(frozen=True)
+class Inversion:
+    r"""Images whose representation at each layer matches that of x (Mahendran & Vedaldi).
+
+    x                 : (N, H, W, C) the images inverted (one image: (H, W, C), and no batch
+                        axis below either)
+    layers            : the layers inverted, in the order given
+    images            : {layer: (N, H, W, C)} the reconstruction from that layer
+    distances         : {layer: (N,)} :math:`\|\phi_l(\x') - \phi_l(\x)\|^2 / \|\phi_l(\x)\|^2`
+                        reached (untransformed)
+    initial_distances : {layer: (N,)} the same for the random start
+    settings          : the call's settings
+    """
+
+    x: np.ndarray
+    layers: tuple
+    images: dict
+    distances: dict
+    initial_distances: dict
+    settings: dict
+
+
+def representation_distance(phi, reference):
+    r""":math:`\|\phi - \phi_0\|^2 / \|\phi_0\|^2` per example (TensorFlow or NumPy arrays
+    (N, ...)); a zero reference counts as 1e-12."""
+    import tensorflow as tf
+
+    axes = list(range(1, len(reference.shape)))
+    phi, reference = tf.cast(phi, tf.float32), tf.cast(reference, tf.float32)
+    return tf.reduce_sum((phi - reference) ** 2, axes) / tf.maximum(
+        tf.reduce_sum(reference ** 2, axes), 1e-12)
+
+
+def _inversion_step(model, layer: str, spec, transforms):
+    """The compiled step (params, m, v, reference, t, seed, weights) -> (params, m, v): Adam on
+    minus the loss of the module docstring; one per model, layer and image settings (the priors
+    and learning rate are the tensor ``weights``)."""
+    import tensorflow as tf
+
+    fv = feature_visualization
+
+    def build():
+        tap = _graph.tap(model, [layer])
+        params = tf.TensorSpec((None,) + spec.parameter_shape(), tf.float32)
+        reference = tf.TensorSpec((None,) + _graph.output_shape(model, layer), tf.float32)
+        scalar, weights = tf.TensorSpec((), tf.int32), tf.TensorSpec((5,), tf.float32)
+
+        @tf.function(input_signature=[params, params, params, reference, scalar, scalar, weights])
+        def step(params, m, v, reference, t, seed, weights):
+            alpha, alpha_weight, beta, tv_weight, learning_rate = tf.unstack(weights)
+            with tf.GradientTape() as tape:
+                tape.watch(params)
+                images = fv.to_images(spec, params)
+                seen = fv.transform(images, transforms, tf.stack([seed, t]), spec.low)
+                scaled = fv.normalised(spec, images)
+                gain = -representation_distance(tap(seen)[0], reference) - alpha_weight * \
+                    tf.reduce_mean(tf.abs(scaled) ** alpha, [1, 2, 3]) - \
+                    tv_weight * fv.total_variation(scaled, beta)
+            return fv.adam(params, tape.gradient(gain, params), m, v, t, learning_rate)
+
+        return step
+
+    key = ("invert", layer, spec, transforms)
+    return _graph.memo(model, key, build)
+
+
+def _priors(alpha, alpha_weight, beta, tv_weight) -> tuple:
+    """(alpha, alpha_weight, beta, tv_weight) checked: alpha and beta >= 1, weights >= 0."""
+    for name, value in (("alpha", alpha), ("beta", beta)):
+        if _checks.non_negative(value, name) < 1:
+            raise ValueError(f"{name} must be >= 1 (the power of a norm), got {value!r}")
+    return (float(alpha), _checks.non_negative(alpha_weight, "alpha_weight"), float(beta),
+            _checks.non_negative(tv_weight, "tv_weight"))
+
+
+def invert(model, x, layers, steps: int = 256, alpha: float = 6.0, alpha_weight: float = 0.05,
+           beta: float = 2.0, tv_weight: float = 0.5, parametrization: str = "pixel",
+           learning_rate: float = 0.05, transforms=None, value_range="auto", seed: int = 0,
+           batch_size=BATCH_SIZE, progress: bool = True) -> Inversion:
+    r"""Reconstruct x from its representation at each of ``layers`` (module docstring's loss).
+
+    x       : images (N, H, W, C) or one image, in the model's input range
+    layers  : one layer (name, "outer/inner" path) or several; each is inverted on its own
+    alpha, alpha_weight : the :math:`lpha`-norm prior (keeps values away from the range's ends)
+    beta, tv_weight     : the total-variation prior :math:`TV^eta` (smoothness)
+    parametrization, learning_rate, transforms, value_range, seed, batch_size, progress : as in
+              ``feature_visualization.visualize`` (default: pixels, no transformation, as the paper)
+    Returns an ``Inversion``; the same seed gives the same images, whatever ``batch_size``.
+
+    >>> inv = invert(model, x_test[:2], ["conv1", "pool2", "dense"], steps=128)
+    >>> inv.distances["dense"]           # (2,): how closely each reconstruction matches
+    """
+    from tqdm.auto import tqdm
+
+    fv = feature_visualization
+    steps, learning_rate, transforms, seed = fv.check_settings(steps, learning_rate, transforms,
+                                                               seed)
+    x, single = _graph.check_images(model, x)
+    names = [_graph.path_name(model, layer) for layer in _checks.layer_list(layers)]
+    spec = fv.image_spec(model, parametrization, 1.0, value_range, x.shape[1:3])
+    priors, batch_size = _priors(alpha, alpha_weight, beta, tv_weight), \
+        _graph.batch_size(model, batch_size)
+    references = features.activations(model, x, names, batch_size)
+    images, distances, initial = {}, {}, {}
+    with tqdm(total=len(names) * steps * -(-len(x) // batch_size), unit="step",
+              desc=f"invert {len(x)} images", disable=not progress) as bar:
+        for name in names:
+            step = _inversion_step(model, name, spec, transforms)
+            params = fv.ascend(step, spec, len(x), [references[name]], steps, seed, batch_size,
+                               bar, priors + (learning_rate,))
+            start = fv.initial_parameters(spec, 0, len(x), seed)
+            images[name] = _images(spec, params, batch_size)
+            distances[name] = _distance(model, name, images[name], references[name], batch_size)
+            initial[name] = _distance(model, name, _images(spec, start, batch_size),
+                                      references[name], batch_size)
+    settings = dict(steps=steps, alpha=priors[0], alpha_weight=priors[1], beta=priors[2],
+                    tv_weight=priors[3], parametrization=parametrization,
+                    learning_rate=learning_rate, transforms=transforms,
+                    value_range=(spec.low, spec.high), seed=seed)
+    one = (lambda a: a[0]) if single else (lambda a: a)
+    return Inversion(one(x), tuple(names), *({k: one(v) for k, v in d.items()}
+                                              for d in (images, distances, initial)), settings)
+
+
+def _images(spec, params, batch_size: int) -> np.ndarray:
+    """The images (N, H, W, C) of the parameters (N, ...), in batches."""
+    return _graph.run_batched(lambda p: [feature_visualization.to_images(spec, p)], batch_size,
+                              params)[0]
+
+
+def _distance(model, layer: str, images, reference, batch_size: int) -> np.ndarray:
+    """The representation distance of each image to its reference at ``layer`` (N,)."""
+    phi = features.activations(model, images, [layer], batch_size)[layer]
+    return np.asarray(representation_distance(phi, reference), np.float32)

@@ -13,6 +13,7 @@ from cnn_helper.features import Feature
 
 PNG = b"\x89PNG\r\n\x1a\n"
 N = 300          # examples the explorers rank: enough for a top-9, quick to scan
+VISUALIZE_STEPS = 16   # steps of the feature explorer's optimized images: few, to stay quick
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def data(bundled):
 
 @pytest.fixture(scope="module")
 def feature_explorer(shipped_cnn, data):
-    return widgets.FeatureExplorer(shipped_cnn, *data)
+    return widgets.FeatureExplorer(shipped_cnn, *data, visualize_steps=VISUALIZE_STEPS)
 
 
 @pytest.fixture()
@@ -116,6 +117,27 @@ def test_feature_explorer_pooling_and_example(fe, shipped_cnn, data):
     assert (shown(fe.top_image), shown(fe.patches_image)) == (top, patches)
 
 
+def test_feature_explorer_optimized_image_one_batch_per_layer(fe, shipped_cnn):
+    from cnn_helper import feature_visualization
+
+    layer_images = fe.state["visualization"]              # conv1, every channel, max-pooled
+    assert [t.channel for t in layer_images.targets] == list(range(16))
+    expected = feature_visualization.visualize(shipped_cnn, "conv1", steps=fe.visualize_steps,
+                                               progress=False)
+    np.testing.assert_allclose(layer_images.images, expected.images, atol=1e-5)
+    np.testing.assert_array_equal(fe.state["optimized"], layer_images.images[0])
+    first = shown(fe.optimized_image)
+    fe.channel.value = 9                  # another channel: the same batch, another image
+    assert_no_error(fe)
+    assert fe.state["visualization"] is layer_images
+    np.testing.assert_array_equal(fe.state["optimized"], layer_images.images[9])
+    value = features.feature_values(shipped_cnn, fe.state["optimized"], Feature("conv1", 9))
+    np.testing.assert_allclose(layer_images.values[9], value.values[0], rtol=1e-4)
+    assert shown(fe.optimized_image) != first
+    with pytest.raises(ValueError, match="visualize_steps must be a positive int"):
+        widgets.FeatureExplorer(shipped_cnn, fe.x, visualize_steps=0)
+
+
 def test_feature_explorer_bad_arguments(shipped_cnn, data):
     x, y = data
     with pytest.raises(ValueError, match="conv1"):          # names the layers to choose from
@@ -136,7 +158,7 @@ def test_feature_explorer_can_open_on_any_feature_and_says_when_all_shown_tie(sh
     k = int(np.argmax(tied))
     assert tied[k] >= 3                                   # a saturated first-layer map
     fe = widgets.FeatureExplorer(shipped_cnn, x, y, layers=["conv1", "conv2"], count=3,
-                                 layer="conv2", channel=5)
+                                 layer="conv2", channel=5, visualize_steps=VISUALIZE_STEPS)
     assert (fe.layer.value, fe.channel.value) == ("conv2", 5)
     assert fe.state["feature"] == Feature("conv2", 5) and fe.state["tied"] is False
     fe.layer.value = "conv1"

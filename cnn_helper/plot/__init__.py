@@ -17,6 +17,8 @@ By topic:
   ``occlusion_map``, ``occlusion_grid``;
 - ``summaries``        : ``label_histogram``, ``label_histograms``, ``class_average_maps``;
 - ``inverting``        : ``zeiler_fergus``, ``zeiler_fergus_montage``;
+- ``optimization``     : ``visualizations``, ``visualization_of``, ``compare_visualizations``,
+  ``unit_and_examples``, ``inversions``;
 - ``panels``           : ``DrawingPanels``, ``drawing_panels``, ``explanation`` (one-figure views
   of the drawing pad and of ``cnn-helper explain``);
 - ``receptive_fields`` : ``receptive_field_growth``, ``receptive_field_regions``.
@@ -55,6 +57,13 @@ from .layers import (
     probabilities,
     showmat,
 )
+from .optimization import (
+    compare_visualizations,
+    inversions,
+    unit_and_examples,
+    visualization_of,
+    visualizations,
+)
 from .panels import DrawingPanels, drawing_panels, explanation
 from .receptive_fields import (
     CELL_COLOUR,
@@ -72,6 +81,7 @@ __all__ = [
     "probabilities", "max_activating", "saliency_maps", "occlusion_map", "occlusion_grid",
     "zeiler_fergus", "zeiler_fergus_montage", "receptive_field_growth", "receptive_field_regions",
     "pool_switches", "WINDOW_COLOUR", "SWITCH_COLOUR", "feature_map", "label_histogram",
-    "label_histograms", "class_average_maps", "SALIENCY_SCALES",
+    "label_histograms", "class_average_maps", "SALIENCY_SCALES", "visualizations",
+    "compare_visualizations", "unit_and_examples", "inversions", "visualization_of",
     "DrawingPanels", "drawing_panels", "explanation",
 ]

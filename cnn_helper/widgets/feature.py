@@ -1,11 +1,21 @@
 r"""The feature explorer: choose a layer l, a channel k and the pooling of the feature
 :math:`\y_{(l),k}`; see the layer's maps, the feature's maximally activating examples and their
-receptive-field patches with the saliency of the max (Zeiler & Fergus)."""
+receptive-field patches with the saliency of the max (Zeiler & Fergus), and the image optimized
+to excite it (feature visualization)."""
 from __future__ import annotations
 
 import ipywidgets as widgets
 
-from .. import _checks, _graph, features, inverting, max_activation, plot, saliency
+from .. import (
+    _checks,
+    _graph,
+    feature_visualization,
+    features,
+    inverting,
+    max_activation,
+    plot,
+    saliency,
+)
 from ..features import Feature
 from .base import LRU, Explorer, header, image_widget, panels, tag
 
@@ -37,35 +47,42 @@ class FeatureExplorer(Explorer):
     Panels: the activation maps :math:`\y_{(l)}` of the chosen example (channel k framed); the
     ``count`` maximally activating examples of the feature (pooled by max or mean over the map,
     ranked over ``x`` by ``max_activation.scan``); and, for each, the receptive field of its max
-    location with the saliency of that location (``inverting.zeiler_fergus``).
+    location with the saliency of that location (``inverting.zeiler_fergus``); and the image
+    optimized to excite the feature (``feature_visualization.visualize``, computed for every
+    channel of the layer in one batch on the layer's first view, then cached).
 
     model  : a Keras CNN;  x : the data set (N, H, W, C) to rank;  y : its labels (optional, shown)
     layers : the layers to offer (default: every conv/pooling layer, see ``map_layers``)
     count  : how many maximally activating examples (the lecture's K)
     layer, channel : the first view (default: the first offered layer, channel 0)
     rule   : the backward rule of the patches' saliency: "gradient", "guided" or "deconvnet"
+    visualize_steps : the optimization steps of the optimized images
 
     Controls: ``layer`` (Dropdown), ``channel`` (IntSlider), ``pool`` (ToggleButtons max/mean),
     ``example`` (IntSlider, index into x).
     state: layer, channel, pool, example, feature, maps (H, W, C), top (``TopExamples``),
     tied (True when all the examples shown tie: a saturated first-layer map, shown in example
-    order, which the title then says), inverted (``ZeilerFergus``), and the PNGs maps_png,
-    top_png, patches_png.
+    order, which the title then says), inverted (``ZeilerFergus``), visualization (the layer's
+    ``FeatureVisualization``), optimized (the image of channel k), and the PNGs maps_png, top_png,
+    patches_png, optimized_png.
     """
 
     css_class = "cnnh-feature-explorer"
 
     def __init__(self, model, x, y=None, layers=None, count: int = 9, rule: str = "gradient",
-                 example: int = 0, layer=None, channel: int = 0, batch_size=_checks.BATCH_SIZE):
+                 example: int = 0, layer=None, channel: int = 0, batch_size=_checks.BATCH_SIZE,
+                 visualize_steps: int = 128):
         super().__init__()
         self._use_data(model, x, y)
         self.layers = _offered_layers(model, layers)
         self.rule = _checks.one_of(rule, "rule", saliency.RULES)
         self.count, self.batch_size = count, batch_size
+        self.visualize_steps = _checks.positive_int(visualize_steps, "visualize_steps")
         self._n_channels = {la: features.output_shape(model, la)[-1] for la in self.layers}
         self._acts = LRU()           # example -> {layer: maps}
         self._scans = {}             # pool -> {layer: LayerScan}
         self._inverted = LRU()       # feature -> ZeilerFergus
+        self._visualized = {}        # (layer, pool) -> FeatureVisualization of every channel
         self._make_controls(example, layer, channel)
         self.widget = self._layout()
         for pool in self.pool.options:      # both poolings now, so a click never waits for a scan
@@ -93,6 +110,7 @@ class FeatureExplorer(Explorer):
         self.maps_image = image_widget("cnnh-maps")
         self.top_image = image_widget("cnnh-top")
         self.patches_image = image_widget("cnnh-patches")
+        self.optimized_image = image_widget("cnnh-optimized")
 
     def _layout(self):
         box = widgets.VBox([
@@ -103,7 +121,9 @@ class FeatureExplorer(Explorer):
                    widgets.VBox([header(f"the {self.count} maximally activating examples"),
                                  self.top_image,
                                  header("their receptive fields: patch and saliency"),
-                                 self.patches_image])),
+                                 self.patches_image]),
+                   widgets.VBox([header("an image optimized to excite it"),
+                                 self.optimized_image])),
         ])
         box.add_class(self.css_class)
         return box
@@ -135,6 +155,16 @@ class FeatureExplorer(Explorer):
         return self._inverted.get(feature, lambda: inverting.zeiler_fergus(
             self.model, self.x, feature, count=self.count, rule=self.rule,
             batch_size=self.batch_size, examples=top))
+
+    def visualization(self, layer: str, pool: str):
+        """Images optimized to excite every channel of ``layer`` pooled by ``pool``: ONE batched
+        ``feature_visualization.visualize`` call per layer and pooling (cached)."""
+        if (layer, pool) not in self._visualized:
+            targets = [Feature(layer, k, pool=pool) for k in range(self._n_channels[layer])]
+            self._visualized[layer, pool] = feature_visualization.visualize(
+                self.model, targets, steps=self.visualize_steps, batch_size=self.batch_size,
+                progress=False)
+        return self._visualized[layer, pool]
 
     # -------------------------------------------------------------- updates
 
@@ -177,3 +207,12 @@ class FeatureExplorer(Explorer):
         zf = self.state["inverted"] = self.inverted(feature, top)
         self._show(self.patches_image, "patches_png", feature,
                    lambda: plot.zeiler_fergus_montage(zf, cols=3, size=0.9))
+        self._draw_optimized(feature)
+
+    def _draw_optimized(self, feature: Feature):
+        """The optimized image of channel k, last: the other panels are shown while a layer's
+        first view computes its images."""
+        vis = self.state["visualization"] = self.visualization(feature.layer, feature.pool)
+        self.state["optimized"] = vis.images[feature.channel]
+        self._show(self.optimized_image, "optimized_png", feature,
+                   lambda: plot.visualization_of(vis, feature.channel, size=2.2))

@@ -1,0 +1,193 @@
+"""Interpretation by optimization: feature visualization (images optimized to excite a target) and
+inverting a representation (Mahendran & Vedaldi). Every value the results report is checked
+against an independent computation (``features.feature_values``, ``features.activations`` and
+NumPy), the optimizer against Keras' own Adam."""
+import keras
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from cnn_helper import Feature, feature_visualization, features, inverting, max_activation, plot
+from cnn_helper.feature_visualization import Transforms, visualize
+
+STEPS = 24
+
+
+@pytest.fixture(scope="module")
+def tiny_colour():
+    """A small colour CNN taking [-1, 1] images (MobileNetV2's range), nested: its convolutions
+    live in a base model, as in transfer learning."""
+    keras.utils.set_random_seed(5)
+    base_in = keras.Input((16, 16, 3))
+    h = keras.layers.Conv2D(6, 3, padding="same", activation="relu", name="c1")(base_in)
+    h = keras.layers.MaxPooling2D(2, name="p1")(h)
+    h = keras.layers.Conv2D(5, 3, padding="same", activation="relu", name="c2")(h)
+    base = keras.Model(base_in, h, name="base")
+    inputs = keras.Input((16, 16, 3))
+    h = keras.layers.GlobalAveragePooling2D(name="gap")(base(inputs))
+    outputs = keras.layers.Dense(3, name="head")(h)
+    return keras.Model(inputs, outputs, name="nested")
+
+
+@pytest.fixture(scope="module")
+def cnn_units(shipped_cnn):
+    targets = [Feature("conv2", 5), Feature("conv3", 12, pool="mean"),
+               Feature("conv3", 7, location=(3, 3)), Feature("logits", 4), 2]
+    return targets, visualize(shipped_cnn, targets, steps=STEPS, progress=False)
+
+
+def test_gradient_ascent_raises_every_target_and_reports_its_true_value(shipped_cnn, cnn_units):
+    targets, vis = cnn_units
+    assert vis.images.shape == (5, 28, 28, 1) and vis.images.dtype == np.float32
+    assert vis.targets[-1] == Feature("softmax", 2)          # an int: the head output
+    assert np.all(vis.values > vis.initial_values + 1e-3), (vis.initial_values, vis.values)
+    for i, target in enumerate(targets):                     # the value IS the target's value
+        expected = features.feature_values(shipped_cnn, vis.images[i:i + 1], target).values[0]
+        np.testing.assert_allclose(vis.values[i], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_range_constraint_holds_in_the_course_range_and_in_a_given_one(cnn_units, tiny_colour):
+    _, vis = cnn_units
+    assert 0.0 <= vis.images.min() and vis.images.max() <= 1.0
+    assert vis.settings["value_range"] == ((0.0,), (1.0,))
+    low, high = np.array([-1.0, 0.0, 10.0]), np.array([1.0, 0.5, 20.0])
+    colour = visualize(tiny_colour, [Feature("base/c2", 1)], steps=8, value_range=(low, high),
+                       progress=False)
+    per_channel = colour.images.reshape(-1, 3)
+    assert np.all(per_channel >= low) and np.all(per_channel <= high)
+    assert per_channel.max(axis=0)[2] > 10.0       # the third channel lives in its own range
+
+
+def test_rescaling_model_is_optimized_in_pixels():
+    keras.utils.set_random_seed(0)
+    inputs = keras.Input((8, 8, 1))
+    h = keras.layers.Rescaling(1 / 255)(inputs)
+    outputs = keras.layers.Conv2D(2, 3, name="c")(h)
+    vis = visualize(keras.Model(inputs, outputs), Feature("c", 0), steps=4, progress=False)
+    assert vis.settings["value_range"] == ((0.0,), (255.0,))
+    assert vis.images.max() > 1.0
+
+
+def test_same_seed_same_images_other_seed_other_images(tiny_colour):
+    target = [Feature("base/c2", k) for k in range(3)]
+    a, b, c = (visualize(tiny_colour, target, steps=8, seed=s, progress=False) for s in (1, 1, 2))
+    np.testing.assert_array_equal(a.images, b.images)
+    assert np.abs(a.images - c.images).max() > 1e-2
+
+
+def test_result_does_not_depend_on_batch_size(tiny_colour):
+    target = [Feature("base/c1", k) for k in (0, 2, 3)] + [Feature("head", 1)]   # c1 k=1: 0
+    one, all_ = (visualize(tiny_colour, target, steps=8, seed=3, batch_size=b, progress=False)
+                 for b in (1, "auto"))
+    np.testing.assert_allclose(one.images, all_.images, atol=1e-4)
+    np.testing.assert_allclose(one.values, all_.values, rtol=1e-4, atol=1e-4)
+
+
+def test_colour_nested_inner_layer_by_path_and_by_bare_name(tiny_colour):
+    vis = visualize(tiny_colour, "c2", steps=STEPS, value_range=(-1, 1), progress=False)
+    assert vis.images.shape == (5, 16, 16, 3)
+    assert [t.channel for t in vis.targets] == list(range(5))
+    assert np.all(vis.values > vis.initial_values)
+    for k in range(5):
+        value = features.feature_values(tiny_colour, vis.images[k], Feature("base/c2", k)).values
+        np.testing.assert_allclose(vis.values[k], value[0], rtol=1e-4, atol=1e-5)
+    # decorrelated colour: the channels are not copies of one another
+    assert np.abs(vis.images[..., 0] - vis.images[..., 1]).max() > 1e-2
+
+
+def test_pixel_parametrization_and_priors(shipped_cnn):
+    smooth = visualize(shipped_cnn, Feature("conv1", 3), steps=STEPS, parametrization="pixel",
+                       transforms=None, tv=50.0, progress=False)
+    rough = visualize(shipped_cnn, Feature("conv1", 3), steps=STEPS, parametrization="pixel",
+                      transforms=None, progress=False)
+    tv = [feature_visualization.total_variation(v.images).numpy()[0] for v in (smooth, rough)]
+    assert tv[0] < tv[1]
+    assert smooth.values[0] > smooth.initial_values[0]
+
+
+def test_transforms_with_zero_ranges_are_the_identity():
+    x = tf.constant(np.random.default_rng(0).random((2, 9, 7, 3)), tf.float32)
+    same = feature_visualization.transform(x, Transforms(jitter=0, scale=(1, 1), rotation=0),
+                                           tf.constant([0, 1]), (0.0, 0.0, 0.0))
+    np.testing.assert_allclose(same.numpy(), x.numpy(), atol=1e-5)
+
+
+def test_adam_ascent_is_keras_adam_on_minus_the_objective():
+    params = np.array([0.3, -1.2, 2.0], np.float32)
+    variable = tf.Variable(params)
+    optimizer = keras.optimizers.Adam(learning_rate=0.1, epsilon=1e-8)
+    p, m, v = tf.constant(params), tf.zeros(3), tf.zeros(3)
+    for t in range(1, 6):
+        gradient = tf.constant([1.0, -2.0, 0.5]) * tf.cast(t, tf.float32)
+        p, m, v = feature_visualization.adam(p, gradient, m, v, tf.constant(t), 0.1)
+        optimizer.apply_gradients([(-gradient, variable)])
+    np.testing.assert_allclose(p.numpy(), variable.numpy(), rtol=1e-5, atol=1e-6)
+
+
+def test_inversion_distance_falls_and_is_the_relative_squared_distance(shipped_cnn, bundled):
+    x = bundled[1][0][:2]
+    inv = inverting.invert(shipped_cnn, x, ["conv1", "dense"], steps=STEPS, progress=False)
+    assert inv.layers == ("conv1", "dense") and inv.images["conv1"].shape == (2, 28, 28, 1)
+    for layer in inv.layers:
+        assert np.all(inv.distances[layer] < inv.initial_distances[layer])
+        phi = features.activations(shipped_cnn, np.concatenate([inv.images[layer], x]), [layer])
+        phi = phi[layer].reshape(4, -1).astype(np.float64)
+        by_hand = ((phi[:2] - phi[2:]) ** 2).sum(1) / (phi[2:] ** 2).sum(1)
+        np.testing.assert_allclose(inv.distances[layer], by_hand, rtol=1e-4)
+    one = inverting.invert(shipped_cnn, x[0], "conv1", steps=STEPS, progress=False)
+    assert one.images["conv1"].shape == (28, 28, 1) and np.ndim(one.distances["conv1"]) == 0
+    np.testing.assert_allclose(one.images["conv1"], inv.images["conv1"][0], atol=1e-4)
+
+
+def test_figures(shipped_cnn, bundled, cnn_units):
+    (x, y), _ = bundled
+    _, vis = cnn_units
+    fig, axes = plot.visualizations(vis, cols=3)
+    assert axes.size == 6
+    units = visualize(shipped_cnn, [Feature("conv3", 1), Feature("conv3", 2)], steps=4,
+                      progress=False)
+    scans = max_activation.scan(shipped_cnn, x[:200], "conv3", count=9, progress=False)
+    fig, axes = plot.unit_and_examples(units, x[:200], [scans["conv3"].channel(k) for k in (1, 2)],
+                                       y[:200])
+    assert axes.shape == (2, 2)
+    with pytest.raises(ValueError, match="ranks"):
+        plot.unit_and_examples(units, x[:200], [scans["conv3"].channel(k) for k in (2, 1)])
+    fig, axes = plot.compare_visualizations({"a": units, "b": units})
+    assert axes.shape == (2, 2)
+    with pytest.raises(TypeError, match="FeatureVisualization"):
+        plot.visualizations(scans)
+
+
+def test_bad_input_is_a_clear_error(shipped_cnn, bundled):
+    x = bundled[1][0][:1]
+    cases = [
+        (dict(targets=Feature("conv9", 0)), ValueError, "has no layer 'conv9'"),
+        (dict(targets=Feature("conv2", 32)), ValueError, "channel 32 is out of range"),
+        (dict(targets=11), ValueError, "channel 11 is out of range"),
+        (dict(targets=[]), TypeError, "targets must be"),
+        (dict(targets=1, steps=0), ValueError, "steps must be a positive int, got 0"),
+        (dict(targets=1, parametrization="wavelet"), ValueError, "parametrization 'wavelet'"),
+        (dict(targets=1, value_range=(1, 0)), ValueError, "low < high"),
+        (dict(targets=1, transforms="standard"), TypeError, "Transforms or None"),
+        (dict(targets=1, learning_rate=0), ValueError, "learning_rate must be > 0"),
+        (dict(targets=1, l2=-1), ValueError, "l2 must be a finite number >= 0"),
+        (dict(targets=1, seed=-3), ValueError, "seed must be an int >= 0"),
+    ]
+    for kwargs, error, message in cases:
+        with pytest.raises(error, match=message):
+            visualize(shipped_cnn, progress=False, **kwargs)
+    with pytest.raises(ValueError, match="Transforms scale"):
+        Transforms(scale=(1.2, 0.9))
+    with pytest.raises(ValueError, match="has no layer 'conv7'"):
+        inverting.invert(shipped_cnn, x, "conv7", progress=False)
+    with pytest.raises(ValueError, match="alpha must be >= 1"):
+        inverting.invert(shipped_cnn, x, "conv1", alpha=0.5, progress=False)
+    with pytest.raises(ValueError, match="x has shape"):
+        inverting.invert(shipped_cnn, x[..., 0], "conv1", progress=False)
+
+
+def test_a_target_behind_an_off_relu_is_named_in_a_warning(shipped_cnn):
+    dead = Feature("conv1", 6, location=(14, 14))       # 0 on the grey start: no gradient
+    with pytest.warns(UserWarning, match=r"y_\(conv1\),idx=\(14, 14\),k=6.*another seed"):
+        vis = visualize(shipped_cnn, [dead, Feature("conv1", 6)], steps=4, progress=False)
+    assert vis.values[0] == vis.initial_values[0] == 0 and vis.values[1] > 0
