@@ -146,7 +146,7 @@ def test_projective_field_holds_every_change():
     model = _every_kind()
     x = _image((19, 17, 3), seed=5)
     plan = incremental.make_plan(model, model.layers[-3].name, (4, 3), x.shape)
-    tap = keras.Model(model.inputs, [model.get_layer(index=i).output for i in range(1, 12)])
+    tap = keras.Model(model.input, [model.get_layer(index=i).output for i in range(1, 12)])
     windows = {id(model.get_layer(index=i).output): i for i in range(1, 12)}
     clean = tap(x[None])
     checked = 0
