@@ -25,6 +25,7 @@ of its copies is a whole forward pass, so it is timed on a coarser stride that g
 
     python benchmarks/bench_incremental_occlusion.py [--sample 48] [--repeats 2]
         [--models cnn,vgg16,resnet50,mobilenetv2] [--xplique /path/to/python] [--no-memory]
+    python benchmarks/bench_incremental_occlusion.py --threshold-check   # auto on small images
 """
 from __future__ import annotations
 
@@ -185,6 +186,29 @@ def report(name, patch, stride, args):
     return row
 
 
+SMALL_CASES = [("MobileNetV2", 128, 8), ("MobileNetV2", 96, 8), ("ResNet50", 128, 8),
+               ("ResNet50", 128, 16), ("VGG16", 32, 4), ("ResNet50", 96, 8),
+               ("DenseNet121", 64, 8), ("MobileNetV2", 32, 8), ("ResNet50", 64, 8)]
+
+
+def threshold_check():
+    """method="auto"'s threshold on smaller images, where windows soon cover the map: predicted
+    ratio, auto's choice, and the measured ratio of whole maps (stride size / 16, 2 rounds)."""
+    import keras
+
+    for name, size, patch in SMALL_CASES:
+        model = getattr(keras.applications, name)(weights=None, input_shape=(size, size, 3),
+                                                  classes=10)
+        x = np.random.default_rng(0).uniform(0, 1, (size, size, 3)).astype("float32")
+        cost = occlusion.incremental_cost(model, 3, patch=patch)
+        t = median_times({m: lambda m=m: occlusion.sensitivity_map(
+            model, x, 3, patch, max(2, size // 16), method=m) for m in ("full", "incremental")}, 2)
+        print(json.dumps({"model": name, "size": size, "patch": patch,
+                          "predicted": round(cost.flop_ratio, 2), "auto": cost.pays,
+                          "measured": round(paired_ratio(t["rounds"], "full", "incremental"), 2)}),
+              flush=True)
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sample", type=int, default=48)
@@ -192,10 +216,14 @@ def main(argv=None):
     parser.add_argument("--models", default="cnn,vgg16,resnet50,mobilenetv2")
     parser.add_argument("--xplique", default=None)
     parser.add_argument("--no-memory", action="store_true")
+    parser.add_argument("--threshold-check", action="store_true",
+                        help="only the smaller images that test auto's threshold")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:
         return child(*args.child)
+    if args.threshold_check:
+        return threshold_check()
     import tensorflow as tf
 
     print(f"TensorFlow {tf.__version__}, {platform.machine()}, {os.cpu_count()} CPUs, "
