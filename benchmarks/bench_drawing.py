@@ -67,7 +67,10 @@ def parts(explorer, data, repeats: int) -> dict:
 
     from cnn_helper import drawing, features, saliency
     from cnn_helper.plot import panels
-    from cnn_helper.widgets.drawing import quick_png
+    from cnn_helper.widgets import figure_png
+
+    def quick_png(fig):
+        return figure_png(fig, compress_level=1)        # as the explorer writes it
 
     ink = np.frombuffer(data, np.uint8).reshape(280, 280) / np.float32(255)
     x = drawing.mnist_input(ink)

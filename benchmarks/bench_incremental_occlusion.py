@@ -134,16 +134,11 @@ def xplique_per_copy(python, model, x, patch, stride, sample):
         np.save(os.path.join(tmp, "x.npy"), x[None])
         script = os.path.join(os.path.dirname(os.path.abspath(__file__)), "xplique_occlusion.py")
         out = subprocess.run([python, script, path, os.path.join(tmp, "x.npy"), str(patch),
-                              str(stride), str(full_batch(model))],
+                              str(stride), str(_graph.batch_size(model, "auto"))],
                              capture_output=True, text=True)
     if out.returncode:
         return f"failed: {out.stderr.strip().splitlines()[-1]}"
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds_per_copy"]
-
-
-def full_batch(model):
-    """The batch size full re-inference uses ("auto"), given to xplique too."""
-    return _graph.batch_size(model, "auto")
 
 
 def peak_memory(name, patch, stride, method):

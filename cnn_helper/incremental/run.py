@@ -13,6 +13,21 @@ from .plan import Plan, _window_class
 # TensorFlow functions, traced once per plan inside the compiled steps below.
 
 
+def region_indices(start, length) -> tuple:
+    """The rows (B, h) and cols (B, w) of the region [start, start + length) of each copy."""
+    import tensorflow as tf
+
+    return (start[:, :1] + tf.range(length[0])[None], start[:, 1:] + tf.range(length[1])[None])
+
+
+def inside(rows, cols, row_bounds, col_bounds):
+    """(B, h, w, 1): whether each (row, col) of a region lies in [lo, hi) on both axes; bounds
+    are pairs of (B, 1) tensors or numbers."""
+    in_rows = (rows >= row_bounds[0]) & (rows < row_bounds[1])
+    in_cols = (cols >= col_bounds[0]) & (cols < col_bounds[1])
+    return in_rows[:, :, None, None] & in_cols[:, None, :, None]
+
+
 def read_region(clean, pad, start, length, window=None, window_start=None):
     """The region [start, start + length) of a tensor for each of B copies: (B, h, w, C).
 
@@ -24,17 +39,15 @@ def read_region(clean, pad, start, length, window=None, window_start=None):
     """
     import tensorflow as tf
 
-    rows = start[:, :1] + tf.range(length[0])[None]                           # (B, h)
-    cols = start[:, 1:] + tf.range(length[1])[None]                           # (B, w)
+    rows, cols = region_indices(start, length)
     region = tf.gather(tf.gather(clean[0], rows + pad[0]), cols + pad[1], axis=2, batch_dims=1)
     if window is None:
         return region
     r, c = rows - window_start[:, :1], cols - window_start[:, 1:]
     h, w = window.shape[1], window.shape[2]
-    inside = ((r >= 0) & (r < h))[:, :, None, None] & ((c >= 0) & (c < w))[:, None, :, None]
     pasted = tf.gather(window, tf.clip_by_value(r, 0, h - 1), axis=1, batch_dims=1)
     pasted = tf.gather(pasted, tf.clip_by_value(c, 0, w - 1), axis=2, batch_dims=1)
-    return tf.where(inside, pasted, region)
+    return tf.where(inside(r, c, (0, h), (0, w)), pasted, region)
 
 
 def _sliding(layer, x, valid=None):
@@ -190,11 +203,8 @@ class _Run:
                 not any(sum(p) for p in step.geometry.pad):
             return None
         n = self.plan.fields[step.inputs[0]].spatial
-        rows = start[:, :1] + tf.range(length[0])[None]
-        cols = start[:, 1:] + tf.range(length[1])[None]
-        inside = (((rows >= 0) & (rows < n[0]))[:, :, None, None]
-                  & ((cols >= 0) & (cols < n[1]))[:, None, :, None])
-        return tf.cast(inside, tf.float32)
+        rows, cols = region_indices(start, length)
+        return tf.cast(inside(rows, cols, (0, n[0]), (0, n[1])), tf.float32)
 
     def target(self):
         """The target layer's output for every copy, whole."""
@@ -209,12 +219,10 @@ def occluded_window(plan: Plan, x, fill, bounds, start):
 
     length = plan.lengths[plan.source]
     region = read_region(x, (0, 0), start, length)
-    rows = start[:, :1] + tf.range(length[0])[None]
-    cols = start[:, 1:] + tf.range(length[1])[None]
-    in_rows = (rows >= bounds[0][:, None]) & (rows < bounds[1][:, None])
-    in_cols = (cols >= bounds[2][:, None]) & (cols < bounds[3][:, None])
-    inside = in_rows[:, :, None, None] & in_cols[:, None, :, None]
-    return tf.where(inside, tf.cast(fill, region.dtype), region)
+    rows, cols = region_indices(start, length)
+    patch = inside(rows, cols, (bounds[0][:, None], bounds[1][:, None]),
+                   (bounds[2][:, None], bounds[3][:, None]))
+    return tf.where(patch, tf.cast(fill, region.dtype), region)
 
 
 # --------------------------------------------------------------------------- compiled steps

@@ -209,6 +209,14 @@ def _relative_or_delta(result, relative: bool):
     return np.asarray(result.delta, dtype=float), "change" + why
 
 
+def occlusion_extent(result) -> tuple:
+    """The imshow extent that centres each cell of an occlusion map on its patch centre, so that
+    a stride > 1 map lines up with the image's pixels."""
+    rows, cols = result.locations
+    s_r, s_c = result.stride
+    return cols[0] - s_c / 2, cols[-1] + s_c / 2, rows[-1] + s_r / 2, rows[0] - s_r / 2
+
+
 def occlusion_map(x, result, relative: bool = True, title=None, size=2.6):
     """An occlusion sensitivity map (``occlusion.sensitivity_map``) beside and over its image.
 
@@ -224,9 +232,7 @@ def occlusion_map(x, result, relative: bool = True, title=None, size=2.6):
     result = _one_map(result, x)
     x = _one_image(x, result)
     values, name = _relative_or_delta(result, relative)
-    rows, cols = result.locations
-    s_r, s_c = result.stride
-    extent = (cols[0] - s_c / 2, cols[-1] + s_c / 2, rows[-1] + s_r / 2, rows[0] - s_r / 2)
+    extent = occlusion_extent(result)
     height, width = _squeeze_image(x).shape[:2]
     lim = symmetric_limit(values)
     fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size + 0.5))

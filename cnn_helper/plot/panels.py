@@ -11,7 +11,7 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .attribution import _show_map, _squeeze_image
+from .attribution import _relative_or_delta, _show_map, _squeeze_image, occlusion_extent
 from .core import SIGNED_CMAP, finish, show_image, show_signed, symmetric_limit, to_map
 from .layers import _tile_channels
 
@@ -138,15 +138,10 @@ def _bars(ax, p, highlight, names):
 def _occlusion_on(ax, result, title):
     """An occlusion map (``OcclusionMap`` of one image) drawn over the image's pixel grid, each
     cell centred on its patch centre; relative change where defined, else the change."""
-    values = np.asarray(result.relative, dtype=float)
-    if np.all(np.isnan(values)):
-        values = np.asarray(result.delta, dtype=float)
-    rows, cols = result.locations
-    s_r, s_c = result.stride
+    values, _ = _relative_or_delta(result, True)
     lim = symmetric_limit(np.nan_to_num(values))
     ax.imshow(values, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, interpolation="nearest",
-              extent=(cols[0] - s_c / 2, cols[-1] + s_c / 2, rows[-1] + s_r / 2,
-                      rows[0] - s_r / 2))
+              extent=occlusion_extent(result))
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)

@@ -20,10 +20,11 @@ DPI = 80            # resolution of the PNGs shown in the widgets: sharp enough,
 CACHE_SIZE = 64     # examples (activations) or occlusion maps kept per explorer
 
 
-def figure_png(fig, dpi: int = DPI) -> bytes:
-    """The PNG bytes of a matplotlib figure (what an explorer's ``ipywidgets.Image`` shows)."""
+def figure_png(fig, dpi: int = DPI, compress_level: int = 6) -> bytes:
+    """The PNG bytes of a matplotlib figure (what an explorer's ``ipywidgets.Image`` shows).
+    ``compress_level`` 1 (zlib's fastest) suits a view redrawn after every stroke."""
     buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi)
+    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": compress_level})
     return buf.getvalue()
 
 

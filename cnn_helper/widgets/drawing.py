@@ -11,7 +11,6 @@ the package) runs in JupyterLab without internet.
 from __future__ import annotations
 
 import hashlib
-import io
 from pathlib import Path
 
 import anywidget
@@ -22,17 +21,9 @@ from ipywidgets.widgets.trait_types import bytes_serialization
 
 from .. import _checks, _graph, drawing, features, occlusion, plot, saliency
 from ..plot import panels
-from .base import DPI, Explorer, header, image_widget, tag
+from .base import Explorer, figure_png, header, image_widget, tag
 from .base import panels as side_by_side
 from .feature import map_layers
-
-
-def quick_png(fig, dpi: int = DPI) -> bytes:
-    """The PNG bytes of ``fig`` (as ``figure_png``) with the fastest zlib level: the pad's view
-    is redrawn after every stroke, and compressing hard costs more than sending a few more KB."""
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=dpi, pil_kwargs={"compress_level": 1})
-    return buf.getvalue()
 
 
 class DrawingPad(anywidget.AnyWidget):
@@ -242,8 +233,8 @@ class DrawingExplorer(Explorer):
                           occlusion=None)
         self.occlusion_image.layout.display = "none"
         key = ("panels_png", hashlib.sha1(x.tobytes()).hexdigest(), layer, target)
-        png = self._pngs.get(key, lambda: quick_png(self._view(layer).update(
-            x, p, acts[layer], s, target)))
+        png = self._pngs.get(key, lambda: figure_png(self._view(layer).update(
+            x, p, acts[layer], s, target), compress_level=1))
         self.state["panels_png"] = self.panels_image.value = png
 
     def _view(self, layer: str):
