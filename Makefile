@@ -1,5 +1,5 @@
 # Two entry points for a fresh machine (see README.md):
-#   make tour   create .venv, install cnn_helper, run the tour on the default data
+#   make tour   create .venv, install cnn_helper, run the tour on the embedded default data
 #   make test   create .venv, install cnn_helper with its test tools, run every test
 #   make docs   build the API reference from the docstrings into docs/api (open docs/api/index.html)
 # and, after editing a lecture notebook:
@@ -8,7 +8,7 @@ PYTHON ?= python3
 VENV ?= .venv
 PY := $(VENV)/bin/python
 
-.PHONY: tour test venv figures browser-deps sync-notebooks docs
+.PHONY: tour test venv figures debian-deps sync-notebooks docs
 
 $(VENV)/.installed: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,22 +19,26 @@ $(VENV)/.installed: setup.cfg pyproject.toml
 venv: $(VENV)/.installed
 
 tour: venv
-	$(PY) -m cnn_helper tour --out tour_figures
+	$(PY) -m cnn_helper tour --data bundled --out tour_figures
 
-# Debian's Chromium for tests/test_browser.py (Playwright, from the `test` extra, drives it; it
-# never downloads a browser). Installed only when missing and we are root; otherwise the test says
-# what is missing (and is skipped, except on CI).
-browser-deps:
-	@if [ ! -x /usr/bin/chromium ]; then \
+# Debian packages the tests use: Chromium for tests/test_browser.py (Playwright, from the `test`
+# extra, drives it; it never downloads a browser) and dataset-fashion-mnist (the full Fashion-MNIST
+# for cnn_helper.data.load_fashion_mnist and the Ray tests). Installed only when missing and we are
+# root; otherwise the tests say what is missing (and are skipped, except on CI).
+debian-deps:
+	@missing=""; \
+	[ -x /usr/bin/chromium ] || missing="$$missing chromium"; \
+	[ -d /usr/share/datasets/fashion-mnist ] || missing="$$missing dataset-fashion-mnist"; \
+	if [ -n "$$missing" ]; then \
 	  if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
-	    echo "installing Debian's chromium for the browser test"; \
-	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; \
+	    echo "installing Debian's$$missing for the tests"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
 	  else \
-	    echo "note: /usr/bin/chromium is missing; as root: apt-get install chromium (for tests/test_browser.py)"; \
+	    echo "note: missing Debian packages:$$missing; as root: apt-get install$$missing"; \
 	  fi; \
 	fi
 
-test: venv browser-deps
+test: venv debian-deps
 	$(PY) -m pytest
 
 # The API reference (pdoc, from the docstrings; any warning is an error, as in tests/test_docs.py)

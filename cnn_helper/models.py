@@ -1,6 +1,6 @@
 """The course's MNIST models: build, train (seeded), save and load.
 
-Three models:
+The models:
 
 - ``"cnn"``: the course CNN, a functional Keras model with the lecture's layer names::
 
@@ -18,6 +18,11 @@ Three models:
   epoch, about half the training images get 1 to 3 random bright squares ("blobs", side 2 to 6
   pixels, value 1.0), labels kept (``cnn_helper.augmentation``). It learns that a bright spot in
   an unusual place says little about the digit, the lecture's answer to its occlusion experiment.
+
+- ``"fashion_cnn"``: the same CNN trained on the 60,000 Fashion-MNIST images: a second real
+  data set, with richer features. ``"cnn_random_labels"``: the same CNN made to memorize the
+  bundled training digits with permuted labels (``permuted_labels``), for the data-randomization
+  test (``cnn_helper.sanity_checks``); its test accuracy is chance, its training accuracy high.
 
 Trained weights ship inside the package (``cnn_helper/trained/``, each with a JSON of data
 source, seed, epochs and test accuracy). ``train`` checks its destination, trains, and writes the
@@ -51,13 +56,18 @@ import numpy as np
 from . import _checks, _graph
 from . import data as data_mod
 
-MODELS = ("cnn", "logistic", "cnn_blobs")
+MODELS = ("cnn", "logistic", "cnn_blobs", "fashion_cnn", "cnn_random_labels")
 SHIPPED_DIR = Path(__file__).parent / "trained"
 DEFAULTS = {"cnn": {"epochs": 12, "batch_size": 32, "learning_rate": 1e-3},
             "logistic": {"epochs": 20, "batch_size": 64, "learning_rate": 5e-3},
-            "cnn_blobs": {"epochs": 12, "batch_size": 32, "learning_rate": 1e-3}}
+            "cnn_blobs": {"epochs": 12, "batch_size": 32, "learning_rate": 1e-3},
+            "fashion_cnn": {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3},
+            "cnn_random_labels": {"epochs": 80, "batch_size": 32, "learning_rate": 1e-3}}
 AUGMENTED = {"cnn_blobs": "blobs"}
 """The models trained with data augmentation, and which (the others see the images as they are)."""
+DATASET_OF = {"fashion_cnn": "fashion_mnist"}
+"""The models trained on another data set than MNIST (``data.DATASETS``)."""
+PERMUTED_LABELS = ("cnn_random_labels",)
 
 
 def _check_name(name):
@@ -99,7 +109,8 @@ def build_logistic(input_shape=(28, 28, 1), n_classes: int = 10):
     return keras.Model(inputs, outputs, name="mnist_logistic")
 
 
-BUILDERS = {"cnn": build_cnn, "logistic": build_logistic, "cnn_blobs": build_cnn}
+BUILDERS = {"cnn": build_cnn, "logistic": build_logistic, "cnn_blobs": build_cnn,
+            "fashion_cnn": build_cnn, "cnn_random_labels": build_cnn}
 
 
 # --------------------------------------------------------------------------- files
@@ -342,8 +353,7 @@ def load_with_info(name: str = "cnn", source: str = "auto"):
 
 
 def load(name: str = "cnn", source: str = "auto"):
-    """The trained model ``name`` ("cnn", "logistic" or "cnn_blobs"), as :func:`load_with_info`
-    finds it."""
+    """The trained model ``name`` (one of ``MODELS``), as :func:`load_with_info` finds it."""
     return load_with_info(name, source)[0]
 
 
@@ -448,27 +458,43 @@ def check_writable(directory, what: str = "the trained weights",
     return path
 
 
+def permuted_labels(y, seed: int = 0) -> np.ndarray:
+    """The labels ``y`` shuffled among the examples by ``seed``: the same counts per class, but
+    no relation left between an image and its label (Adebayo et al.'s data randomization).
+
+    >>> permuted_labels([0, 1, 2, 3], seed=0)
+    array([2, 0, 1, 3])
+    """
+    return np.random.default_rng(_checks.seed(seed)).permutation(np.asarray(y))
+
+
 def train(name: str = "cnn", data_source: str = "auto", epochs=None, seed: int = 0,
           directory=None, verbose: int = 2):
-    """Train ``name`` on MNIST and save it (default: the user cache) with a JSON of how.
+    """Train ``name`` on its data set (MNIST, or ``DATASET_OF[name]``) and save it (default: the
+    user cache) with a JSON of how.
 
-    The destination is checked first (``check_writable``), then the data are loaded and the model
-    trained. Returns (model, info): info holds data source, seed, epochs, augmentation (None, or
-    the blobs of "cnn_blobs"), seconds, test accuracy and ``loaded_from`` (the folder the weights
-    were written to).
+    The destination is checked first (``check_writable``), then the data are loaded (from
+    ``data_source``, a source of that data set) and the model trained; "cnn_random_labels" learns
+    ``permuted_labels(y_train, seed)``. Returns (model, info): info holds data set and source,
+    seed, epochs, augmentation (None, or the blobs of "cnn_blobs"), seconds, training and test
+    accuracy and ``loaded_from`` (the folder the weights were written to).
     """
     _check_name(name)
     epochs = _epochs(name, epochs)
     seed = _checks.seed(seed)
     destination = check_writable(cache_dir() if directory is None else directory)
-    mnist = data_mod.load(data_source, verbose=bool(verbose))
-    (x_train, y_train), (x_test, y_test) = mnist.train, mnist.test
+    found = data_mod.load(data_source, bool(verbose), DATASET_OF.get(name, "mnist"))
+    (x_train, y_train), (x_test, y_test) = found.train, found.test
+    if name in PERMUTED_LABELS:
+        y_train = permuted_labels(y_train, seed)
     start = time.perf_counter()
     model = fit(name, x_train, y_train, epochs=epochs, seed=seed, verbose=verbose)
-    info = {"model": name, "data_source": mnist.source, "n_train": int(len(x_train)),
-            "n_test": int(len(x_test)), "seed": seed,
+    info = {"model": name, "dataset": found.name, "data_source": found.source,
+            "labels": "permuted" if name in PERMUTED_LABELS else "true",
+            "n_train": int(len(x_train)), "n_test": int(len(x_test)), "seed": seed,
             "epochs": epochs, "augmentation": augmentation_of(name),
             "train_seconds": round(time.perf_counter() - start, 1),
+            "train_accuracy": round(accuracy(model, x_train, y_train), 4),
             "test_accuracy": round(accuracy(model, x_test, y_test), 4)}
     path = save(model, name, info, destination)
     return model, dict(info, loaded_from=str(path.parent))

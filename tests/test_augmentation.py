@@ -243,5 +243,6 @@ def test_cnn_helper_gives_the_augmented_cnn_by_name(shipped_cnn, monkeypatch, bu
     assert same_weights(weights_of(cnnh.model()), weights_of(shipped_cnn))   # model() unchanged
     assert cnnh.model_info("cnn_blobs")["augmentation"]["name"] == "blobs"
     assert cnnh.evaluate(blobs) >= 0.97
-    with pytest.raises(ValueError, match="'logistic' is not one of \\('cnn', 'cnn_blobs'\\)"):
+    with pytest.raises(ValueError, match="'logistic' is not one of \\('cnn', 'cnn_blobs', "
+                       "'cnn_random_labels'\\) on mnist"):
         cnnh.model("logistic")

@@ -44,7 +44,7 @@ UPDATE_TIMEOUT_S = 30   # one control change until the new image is shown
 def _missing() -> list[str]:
     missing = []
     if not os.access(CHROMIUM, os.X_OK):
-        missing.append(f"{CHROMIUM} (apt-get install chromium; `make browser-deps` does it as "
+        missing.append(f"{CHROMIUM} (apt-get install chromium; `make debian-deps` does it as "
                        "root)")
     try:
         import playwright.sync_api  # noqa: F401

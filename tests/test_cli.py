@@ -130,9 +130,10 @@ def tiny_mnist(bundled, monkeypatch):
     (x_train, y_train), (x_test, y_test) = bundled
     asked = []
 
-    def load(source="auto", verbose=True):
+    def load(source="auto", verbose=True, dataset="mnist", origin=None, timeout=None):
         asked.append(source)
-        return data.MNIST((x_train[:200], y_train[:200]), (x_test[:100], y_test[:100]), "bundled")
+        return data.MNIST((x_train[:200], y_train[:200]), (x_test[:100], y_test[:100]), "bundled",
+                          dataset)
 
     monkeypatch.setattr(data, "load", load)
     return asked
@@ -195,7 +196,13 @@ def test_bad_command_lines_exit_with_usage(argv, capsys):
 @pytest.mark.parametrize("argv, message", [
     (["train", "--epochs", "0"], "argument --epochs: 0 is too small: epochs must be at least 1"),
     (["train", "--model", "blobs"], "argument --model: invalid choice: 'blobs' (choose from "
-                                    "'cnn', 'logistic', 'cnn_blobs')"),
+                                    "'cnn', 'logistic', 'cnn_blobs', 'fashion_cnn', "
+                                    "'cnn_random_labels')"),
+    (["train", "--model", "fashion_cnn", "--data", "bundled"],
+     "--data bundled: model fashion_cnn is trained on fashion_mnist, whose sources are auto, "
+     "debian, keras, download"),
+    (["train", "--data", "debian"], "--data debian: model cnn is trained on mnist, whose sources "
+                                    "are auto, keras, download, bundled"),
     (["train", "--epochs", "-3"], "argument --epochs: -3 is too small"),
     (["train", "--epochs", "1.5"], "argument --epochs: '1.5' is not a whole number"),
     (["train", "--epochs", ""], "argument --epochs: '' is not a whole number"),

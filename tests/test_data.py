@@ -184,7 +184,7 @@ def test_missing_keras_cache_under_keras_fails_fast_without_download(keras_home,
 
 
 def test_bad_source_name():
-    with pytest.raises(ValueError, match="'auto', 'keras', 'bundled'"):
+    with pytest.raises(ValueError, match="'auto', 'keras', 'download', 'bundled'"):
         data.load_mnist("mnist")
 
 

@@ -28,9 +28,9 @@ def cnnh(bundled, shipped_cnn, shipped_logistic, monkeypatch):
     """A helper on bundled data and shipped weights; loads reuse the session's (no re-parsing)."""
     loads = []
 
-    def load_mnist(source, verbose=True):
+    def load(source, verbose=True, dataset="mnist"):
         loads.append(source)
-        return bundled
+        return data.MNIST(*bundled, source, dataset)
 
     def load_with_info(name, source="auto"):
         loads.append((name, source))
@@ -38,7 +38,7 @@ def cnnh(bundled, shipped_cnn, shipped_logistic, monkeypatch):
         return model, {"loaded_from": "shipped", "epochs": 1, "data_source": "bundled",
                        "test_accuracy": 0.5}
 
-    monkeypatch.setattr(data, "load_mnist", load_mnist)
+    monkeypatch.setattr(data, "load", load)
     monkeypatch.setattr(models, "load_with_info", load_with_info)
     helper = CNN_Helper(data_source="bundled", weights="shipped", verbose=False)
     helper.loads = loads
@@ -46,8 +46,9 @@ def cnnh(bundled, shipped_cnn, shipped_logistic, monkeypatch):
 
 
 def test_data_and_models_load_once_with_the_given_sources(cnnh, bundled, shipped_cnn):
-    assert cnnh.load_data() is bundled
-    assert cnnh.load_data() is bundled
+    (x_train, y_train), (x_test, y_test) = cnnh.load_data()
+    assert x_train is bundled[0][0] and y_test is bundled[1][1]
+    assert cnnh.load_data() is cnnh.load_data()
     assert cnnh.model() is shipped_cnn and cnnh.model() is shipped_cnn
     assert cnnh.loads == ["bundled", ("cnn", "shipped")]
     np.testing.assert_array_equal(cnnh.x_test, bundled[1][0])
@@ -120,8 +121,20 @@ def test_showmat_labels_every_value():
     assert not ax.texts and ax.get_title() == "m"
 
 
+def test_fashion_mnist_helper_serves_its_data_and_cnn(fashion_mnist):
+    cnnh = CNN_Helper(dataset="fashion_mnist", weights="shipped", verbose=False)
+    (x_train, _), (x_test, y_test) = cnnh.load_data()
+    assert len(x_train) == 60000 and np.array_equal(y_test, fashion_mnist[1][1])
+    assert cnnh.model_info()["model"] == "fashion_cnn" and cnnh.evaluate() >= 0.88
+    with pytest.raises(ValueError, match=r"'cnn_blobs' is not one of \('fashion_cnn',\)"):
+        cnnh.model("cnn_blobs")
+
+
 @pytest.mark.parametrize("kwargs, match", [({"data_source": "mnist"}, "data_source"),
                                            ({"weights": "best"}, "weights"),
+                                           ({"dataset": "cifar10"}, "dataset 'cifar10'"),
+                                           ({"dataset": "fashion_mnist",
+                                             "data_source": "bundled"}, "sources of fashion"),
                                            ({"data_source": None}, "data_source")])
 def test_bad_constructor_arguments(kwargs, match):
     with pytest.raises(ValueError, match=match):

@@ -105,6 +105,40 @@ def test_shipped_cnn_blobs_is_the_cnn_trained_with_blobs(shipped_cnn, bundled):
     assert acc >= 0.97 and abs(info["test_accuracy"] - acc) <= 0.002
 
 
+def test_shipped_cnn_random_labels_memorized_permuted_labels(shipped_cnn, bundled):
+    """The data-randomization model: the CNN's layers, trained on permuted_labels(y_train, seed):
+    it fits those labels (the training accuracy its JSON gives) and knows nothing of digits."""
+    (x_train, y_train), (x_test, y_test) = bundled
+    model, info = models.load_with_info("cnn_random_labels", "shipped")
+    assert [layer.name for layer in model.layers] == [layer.name for layer in shipped_cnn.layers]
+    assert info["labels"] == "permuted" and info["data_source"] == "bundled"
+    shuffled = models.permuted_labels(y_train, info["seed"])
+    train_acc = models.accuracy(model, x_train, shuffled)
+    assert train_acc >= 0.85 and abs(info["train_accuracy"] - train_acc) <= 0.002
+    assert models.accuracy(model, x_train, y_train) < 0.2        # the true labels: chance
+    test_acc = models.accuracy(model, x_test, y_test)
+    assert test_acc < 0.2 and abs(info["test_accuracy"] - test_acc) <= 0.002
+
+
+def test_permuted_labels_keep_the_counts_and_break_the_pairing(bundled):
+    (_, y_train), _ = bundled
+    shuffled = models.permuted_labels(y_train, seed=3)
+    assert np.array_equal(np.bincount(shuffled), np.bincount(y_train))
+    assert np.mean(shuffled == y_train) < 0.2
+    assert np.array_equal(shuffled, models.permuted_labels(y_train, seed=3))
+    assert not np.array_equal(shuffled, models.permuted_labels(y_train, seed=4))
+    assert np.array_equal(models.permuted_labels([0, 1, 2, 3], seed=0), [2, 0, 1, 3])
+
+
+def test_shipped_fashion_cnn_reaches_its_recorded_accuracy(shipped_cnn, fashion_mnist):
+    _, (x_test, y_test) = fashion_mnist
+    model, info = models.load_with_info("fashion_cnn", "shipped")
+    assert [layer.name for layer in model.layers] == [layer.name for layer in shipped_cnn.layers]
+    assert info["dataset"] == "fashion_mnist" and info["n_train"] == 60000
+    acc = models.accuracy(model, x_test, y_test)
+    assert acc >= 0.88 and abs(info["test_accuracy"] - acc) <= 0.002
+
+
 def test_accuracy_matches_a_plain_argmax(shipped_cnn, bundled):
     _, (x_test, y_test) = bundled
     pred = np.asarray(shipped_cnn.predict(x_test[:300], verbose=0)).argmax(1)
