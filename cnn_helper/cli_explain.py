@@ -34,16 +34,9 @@ import numpy as np
 
 from . import _graph, drawing, features, occlusion, saliency
 
-METHODS = {
-    "gradient": saliency.gradient,
-    "guided_backprop": saliency.guided_backprop,
-    "deconvnet": saliency.deconvnet,
-    "gradient_x_input": saliency.gradient_x_input,
-    "smoothgrad": saliency.smoothgrad,
-    "integrated_gradients": saliency.integrated_gradients,
-    "grad_cam": saliency.grad_cam,
-    "occlusion": None,                       # occlusion.sensitivity_map, patch and stride below
-}
+METHODS = dict({name: saliency.method(name) for name in saliency.METHODS},
+               occlusion=None,            # occlusion.sensitivity_map, patch and stride below
+               rise=occlusion.rise)
 DEFAULT_METHODS = "gradient,guided_backprop,grad_cam,occlusion"
 RESIZES = ("auto", "mnist", "crop", "stretch", "none")
 SCALES = ("auto", "1/255", "none", "-1..1")

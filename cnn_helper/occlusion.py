@@ -53,6 +53,7 @@ from ._checks import BATCH_SIZE
 from .features import Feature
 from .incremental import approximate
 from .incremental.approximate import Approximate  # noqa: F401 (occlusion.Approximate)
+from .rise import rise  # noqa: F401 (occlusion.rise: random masks instead of one patch)
 
 FILLS = ("extreme", "zero", "mean")
 METHODS = ("auto", "full", "incremental", "approximate")

@@ -13,18 +13,23 @@ max pooling; ``pool="mean"`` differentiates the mean of the map; ``location=(r, 
 It is back propagation with the loss replaced by the target: :math:`\loss'_{(l')} =
 \partial s / \partial \y_{(l')}`, carried from layer l down to :math:`l' = 0`. Every method below
 is a few lines over ONE compiled gradient step (:func:`_gradients`), which returns
-:math:`\partial s / \partial \x` or, for Grad-CAM, :math:`\partial s / \partial \y_{(l)}`::
+:math:`\partial s / \partial \x` or, for the CAM family, :math:`\partial s / \partial \y_{(l)}`::
 
     gradient              dS/dx                                     (Simonyan et al. 2013)
     gradient_x_input      x * dS/dx
     smoothgrad            mean of dS/dx over noisy copies of x      (Smilkov et al. 2017)
+    squaregrad            mean of (dS/dx)^2 over the same copies    (Hooker et al. 2019)
+    vargrad               variance of dS/dx over the same copies    (Adebayo et al. 2018)
     integrated_gradients  (x - x') * mean of dS/dx on the path x' -> x   (Sundararajan et al. 2017)
     guided_backprop       gradient with rule="guided"               (Springenberg et al. 2015)
     deconvnet             gradient with rule="deconvnet"            (Zeiler & Fergus 2014)
-    grad_cam              ReLU(sum_k alpha_k A_k), upsampled        (Selvaraju et al. 2017)
 
-``rule`` (gradient, gradient_x_input, smoothgrad, integrated_gradients) is the backward rule at
-each ReLU with forward input z and incoming gradient g:
+and the CAM family, coarse maps from one layer's maps A_k: grad_cam (Selvaraju et al. 2017),
+grad_cam_plus_plus (Chattopadhyay et al. 2018), layer_cam (Jiang et al. 2021) and score_cam
+(Wang et al. 2020), in :mod:`cnn_helper.cam` and importable from here (``saliency.grad_cam``).
+
+``rule`` (gradient, gradient_x_input, smoothgrad, squaregrad, vargrad, integrated_gradients) is
+the backward rule at each ReLU with forward input z and incoming gradient g:
 
 - "gradient"  : :math:`g \cdot [z > 0]`, ordinary back propagation;
 - "guided"    : :math:`g \cdot [z > 0] \cdot [g > 0]`, guided backpropagation;
@@ -57,6 +62,13 @@ import numpy as np
 
 from . import _checks, _graph, _override, features
 from ._checks import BATCH_SIZE
+from .cam import (  # noqa: F401 (the CAM family, importable from here too: saliency.grad_cam)
+    cam_layer,
+    grad_cam,
+    grad_cam_plus_plus,
+    layer_cam,
+    score_cam,
+)
 from .features import Feature
 
 SIGNS = ("signed", "abs", "positive", "negative")
@@ -340,6 +352,36 @@ def _noise(keys, seed: int, j: int, shape):
     return tf.map_fn(draw, tf.constant(keys), fn_output_signature=tf.float32).numpy()
 
 
+def _noisy_gradient_statistic(statistic: str, model, x, target, n_samples, noise, seed, rule,
+                              keep_location, batch_size, sign):
+    r"""The one computation behind smoothgrad, squaregrad and vargrad: with :math:`g_j` the
+    gradient at noisy copy j (one gradient step per copy, the sums of :math:`g_j` and
+    :math:`g_j^2` kept in float64), the ``statistic`` over the n copies, value by value:
+
+    mean :math:`\frac{1}{n}\sum_j g_j`; mean of squares :math:`\frac{1}{n}\sum_j g_j^2`;
+    variance :math:`\frac{1}{n}\sum_j g_j^2 - (\frac{1}{n}\sum_j g_j)^2` (divided by n, as xplique).
+    """
+    request = _request(model, x, target, batch_size, sign, rule, keep_location)
+    n_samples = _checks.positive_int(n_samples, "n_samples")
+    noise = _checks.non_negative(noise, "noise", " (a fraction of the input range)")
+    seed = _checks.seed(seed)
+    x = request.x
+    flat = x.reshape(len(x), -1)
+    sigma = (noise * (flat.max(axis=1) - flat.min(axis=1))).reshape((-1,) + (1,) * (x.ndim - 1))
+    keys = _image_keys(x)
+    total, total_of_squares = 0.0, 0.0
+    for j in range(n_samples):
+        noisy = x + (sigma * _noise(keys, seed, j, x.shape[1:])).astype(x.dtype)
+        g = _gradients(model, request, noisy).astype(np.float64)
+        total, total_of_squares = total + g, total_of_squares + g * g
+    mean, mean_of_squares = total / n_samples, total_of_squares / n_samples
+    if statistic == "mean":
+        return request.finish(mean)
+    if statistic == "mean of squares":
+        return request.finish(mean_of_squares)
+    return request.finish(np.maximum(mean_of_squares - mean ** 2, 0))   # >= 0 despite rounding
+
+
 def smoothgrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed: int = 0,
                rule: str = "gradient", keep_location: bool = False, batch_size=BATCH_SIZE,
                sign: str = "signed"):
@@ -354,23 +396,41 @@ def smoothgrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed:
     for an image wherever it sits in x and for every batch_size. noise=0 gives :func:`gradient`.
     ``rule`` gives guided SmoothGrad and friends; ``keep_location`` reads a max-pooled Feature at
     the clean example's argmax on every copy (``features.fixed_locations``). ``sign`` applies to
-    the mean.
+    the mean. :func:`squaregrad` and :func:`vargrad` use the same copies.
 
     >>> s = smoothgrad(model, x_test[:4], Feature("logits", 8), n_samples=50, noise=0.2)
     """
-    request = _request(model, x, target, batch_size, sign, rule, keep_location)
-    n_samples = _checks.positive_int(n_samples, "n_samples")
-    noise = _checks.non_negative(noise, "noise", " (a fraction of the input range)")
-    seed = _checks.seed(seed)
-    x = request.x
-    flat = x.reshape(len(x), -1)
-    sigma = (noise * (flat.max(axis=1) - flat.min(axis=1))).reshape((-1,) + (1,) * (x.ndim - 1))
-    keys = _image_keys(x)
-    total = 0.0
-    for j in range(n_samples):
-        noisy = x + (sigma * _noise(keys, seed, j, x.shape[1:])).astype(x.dtype)
-        total = total + _gradients(model, request, noisy)
-    return request.finish(total / n_samples)
+    return _noisy_gradient_statistic("mean", model, x, target, n_samples, noise, seed, rule,
+                                     keep_location, batch_size, sign)
+
+
+def squaregrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed: int = 0,
+               rule: str = "gradient", keep_location: bool = False, batch_size=BATCH_SIZE,
+               sign: str = "signed"):
+    r"""SquareGrad (SmoothGrad-Squared, Hooker et al. 2019; xplique's SquareGrad): the mean of the
+    squared gradient over the noisy copies of :func:`smoothgrad`,
+    :math:`\frac{1}{n} \sum_j (\partial s / \partial \y_{(0)} |_{\x^\ip + \epsilon_j})^2`.
+    It is >= 0: the sign of the evidence is gone. Same arguments and the same copies as
+    :func:`smoothgrad`; noise=0 gives the gradient squared.
+
+    >>> s = squaregrad(model, x_test[:4], Feature("logits", 8), n_samples=50)
+    """
+    return _noisy_gradient_statistic("mean of squares", model, x, target, n_samples, noise, seed,
+                                     rule, keep_location, batch_size, sign)
+
+
+def vargrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed: int = 0,
+            rule: str = "gradient", keep_location: bool = False, batch_size=BATCH_SIZE,
+            sign: str = "signed"):
+    r"""VarGrad (Adebayo et al. 2018; xplique's VarGrad): the variance of the gradient over the
+    noisy copies of :func:`smoothgrad`, :math:`\frac{1}{n} \sum_j g_j^2 - (\frac{1}{n} \sum_j
+    g_j)^2` value by value: where the gradient changes most under noise. It is >= 0 and is 0 for
+    noise=0. Same arguments and the same copies as :func:`smoothgrad`.
+
+    >>> v = vargrad(model, x_test[:4], Feature("logits", 8), n_samples=50)
+    """
+    return _noisy_gradient_statistic("variance", model, x, target, n_samples, noise, seed, rule,
+                                     keep_location, batch_size, sign)
 
 
 def _baseline(model, baseline, x) -> np.ndarray:
@@ -411,66 +471,21 @@ def integrated_gradients(model, x, target, baseline=None, n_samples: int = 32,
     return request.finish((x - base) * total / n_samples)
 
 
-# --------------------------------------------------------------------------- Grad-CAM
+# --------------------------------------------------------------------------- by name
+
+METHODS = ("gradient", "gradient_x_input", "guided_backprop", "deconvnet", "smoothgrad",
+           "squaregrad", "vargrad", "integrated_gradients", "grad_cam", "grad_cam_plus_plus",
+           "layer_cam", "score_cam")
+"""Every attribution method of this module by name: each is f(model, x, target, ...) returning
+one map per image (the sanity checks, ``distributed.explain`` and ``cnn-helper explain`` take
+these names)."""
 
 
-def cam_layer(model, target) -> str:
-    """The layer Grad-CAM uses by default: the last layer with a spatial map at or before the
-    target's layer (for a head class, the last spatial layer before the head). Maps of size 1
-    (a global pooling with keepdims, MobileNet's 1x1 "conv_preds" head) show nothing: skipped."""
-    import keras
+def method(name: str):
+    """The attribution function called ``name`` (one of ``METHODS``).
 
-    feature = features.check_feature(model, target)
-    walked = list(_graph.walk(model))
-    names = [name for name, _ in walked]
-    stop = names.index(_graph.path_name(model, feature.layer))
-    for name, path in reversed(walked[:stop + 1]):
-        if isinstance(path[-1], keras.layers.InputLayer):
-            continue
-        shape = _graph.output_shape(model, name)
-        if len(shape) >= 2 and any(n is None or n > 1 for n in shape[:-1]):
-            return name
-    raise ValueError(f"model {model.name!r} has no layer with a spatial map before layer "
-                     f"{feature.layer_name!r}; its layers are {names}")
-
-
-def _upsample(cam, size):
-    """Maps (N, *spatial) at a layer's resolution, bilinearly resized to the input's ``size`` (1 or
-    2 axes): (N, *size, 1), one channel like a grey image."""
-    import tensorflow as tf
-
-    grid = cam[..., None] if len(size) == 2 else cam[:, :, None, None]
-    up = tf.image.resize(grid.astype(np.float32), tuple(size) if len(size) == 2 else (size[0], 1))
-    return np.asarray(up) if len(size) == 2 else np.asarray(up)[:, :, 0]
-
-
-def grad_cam(model, x, target, layer=None, relu: bool = True, batch_size=BATCH_SIZE,
-             sign: str = "signed"):
-    r"""Grad-CAM (Selvaraju et al. 2017): a coarse map of where the evidence for the target lies.
-
-    With :math:`A = \y_{(l)}` the output of ``layer`` (default: :func:`cam_layer`, the last spatial
-    map before the target), in three steps:
-
-    1. :math:`\alpha_k = \frac{1}{|idx|}\sum_{idx} \partial s / \partial A_{idx,k}`, the gradient
-       global-average-pooled: how much map k matters;
-    2. :math:`\text{cam} = \mathrm{ReLU}\big(\sum_k \alpha_k A_k\big)` (``relu=False`` keeps the
-       negative evidence);
-    3. the map, at the layer's resolution, bilinearly upsampled to the input's spatial size.
-
-    Returns (N, H, W, 1) float32, or (H, W, 1) for one image.
-
-    >>> cam = grad_cam(model, x_test[:8], 8)          # layer conv3 for our CNN
+    >>> method("guided_backprop") is guided_backprop
+    True
     """
-    request = _request(model, x, target, batch_size, sign)
-    layer = _graph.path_name(model, cam_layer(model, request.feature) if layer is None else layer)
-    space = request.x.shape[1:-1]
-    if len(_graph.output_shape(model, layer)) - 1 != len(space) or len(space) not in (1, 2):
-        raise ValueError(f"Grad-CAM needs a layer whose map has the input's spatial axes {space} "
-                         f"(1 or 2 of them); layer {layer!r} has output shape "
-                         f"{_graph.output_shape(model, layer)}")
-    A, dA = _gradients(model, request, request.x, wrt=layer)
-    alpha = dA.mean(axis=tuple(range(1, dA.ndim - 1)), keepdims=True)      # step 1
-    cam = (alpha * A).sum(axis=-1)                                            # step 2
-    if relu:
-        cam = np.maximum(cam, 0)
-    return request.finish(_upsample(cam, space))                              # step 3
+    return globals()[_checks.one_of(name, "method", METHODS)]
+

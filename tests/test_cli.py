@@ -321,7 +321,8 @@ def test_explain_input_rule_and_maps(shipped_cnn, digit_files, bundled, tmp_path
                                                 "classes, 0..9"),
     (["course-cnn", "{two}", "--target", "seven"], "--target 'seven' is not a class index"),
     (["course-cnn", "{two}", "--methods", "gradient,magic"], "unknown method magic; choose among "
-                                                             "gradient, guided_backprop"),
+                                                             "gradient, gradient_x_input, "
+                                                             "guided_backprop"),
     (["{two}", "{two}"], "cannot load model '{two}' (a .keras file saved by model.save)"),
 ])
 def test_explain_bad_input_is_one_line_not_a_traceback(args, message, digit_files, tmp_path,
