@@ -21,7 +21,10 @@ By topic:
   ``unit_and_examples``, ``inversions``;
 - ``panels``           : ``DrawingPanels``, ``drawing_panels``, ``explanation`` (one-figure views
   of the drawing pad and of ``cnn-helper explain``);
-- ``receptive_fields`` : ``receptive_field_growth``, ``receptive_field_regions``.
+- ``receptive_fields`` : ``receptive_field_growth``, ``receptive_field_regions``;
+- ``trust``            : ``randomization_grid``, ``similarity_curves``,
+  ``data_randomization_grid``, ``faithfulness_curves``, ``ranking_table`` (sanity checks and
+  faithfulness).
 
 Example
 -------
@@ -73,6 +76,13 @@ from .receptive_fields import (
     receptive_field_regions,
 )
 from .summaries import class_average_maps, label_histogram, label_histograms
+from .trust import (
+    data_randomization_grid,
+    faithfulness_curves,
+    randomization_grid,
+    ranking_table,
+    similarity_curves,
+)
 
 __all__ = [
     "IMAGE_CMAP", "MAGNITUDE_CMAP", "SIGNED_CMAP", "CELL_COLOUR", "FIELD_COLOUR", "TARGET_COLOUR",
@@ -83,5 +93,6 @@ __all__ = [
     "pool_switches", "WINDOW_COLOUR", "SWITCH_COLOUR", "feature_map", "label_histogram",
     "label_histograms", "class_average_maps", "SALIENCY_SCALES", "visualizations",
     "compare_visualizations", "unit_and_examples", "inversions", "visualization_of",
-    "DrawingPanels", "drawing_panels", "explanation",
+    "DrawingPanels", "drawing_panels", "explanation", "randomization_grid", "similarity_curves",
+    "data_randomization_grid", "faithfulness_curves", "ranking_table",
 ]

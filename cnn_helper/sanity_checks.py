@@ -1,0 +1,373 @@
+r"""Sanity checks for saliency maps (Adebayo et al. 2018, "Sanity checks for saliency maps").
+
+A saliency map that explains the *model* must change when the model changes. Two tests:
+
+- **Model randomization** (:func:`model_randomization`): re-initialize the weights of the
+  model's layers, each with its own initializers (``kernel_initializer``, ``bias_initializer``,
+  batch normalization's, a depthwise kernel's...; seeded), and recompute the maps.
+  ``mode="cascading"``: the top layer first, then the one below it too, and so on down to the
+  first layer (step i has layers 1..i of the top-down order randomized); ``mode="independent"``:
+  one layer at a time, the others trained. Only layers that hold weights are steps.
+- **Data randomization** (:func:`data_randomization`): the same architecture trained on
+  permuted labels (``models.permuted_labels``) memorizes the training set but has learned
+  nothing about digits; compare its maps with the true model's.
+
+A map that hardly changes (guided backpropagation is the paper's example) shows the image's
+edges, not what the model uses. Each map is compared with the reference map (the trained
+model's) of the same image by four measures, one number per image
+(:func:`similarities`); with :math:`m` the channel-summed map :math:`\sum_c S_c` and :math:`|m|`
+the channel sum of :math:`|S_c|`:
+
+- ``spearman``     : Spearman rank correlation of the signed maps :math:`m` (all pixels);
+- ``spearman_abs`` : Spearman rank correlation of :math:`|m|`;
+- ``ssim``         : SSIM (``similarity.ssim``) of :math:`|m| / \max |m|`, data range 1;
+- ``hog``          : Pearson correlation of the HOG features (``similarity.hog``) of
+  :math:`|m| / \max |m|`, cells of a 7th of each side (4x4 pixels at 28x28), blocks of 2x2 cells.
+
+A constant map (all zero: a Grad-CAM whose ReLU cut everything) has no rank order: NaN.
+
+Your model is never changed: the layers are randomized in a copy (``_override.clone_with``,
+functional, Sequential, nested and called subclassed models), whose compiled gradient steps are
+built once and reused for every step; each step is one batched call of the method.
+
+Example
+-------
+>>> r = model_randomization(model, eights[:16], 8, "guided_backprop")
+>>> r.layers                     # ('logits', 'dense', 'conv3', 'conv2', 'conv1')
+>>> r.spearman_abs.mean(axis=1)  # one mean per step: still high for guided backprop
+>>> d = data_randomization(model, models.load("cnn_random_labels"), eights[:16], 8, "gradient")
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+
+import numpy as np
+
+from . import _checks, _graph, _override, saliency, similarity
+from ._checks import BATCH_SIZE
+
+MODES = ("cascading", "independent")
+MEASURES = ("spearman", "spearman_abs", "ssim", "hog")
+HOG_CELLS = 7            # HOG cells per side of a map
+HOG_BLOCK = (2, 2)       # cells per HOG block (Dalal & Triggs)
+
+
+@dataclass(frozen=True)
+class ModelRandomization:
+    """The maps of a model whose layers were randomized step by step, and how alike they stay.
+
+    mode         : "cascading" or "independent"
+    method       : the method's name
+    layers       : the randomized layers, in order (top first), one per step
+    original     : (N, ...) the maps of the trained model (the reference)
+    maps         : (steps, N, ...) the maps after each step
+    spearman, spearman_abs, ssim, hog : (steps, N) each map against its original (module
+                   docstring)
+    """
+
+    mode: str
+    method: str
+    layers: tuple
+    original: np.ndarray
+    maps: np.ndarray
+    spearman: np.ndarray
+    spearman_abs: np.ndarray
+    ssim: np.ndarray
+    hog: np.ndarray
+
+
+@dataclass(frozen=True)
+class DataRandomization:
+    """The maps of the true model and of the model trained on permuted labels.
+
+    method   : the method's name
+    original : (N, ...) the true model's maps (the reference)
+    maps     : (N, ...) the random-label model's maps
+    spearman, spearman_abs, ssim, hog : (N,) each map against its original
+    """
+
+    method: str
+    original: np.ndarray
+    maps: np.ndarray
+    spearman: np.ndarray
+    spearman_abs: np.ndarray
+    ssim: np.ndarray
+    hog: np.ndarray
+
+
+# --------------------------------------------------------------------------- comparing maps
+
+
+def _flat_maps(maps, what: str):
+    """(signed m (N, H, W), |m| (N, H, W)) of maps (N, H, W, C); channels summed."""
+    maps = np.asarray(maps, np.float64)
+    if maps.ndim != 4:
+        raise ValueError(f"{what} must be maps (N, H, W, C), got shape {maps.shape}")
+    return maps.sum(axis=-1), np.abs(maps).sum(axis=-1)
+
+
+def _unit_max(m):
+    """Each map divided by its largest value (a zero map stays zero)."""
+    top = m.max(axis=(1, 2), keepdims=True)
+    return np.divide(m, top, out=np.zeros_like(m), where=top > 0)
+
+
+def _hog_of(unit_maps):
+    """HOG features (module docstring's cells and blocks) of maps (N, H, W); None when the maps
+    are too small for one block."""
+    cells = tuple(max(1, side // HOG_CELLS) for side in unit_maps.shape[1:])
+    if any(side // c < b for side, c, b in zip(unit_maps.shape[1:], cells, HOG_BLOCK)):
+        return None
+    return similarity.hog(unit_maps, 9, cells, HOG_BLOCK)
+
+
+def _features(maps, what: str) -> dict:
+    """What the four measures read from maps (N, H, W, C): the ranks of m and |m|, |m| / max |m|
+    and its HOG features."""
+    from scipy.stats import rankdata
+
+    signed, magnitude = _flat_maps(maps, what)
+    n, unit = len(signed), _unit_max(magnitude)
+    return {"shape": signed.shape, "ranks": rankdata(signed.reshape(n, -1), axis=1),
+            "ranks_abs": rankdata(magnitude.reshape(n, -1), axis=1), "unit": unit,
+            "hog": _hog_of(unit)}
+
+
+def _compare(reference: dict, maps: dict) -> dict:
+    """{measure: (N,)} from the ``_features`` of the reference and of the maps."""
+    if reference["shape"] != maps["shape"]:
+        raise ValueError(f"reference maps {reference['shape']} and maps {maps['shape']} (channels "
+                         "summed) differ: compare maps of the same images")
+    hog = np.full(len(maps["unit"]), np.nan) if maps["hog"] is None else \
+        similarity.pearson_rows(maps["hog"], reference["hog"])
+    return {"spearman": similarity.pearson_rows(maps["ranks"], reference["ranks"]),
+            "spearman_abs": similarity.pearson_rows(maps["ranks_abs"], reference["ranks_abs"]),
+            "ssim": similarity.ssims(maps["unit"], reference["unit"], data_range=1.0),
+            "hog": hog}
+
+
+def similarities(reference, maps) -> dict:
+    """{measure: (N,)}: each of ``maps`` (N, H, W, C) against the map of ``reference`` of the
+    same index, by the four measures of the module docstring (Spearman: the Pearson correlation
+    of the ranks, ties given their mean rank, as ``scipy.stats.spearmanr``).
+
+    >>> similarities(saliency.gradient(model, x, 8), saliency.guided_backprop(model, x, 8))
+    """
+    return _compare(_features(reference, "reference"), _features(maps, "maps"))
+
+
+# --------------------------------------------------------------------------- the method
+
+
+def _method(method, options, batch_size):
+    """(name, explain(model, x, target) -> maps (N, ...)) for a method name or function."""
+    options = {} if options is None else options
+    if not isinstance(options, dict):
+        raise TypeError(f"options must be a dict of the method's keyword arguments, e.g. "
+                        f"{{'sign': 'abs'}}, got {options!r}")
+    if isinstance(method, str):
+        name, function = method, saliency.method(method)
+        options = dict({"batch_size": batch_size}, **options)
+    elif callable(method):
+        name, function = getattr(method, "__name__", type(method).__name__), method
+    else:
+        raise TypeError(f"method must be a saliency function or its name, one of "
+                        f"{saliency.METHODS}; got {method!r}")
+
+    def explain(model, x, target):
+        maps = np.asarray(function(model, x, target, **options), np.float32)
+        if maps.shape[:1] != x.shape[:1] or maps.ndim != 4:
+            raise ValueError(f"method {name!r} returned maps of shape {maps.shape} for images "
+                             f"{x.shape}; it must return one map (H, W, C) per image")
+        return maps
+
+    return name, explain
+
+
+# --------------------------------------------------------------------------- randomizing layers
+
+
+_COPY = _override.Policy("randomization copy", lambda layer, config: None)
+
+
+def _layer_seed(seed: int, name: str) -> int:
+    """A seed for layer ``name`` from ``seed``: the same layer gets the same weights in
+    either mode and in every call."""
+    digest = hashlib.blake2b(f"{seed}/{name}".encode(), digest_size=4).digest()
+    return int.from_bytes(digest, "little") >> 1
+
+
+def _seeded(config: dict, seed: int) -> dict:
+    """A layer config whose random initializers (the ``*_initializer`` entries) get ``seed``."""
+    import keras
+
+    config = dict(config)
+    for key, value in config.items():
+        if not key.endswith("_initializer") or value is None:
+            continue
+        if isinstance(value, str):
+            value = keras.initializers.serialize(keras.initializers.get(value))
+        inner = value.get("config") if isinstance(value, dict) else None
+        if isinstance(inner, dict) and "seed" in inner:
+            config[key] = dict(value, config=dict(inner, seed=seed))
+    return config
+
+
+def _fresh_weights(layer, seed: int) -> list:
+    """New weights for ``layer``, drawn by its own initializers: the same layer rebuilt from its
+    config (initializers seeded) on its input shape."""
+    try:
+        fresh = type(layer).from_config(_seeded(layer.get_config(), seed))
+        fresh.build_from_config(layer.get_build_config())
+    except Exception as e:
+        raise TypeError(f"layer {layer.name!r} ({type(layer).__name__}) cannot be rebuilt from "
+                        f"its config to draw new weights ({type(e).__name__}: {e}); leave it "
+                        "out with layers=[...]") from e
+    values = [np.asarray(w) for w in fresh.weights]
+    if [v.shape for v in values] != [tuple(w.shape) for w in layer.weights]:
+        raise TypeError(f"layer {layer.name!r} rebuilt from its config has weights of shapes "
+                        f"{[v.shape for v in values]}, not {[w.shape for w in layer.weights]}; "
+                        "leave it out with layers=[...]")
+    return values
+
+
+def _has_weights(layer) -> bool:
+    """A layer (not a nested model) with weights learned in training: preprocessing layers
+    (a Normalization's data statistics) are left out."""
+    import keras
+
+    return bool(layer.weights) and not isinstance(layer, keras.Model) and \
+        not type(layer).__module__.startswith("keras.src.layers.preprocessing")
+
+
+def randomizable_layers(model) -> tuple:
+    """The names ("outer/inner" in a nested model) of the layers with weights, top first: the
+    order of the cascading randomization.
+
+    >>> randomizable_layers(model)
+    ('logits', 'dense', 'conv3', 'conv2', 'conv1')
+    """
+    _, calls, _, _ = _graph.program(model)
+    names, seen = [], set()
+    for call in calls:
+        if id(call.layer) not in seen and _has_weights(call.layer):
+            seen.add(id(call.layer))
+            names.append(call.name)
+    return tuple(reversed(names))
+
+
+def _chosen_layers(copy, layers) -> tuple:
+    """The layers to randomize, top first: all with weights, or those of ``layers``."""
+    order = randomizable_layers(copy)
+    if layers is None:
+        return order
+    wanted = [_graph.path_name(copy, layer if isinstance(layer, str) else layer.name)
+              for layer in _checks.layer_list(layers)]
+    missing = [name for name in wanted if name not in order]
+    if missing:
+        raise ValueError(f"layers {missing} hold no weights to randomize; layers with weights, "
+                         f"top first: {list(order)}")
+    return tuple(name for name in order if name in wanted)
+
+
+def _assign(layer, values):
+    for variable, value in zip(layer.weights, values):
+        variable.assign(value)
+
+
+def _randomized_maps(copy, layers, mode, seed, explain, x, target, measure) -> tuple:
+    """((steps, N, ...) maps of ``copy`` after each step, [``measure(maps)`` of each step]).
+    The copy's layers are re-assigned in place, so its compiled steps (one per method and rule)
+    serve every step; the measures of step i run in a thread while step i + 1 is computed."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    path = {name: _graph.find_layer(copy, name)[-1] for name in layers}
+    trained = {name: [np.asarray(w) for w in path[name].weights] for name in layers}
+    fresh = {name: _graph.memo(copy, ("fresh weights", name, seed), lambda name=name:
+                               _fresh_weights(path[name], _layer_seed(seed, name)))
+             for name in layers}
+    maps, measured = [], []
+    with ThreadPoolExecutor(max_workers=1) as worker:
+        for i, name in enumerate(layers):
+            if mode == "independent" and i > 0:
+                _assign(path[layers[i - 1]], trained[layers[i - 1]])
+            _assign(path[name], fresh[name])
+            maps.append(explain(copy, x, target))
+            measured.append(worker.submit(measure, maps[-1]))
+    return np.stack(maps), [future.result() for future in measured]
+
+
+def model_randomization(model, x, target, method, mode: str = "cascading", layers=None,
+                        seed: int = 0, options=None, batch_size=BATCH_SIZE) -> ModelRandomization:
+    r"""Adebayo et al.'s model-parameter randomization test (module docstring).
+
+    ``method``: a saliency function (called as ``method(model, x, target, **options)``) or its
+    name (one of ``saliency.METHODS``: ``"gradient"``, ``"guided_backprop"``, ``"grad_cam"``...;
+    given ``batch_size`` too). ``options``: its keyword arguments, e.g. ``{"sign": "abs"}`` for
+    :math:`|\partial s / \partial x|` or ``{"n_samples": 16}``. ``layers``: the layers to
+    randomize (default: every layer with weights, ``randomizable_layers``); they are always
+    taken top first. ``seed``: the new weights of layer l come from (seed, l's name), so they
+    are the same in both modes. One image or a batch: the results always have the batch axis.
+
+    Returns a :class:`ModelRandomization`: step i of ``mode="cascading"`` has ``layers[:i+1]``
+    randomized; of ``"independent"``, ``layers[i]`` alone. ``spearman[i, n]`` compares the map of
+    image n at step i with ``original[n]``.
+
+    >>> r = model_randomization(model, eights[:8], 8, "gradient", options={"sign": "abs"})
+    >>> r.ssim.mean(axis=1)          # falls as more layers are randomized
+    """
+    mode = _checks.one_of(mode, "mode", MODES)
+    seed = _checks.seed(seed)
+    x, _ = _graph.check_images(model, x)
+    name, explain = _method(method, options, _checks.batch_size(batch_size))
+    copy = _override.clone_with(model, _COPY)          # your model's current weights
+    chosen = _chosen_layers(copy, layers)
+    original = explain(copy, x, target)
+    reference = _features(original, "reference")
+    maps, measures = _randomized_maps(copy, chosen, mode, seed, explain, x, target,
+                                      lambda step: _compare(reference, _features(step, "maps")))
+    _override.clone_with(model, _COPY)                  # the copy trained again
+    return ModelRandomization(mode, name, chosen, original, maps,
+                              *(np.stack([m[key] for m in measures]) for key in MEASURES))
+
+
+def data_randomization(model, random_model, x, target, method, options=None,
+                       batch_size=BATCH_SIZE) -> DataRandomization:
+    """Adebayo et al.'s data randomization test: the maps of ``model`` and of ``random_model``,
+    the same architecture trained on permuted labels (``models.load("cnn_random_labels")``, or
+    :func:`train_on_permuted_labels`), compared image by image (module docstring). ``method``
+    and ``options`` as in :func:`model_randomization`.
+
+    >>> d = data_randomization(model, models.load("cnn_random_labels"), eights[:8], 8,
+    ...                        "guided_backprop")
+    >>> d.spearman_abs.mean()
+    """
+    import keras
+
+    if not isinstance(random_model, keras.Model):
+        raise TypeError(f"random_model must be a keras.Model trained on permuted labels, e.g. "
+                        f"models.load('cnn_random_labels'), got {type(random_model).__name__}")
+    if _graph.input_shape(random_model) != _graph.input_shape(model):
+        raise ValueError(f"random_model takes images of shape {_graph.input_shape(random_model)}"
+                         f" but model {_graph.input_shape(model)}: give the same architecture")
+    x, _ = _graph.check_images(model, x)
+    name, explain = _method(method, options, _checks.batch_size(batch_size))
+    original, maps = explain(model, x, target), explain(random_model, x, target)
+    return DataRandomization(name, original, maps,
+                             **similarities(original, maps))
+
+
+def train_on_permuted_labels(name: str, x_train, y_train, epochs=None, seed: int = 0):
+    """Model ``name`` (a course model, ``models.MODELS``) trained by the package's seeded trainer
+    on ``x_train`` with the labels permuted by ``seed`` (``models.permuted_labels``): the model
+    of the data randomization test. Memorizing random labels takes many epochs (the shipped
+    "cnn_random_labels" had 80 on 4,000 digits).
+
+    >>> random_model = train_on_permuted_labels("cnn", x_train[:500], y_train[:500], epochs=30)
+    """
+    from . import models
+
+    labels = models.permuted_labels(_checks.labels_of(y_train, "y_train"), seed)
+    return models.fit(name, _checks.array_of(x_train, "x_train"), labels, epochs=epochs,
+                      seed=seed)
