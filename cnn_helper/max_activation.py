@@ -20,6 +20,9 @@ Two entry points:
   pass over a data set (a NumPy array or a ``tf.data.Dataset``). Only the running top ``count`` of
   each channel is kept (memory O(count x channels)); the activation tensors never leave the
   compiled graph, only each batch's pooled values (N, C) and their argmax locations.
+- ``scan_part(model, x, ids, layers, count)`` and ``merge(a, b)``: the scan of a part of a data
+  set whose examples carry their own ids, and the pure merge of two such partial results into the
+  scan of their union, so that any engine (``cnn_helper.distributed`` on Ray) can split the work.
 
 Example
 -------
@@ -34,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph, features
+from . import _checks, _graph, _tf_data, features
 from . import data as data_mod
 from ._checks import BATCH_SIZE
 from .features import Feature
@@ -187,7 +190,7 @@ def _candidate_locations(y, rows):
     return tf.reshape(where, tf.concat([tf.shape(rows, out_type=tf.int64), [len(y.shape) - 2]], 0))
 
 
-def _merge(kept, values, index, y, count):
+def _merge_batch(kept, values, index, y, count):
     """The batch's top ``count`` of ``values`` (C, B) per channel, located in y, merged with the
     kept (values, indices, locations). tf.math.top_k lists equal values in column order, and the
     kept columns come first holding lower example indices, so ties stay broken by lower index."""
@@ -205,7 +208,9 @@ def _merge(kept, values, index, y, count):
 
 
 def _scan_step(model, layers, pool: str, count: int):
-    """Compiled: one batch in, the running High/Low top ``count`` of every layer updated."""
+    """Compiled: one batch x and its example indices in, the running High/Low top ``count`` of
+    every layer updated. The indices must be ascending and above every kept one (ties are ranked
+    by column order): positions for ``scan``, a block's sorted ids for ``scan_part``."""
     import tensorflow as tf
 
     def build():
@@ -219,15 +224,14 @@ def _scan_step(model, layers, pool: str, count: int):
             state_spec.append([side, list(side)])
 
         @tf.function(input_signature=[_graph.input_spec(model, "float32"),
-                                      tf.TensorSpec((), tf.int64), state_spec])
-        def step(x, offset, state):
-            index = offset + tf.range(tf.shape(x, out_type=tf.int64)[0])
+                                      tf.TensorSpec((None,), tf.int64), state_spec])
+        def step(x, index, state):
             new_state = []
             for y, (high, low) in zip(tap(x), state):
                 y = tf.cast(y, tf.float32)         # a mixed-precision layer computes in float16
                 pooled = tf.transpose(features.pool_maps(y, pool))                    # (C, B)
-                new_state.append([_merge(high, pooled, index, y, count),
-                                  _merge(low, -pooled, index, y, count)])            # Low = -value
+                new_state.append([_merge_batch(high, pooled, index, y, count),
+                                  _merge_batch(low, -pooled, index, y, count)])      # Low = -value
             return new_state
 
         return step
@@ -236,142 +240,12 @@ def _scan_step(model, layers, pool: str, count: int):
     return _graph.memo(model, key, build)
 
 
-def _datasets(ds) -> list:
-    """Every dataset of a tf.data pipeline: ``ds`` and, recursively, the datasets it reads."""
-    found, todo = [], [ds]
-    while todo:
-        found.append(todo.pop())
-        todo.extend(found[-1]._inputs())
-    return found
-
-
-def _function_ops(dataset) -> list:
-    """The ops of the functions a dataset applies: an interleave's inner datasets are there.
-    (Only functions are serialized: the pipeline's own graph would copy in-memory data.)"""
-    ops = []
-    for value in vars(dataset).values():
-        graph = getattr(getattr(value, "function", None), "graph", None)
-        if graph is not None:
-            graph_def = graph.as_graph_def()
-            ops += list(graph_def.node) + [op for f in graph_def.library.function
-                                           for op in f.node_def]
-    return ops
-
-
-def _op_stage(op, consts) -> tuple:
-    """(kind, reshuffles, deterministic, repeat count) of a dataset op inside a function."""
-    import tensorflow as tf
-
-    attrs, count = op.attr, None
-    if op.op == "RepeatDataset" and op.input[1].split(":")[0] in consts:
-        value = consts[op.input[1].split(":")[0]].attr["value"].tensor
-        count = int(tf.make_ndarray(value))
-    reshuffles = not ("reshuffle_each_iteration" in attrs
-                      and not attrs["reshuffle_each_iteration"].b)
-    deterministic = attrs["deterministic"].s.decode() if "deterministic" in attrs else ""
-    return op.op, reshuffles, deterministic, count
-
-
-def _stages(ds):
-    """(kind, reshuffles, deterministic, repeat count) of every step of the pipeline: datasets
-    from their Python objects, datasets inside functions from their ops."""
-    for dataset in _datasets(ds):
-        kind = type(dataset).__name__
-        count = int(dataset._count) if "Repeat" in kind and hasattr(dataset, "_count") else None
-        yield (kind, getattr(dataset, "_reshuffle_each_iteration", True) is not False,
-               str(getattr(dataset, "_deterministic", "")), count)
-        ops = _function_ops(dataset)
-        consts = {op.name: op for op in ops if op.op == "Const"}
-        yield from (_op_stage(op, consts) for op in ops if "Dataset" in op.op)
-
-
-def _order_problem(ds):
-    """Why the indices of a scan of ``ds`` would mean nothing (None when they are fine): it
-    reshuffles on every pass, yields examples in no fixed order, or never ends."""
-    import tensorflow as tf
-
-    length = int(ds.cardinality())
-    if length == tf.data.INFINITE_CARDINALITY:
-        return "it never ends (.repeat() without a count); scan a finite part: data.take(n)"
-    for kind, reshuffles, deterministic, count in _stages(ds):
-        if "Shuffle" in kind and reshuffles:
-            return (f"it shuffles its examples anew on every pass ({kind}), so an index would "
-                    "not point at the same example when you read the data again. Build it "
-                    "without shuffling (image_dataset_from_directory(..., shuffle=False), no "
-                    ".shuffle(...)), or with .shuffle(..., reshuffle_each_iteration=False)")
-        if deterministic == "false" or (deterministic == "default"
-                                        and ds.options().deterministic is False):
-            return (f"it yields its examples in no fixed order ({kind} with deterministic=False)"
-                    "; build it with deterministic=True")
-        if count is not None and count < 0 and length == tf.data.UNKNOWN_CARDINALITY:
-            return ("it may never end (.repeat() without a count, and its length is unknown); "
-                    "scan a finite part: data.take(n), or if it does end, declare its length: "
-                    "data.apply(tf.data.experimental.assert_cardinality(n))")
-    return None
-
-
-def _check_dataset(model, ds):
-    """The shape of the dataset's images, checked: a clear error for a dataset scan cannot read
-    or whose indices would mean nothing (see ``_order_problem``)."""
-    import tensorflow as tf
-
-    problem = _order_problem(ds)
-    if problem:
-        raise ValueError(f"data cannot be scanned: {problem}. scan returns indices that count the "
-                         "examples in the order the dataset yields them")
-    spec = ds.element_spec[0] if isinstance(ds.element_spec, (tuple, list)) else ds.element_spec
-    if isinstance(spec, dict) or not isinstance(spec, tf.TensorSpec):
-        raise TypeError(f"the dataset must yield images x or tuples (x, y, ...); its elements are "
-                        f"{spec}")
-    expected = _graph.input_shape(model)
-    shape = tuple(spec.shape) if spec.shape.rank is not None else ()
-    if not (_checks.fits_shape(shape, expected) or _checks.fits_shape(shape[1:], expected)):
-        raise ValueError(f"the dataset yields images of shape {shape}; model {model.name!r} "
-                         f"expects batches (N, {', '.join(map(str, expected))})")
-    return shape
-
-
-def _checked_batch(model, x, seen: int) -> np.ndarray:
-    """One batch of a dataset, checked like an array (``_graph.check_images``): float32."""
-    x = np.asarray(x)
-    expected = _graph.input_shape(model)
-    if not _checks.fits_shape(x.shape[1:], expected):
-        raise ValueError(f"the dataset yields a batch of shape {x.shape}; model {model.name!r} "
-                         f"expects (N, {', '.join(map(str, expected))})")
-    if np.issubdtype(x.dtype, np.number) and not np.all(np.isfinite(x)):
-        raise ValueError(f"data contains NaN or infinite values (in examples "
-                         f"{seen}..{seen + len(x) - 1})")
-    try:
-        return _graph.check_images(model, x, "images")[0]
-    except TypeError as e:
-        raise TypeError(f"the dataset's images cannot be used: {e}. Convert them in the dataset "
-                        "with data.map, e.g. data.map(lambda x, y: (tf.cast(x, tf.float32) / 255, "
-                        "y)) for a model trained on [0, 1] images") from None
-
-
-def _dataset_batches(model, ds, batch_size):
-    """Batches of images from a tf.data.Dataset of x or (x, y, ...); single images are batched."""
-    if _checks.fits_shape(_check_dataset(model, ds), _graph.input_shape(model)):
-        ds = ds.batch(batch_size)                # single images: batch them here
-
-    def batches():
-        seen = 0
-        for element in ds:
-            x = element[0] if isinstance(element, (tuple, list)) else element
-            yield _checked_batch(model, x, seen)
-            seen += len(x)
-        if seen == 0:
-            raise ValueError("data is an empty dataset: it yielded no example")
-
-    return batches()
-
-
 def _source(model, data, batch_size, count):
     """(batches of images, how many there are or None for a dataset)."""
     import tensorflow as tf
 
     if isinstance(data, tf.data.Dataset):
-        return _dataset_batches(model, data, batch_size), None
+        return _tf_data.dataset_batches(model, data, batch_size), None
     x, _ = _graph.check_images(model, data, "data")
     _check_count(count, len(x), "the data")
     return (x[s] for s in _checks.batches(len(x), batch_size)), len(x)
@@ -418,7 +292,6 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
     >>> scans["conv3"].high.indices.shape
     (64, 9)
     """
-    import tensorflow as tf
     from tqdm.auto import tqdm
 
     layers = _checks.layer_list(layers)
@@ -426,16 +299,32 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
     count, batch_size = _check_count(count), _graph.batch_size(model, batch_size)
     names = _layer_names(model, layers)
     batches, total = _source(model, data, batch_size, count)
-    step = _scan_step(model, layers, pool, count)
-    state = _empty_state(step)
-    seen = 0
     bar = tqdm(total=total, unit="img", desc="scan " + ", ".join(names), disable=not progress)
     with bar:
-        for x in batches:
-            state = step(x, tf.constant(seen, tf.int64), state)
-            seen += len(x)
-            bar.update(len(x))
-    _check_count(count, seen, "the data")
+        scans = _scan_batches(model, layers, names, pool, count, _with_positions(batches, bar))
+    _check_count(count, scans[names[0]].n_scanned, "the data")
+    return scans
+
+
+def _with_positions(batches, bar):
+    """Each batch with the positions of its examples in the data (0, 1, 2, ...), counted on bar."""
+    seen = 0
+    for x in batches:
+        yield x, np.arange(seen, seen + len(x))
+        seen += len(x)
+        bar.update(len(x))
+
+
+def _scan_batches(model, layers, names, pool: str, count: int, batches) -> dict:
+    """The one scan loop (``scan`` and ``scan_part``): batches (x, ascending example indices)
+    through the compiled step; ``{layer name: LayerScan}`` of what it kept."""
+    import tensorflow as tf
+
+    step = _scan_step(model, layers, pool, count)
+    state, seen = _empty_state(step), 0
+    for x, index in batches:
+        state = step(x, tf.constant(index, tf.int64), state)
+        seen += len(x)
     return {name: LayerScan(name, pool, seen, _examples(high), _examples(low, sign=-1.0))
             for name, (high, low) in zip(names, state)}
 
@@ -452,3 +341,128 @@ def _examples(side, sign: float = 1.0) -> Examples:
     """A kept (values, indices, locations) as Examples; the Low side was ranked by -value."""
     values, indices, locations = (np.asarray(t) for t in side)
     return Examples(indices, sign * values, locations)
+
+
+# --------------------------------------------------------------------------- parts and merge
+
+
+def _check_ids(ids, n: int) -> np.ndarray:
+    """ids as an int64 vector: one distinct integer per example."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or len(ids) != n:
+        raise ValueError(f"ids must hold one id per example: a vector of length {n}, got shape "
+                         f"{ids.shape}")
+    if n and not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"ids must be integers (the examples' own indices), got dtype {ids.dtype}")
+    if len(np.unique(ids)) != n:
+        raise ValueError("ids must be distinct: an id names one example of the data set")
+    return ids.astype(np.int64)
+
+
+def scan_part(model, x, ids, layers, count: int = 9, pool: str = "max",
+              batch_size=BATCH_SIZE) -> dict:
+    r"""``scan`` of one part of a data set, whose examples carry their own ``ids``: the partial
+    result that ``merge`` combines (a worker of ``cnn_helper.distributed`` scans its blocks so).
+
+    x   : images (n, H, W, C) of the part; n may be below ``count`` (each side then keeps n)
+    ids : (n,) distinct integers, the indices the result reports (the positions of the examples
+          in the whole data set, or any ids). Equal values are ranked by the lower id, as ``scan``
+          ranks them by the lower position, so merging the parts of a data set gives exactly
+          ``scan`` of the whole (with the same ids).
+    Returns ``{layer name: LayerScan}`` with min(count, n) examples per side.
+
+    >>> a = scan_part(model, x[:500], np.arange(500), "conv2")
+    >>> b = scan_part(model, x[500:], np.arange(500, len(x)), "conv2")
+    >>> merge(a, b, count=9)["conv2"].high.indices   # == scan(model, x, "conv2")["conv2"]'s
+    """
+    layers = _checks.layer_list(layers)
+    pool = _checks.one_of(pool, "pool", features.POOLS)
+    count, batch_size = _check_count(count), _graph.batch_size(model, batch_size)
+    names = _layer_names(model, layers)
+    x, single = _graph.check_images(model, x, "x")
+    if single:
+        raise ValueError(f"x must be a batch of images (n, {', '.join(map(str, x.shape[1:]))}), "
+                         "got one image; add the batch axis: x[None]")
+    ids = _check_ids(ids, len(x))
+    order = np.argsort(ids, kind="stable")          # the step ranks ties by column order
+    if np.any(order != np.arange(len(ids))):
+        x, ids = x[order], ids[order]
+    batches = ((x[s], ids[s]) for s in _checks.batches(len(x), batch_size))
+    return _scan_batches(model, layers, names, pool, count, batches)
+
+
+def merge(a, b, count=None):
+    r"""The scan of the union of two disjoint parts of a data set, from the scans of the parts.
+
+    a, b  : ``{layer name: LayerScan}`` (from ``scan`` or ``scan_part``) or two ``LayerScan``
+            of the same layer and pool, over disjoint sets of examples (ids)
+    count : how many examples each side keeps. Default: the count of a part that was cut (it
+            scanned more examples than it keeps); when no part was cut, all examples are kept.
+            Give it when a part's count equals its number of examples.
+
+    An example among the top K of the union :math:`A \cup B` is among the top K of its own part,
+    so :math:`\text{MaxAct}_{A \cup B}[:K] = \text{top}_K(\text{MaxAct}_A[:K] \cup
+    \text{MaxAct}_B[:K])` (and likewise Low). Ranked by value, equal values by the lower id, the
+    merge is a pure function of the two parts: associative and commutative, so parts may be merged
+    in any order and grouping, and merging the scans of a split gives the scan of the whole.
+    ``n_scanned`` adds up.
+
+    >>> merge(scan_part(model, x[:300], np.arange(300), "c1"),
+    ...       scan_part(model, x[300:], np.arange(300, 1000), "c1"), count=9)
+    """
+    if isinstance(a, dict) or isinstance(b, dict):
+        if not (isinstance(a, dict) and isinstance(b, dict)) or a.keys() != b.keys():
+            raise ValueError(f"a and b must be scans of the same layers, got "
+                             f"{_layers_of(a)} and {_layers_of(b)}")
+        return {name: merge(a[name], b[name], count) for name in a}
+    _check_mergeable(a, b)
+    count = _merged_count(a, b, count)
+    return LayerScan(a.layer, a.pool, a.n_scanned + b.n_scanned,
+                     _merge_side(a.high, b.high, count, descending=True),
+                     _merge_side(a.low, b.low, count, descending=False))
+
+
+def _layers_of(part):
+    return sorted(part) if isinstance(part, dict) else type(part).__name__
+
+
+def _check_mergeable(a, b):
+    """Two LayerScans of the same layer, pool and channels, over disjoint examples."""
+    for name, part in (("a", a), ("b", b)):
+        if not isinstance(part, LayerScan):
+            raise TypeError(f"{name} must be a LayerScan or a dict of them (from scan or "
+                            f"scan_part), got {type(part).__name__}")
+    fields = ("layer", "pool", "n_channels")
+    if any(getattr(a, f) != getattr(b, f) for f in fields) \
+            or a.high.locations.shape[2:] != b.high.locations.shape[2:]:
+        raise ValueError(f"a and b scan different features: {[getattr(a, f) for f in fields]} "
+                         f"and {[getattr(b, f) for f in fields]} (layer, pool, channels)")
+    shared = np.intersect1d(np.concatenate([a.high.indices, a.low.indices], axis=None),
+                            np.concatenate([b.high.indices, b.low.indices], axis=None))
+    if len(shared):
+        raise ValueError(f"examples {shared[:5].tolist()} are in both parts: merge combines "
+                         "scans of disjoint sets of examples")
+
+
+def _merged_count(a, b, count) -> int:
+    """The count the merge keeps (see ``merge``), checked against what the parts can give."""
+    cuts = sorted({part.count for part in (a, b) if part.count < part.n_scanned})
+    if count is None:
+        if len(cuts) > 1:
+            raise ValueError(f"the parts keep different counts {cuts}; give count")
+        return cuts[0] if cuts else a.count + b.count
+    count = _check_count(count)
+    if cuts and cuts[0] < count:
+        raise ValueError(f"count={count}, but a part keeps only its top {cuts[0]} examples")
+    return count
+
+
+def _merge_side(a: Examples, b: Examples, count: int, descending: bool) -> Examples:
+    """The top ``count`` of a and b together, per channel: by value (descending for High), equal
+    values by the lower index."""
+    values, indices, locations = (np.concatenate(pair, axis=1) for pair in (
+        (a.values, b.values), (a.indices, b.indices), (a.locations, b.locations)))
+    order = np.lexsort((indices, -values if descending else values), axis=-1)[:, :count]
+    return Examples(np.take_along_axis(indices, order, axis=1),
+                    np.take_along_axis(values, order, axis=1),
+                    np.take_along_axis(locations, order[:, :, None], axis=1))

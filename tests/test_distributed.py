@@ -1,0 +1,134 @@
+"""cnn_helper.distributed on a local Ray (2 CPUs, started once for the module): the distributed
+scan gives exactly max_activation.scan's result, a worker killed mid-scan is restarted and the
+result is unchanged, explain writes one file per block that reads back as the in-process method's
+maps, and bad input stops on the driver with a message."""
+import os
+import sys
+
+import numpy as np
+import pytest
+import ray
+
+from cnn_helper import distributed, max_activation, saliency
+
+LAYERS = ["conv1", "conv2", "conv3"]
+
+
+@pytest.fixture(scope="module")
+def local_ray():
+    """A local Ray with 2 CPUs. On a loaded machine its start-up can time out (the raylet waits
+    30 s for its agents): try three times before failing."""
+    for attempt in range(3):
+        try:
+            ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+            break
+        except Exception:
+            ray.shutdown()
+            if attempt == 2:
+                raise
+    yield ray
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def fashion(fashion_mnist):
+    """2,000 images of Fashion-MNIST's test split (Debian's package)."""
+    return fashion_mnist[1][0][:2000]
+
+
+def assert_same_scan(got: dict, ref: dict, ids):
+    """``got`` (indices: ids) is ``ref`` (indices: positions): the same examples and locations;
+    the values to float rounding (oneDNN's convolution may round differently in another batch)."""
+    assert got.keys() == ref.keys()
+    for name in ref:
+        assert got[name].n_scanned == ref[name].n_scanned
+        for a, b in ((got[name].high, ref[name].high), (got[name].low, ref[name].low)):
+            np.testing.assert_array_equal(a.indices, ids[b.indices], err_msg=name)
+            np.testing.assert_allclose(a.values, b.values, rtol=1e-5, atol=1e-6, err_msg=name)
+            np.testing.assert_array_equal(a.locations, b.locations, err_msg=name)
+
+
+def test_distributed_scan_equals_the_plain_scan(local_ray, shipped_cnn, fashion):
+    """2 workers, 7 blocks (the last one short), ids that are not positions (ascending, so that
+    ties are ranked alike); every layer, both sides."""
+    ids = 1_000 + 3 * np.arange(len(fashion))
+    got = distributed.scan(shipped_cnn, fashion, LAYERS, count=9, ids=ids, n_workers=2,
+                           block_size=300, progress=False)
+    ref = max_activation.scan(shipped_cnn, fashion, LAYERS, count=9, progress=False)
+    assert_same_scan(got, ref, ids)
+
+
+def test_a_worker_killed_mid_scan_is_retried(local_ray, shipped_cnn, fashion, tmp_path):
+    """A Ray dataset whose images are made by a function that kills its process (os._exit) the
+    first time it runs, anywhere: Ray Data fuses it into the scan's workers, so a worker dies in
+    the middle of a block. It is restarted, the block sent again, and the scan is unchanged.
+    The dataset's own columns are named for the scan (image_column)."""
+    x = np.ascontiguousarray(fashion[:600])
+    marker = tmp_path / "a worker died here"
+
+    def images_dying_once(batch):
+        if not marker.exists():
+            marker.touch()
+            os._exit(1)
+        return {"id": batch["id"], "pixels": x[batch["id"]]}
+
+    ds = ray.data.range(len(x), override_num_blocks=3).map_batches(images_dying_once)
+    got = distributed.scan(shipped_cnn, ds, LAYERS, count=5, image_column="pixels",
+                           n_workers=1, progress=False)
+    assert marker.exists()
+    ref = max_activation.scan(shipped_cnn, x, LAYERS, count=5, progress=False)
+    assert_same_scan(got, ref, np.arange(len(x)))
+
+
+@pytest.mark.parametrize("file_format", ["npy", "parquet"])
+def test_explain_writes_one_file_per_block(local_ray, shipped_cnn, fashion, tmp_path,
+                                           file_format):
+    """Blocks of 25, 25 and 10 images: three files, each with its block's ids; read back, the
+    maps are saliency.gradient's (by name) or gradient_x_input's (a function) in this process."""
+    x, ids = fashion[:60], np.arange(60)[::-1] * 2          # ids need not follow the order
+    method = "gradient" if file_format == "npy" else saliency.gradient_x_input
+    files = distributed.explain(shipped_cnn, x, method, tmp_path / "maps", 3,
+                                file_format=file_format, ids=ids, n_workers=1, block_size=25,
+                                progress=False)
+    assert [f.suffix for f in files] == ["." + file_format] * 3
+    shard_ids = [distributed.read_explanations([f])[0] for f in files]
+    assert sorted(len(i) for i in shard_ids) == [10, 25, 25]
+    np.testing.assert_array_equal(np.sort(np.concatenate(shard_ids)), np.sort(ids))
+    got_ids, maps = distributed.read_explanations(tmp_path / "maps")
+    reference = (saliency.gradient if file_format == "npy" else saliency.gradient_x_input)(
+        shipped_cnn, x, 3)
+    order = np.argsort(ids)
+    np.testing.assert_array_equal(got_ids, ids[order])
+    np.testing.assert_allclose(maps, reference[order], rtol=1e-5, atol=1e-7)
+
+
+def test_bad_input_stops_on_the_driver(local_ray, shipped_cnn, fashion, tmp_path):
+    x = fashion[:20]
+    with pytest.raises(TypeError, match="model must be a Keras model"):
+        distributed.scan(42, x, "conv1")
+    with pytest.raises(ValueError, match="is not a .keras file"):
+        distributed.scan(str(tmp_path / "model.h5"), x, "conv1")
+    with pytest.raises(ValueError, match="no column 'image'"):
+        distributed.scan(shipped_cnn, ray.data.from_items([{"data": 1, "id": 0}]), "conv1")
+    with pytest.raises(ValueError, match="count=30 is larger than the data"):
+        distributed.scan(shipped_cnn, x, "conv1", count=30)
+    with pytest.raises(ValueError, match="ids must be distinct"):
+        distributed.scan(shipped_cnn, x, "conv1", ids=np.zeros(20, int))
+    with pytest.raises(ValueError, match="n_workers must be a positive int"):
+        distributed.scan(shipped_cnn, x, "conv1", n_workers=0)
+    with pytest.raises(ValueError, match="has no layer 'conv9'"):
+        distributed.scan(shipped_cnn, x, "conv9")
+    with pytest.raises(ValueError, match="method 'gradients' is not one of"):
+        distributed.explain(shipped_cnn, x, "gradients", tmp_path / "out", 3)
+    (tmp_path / "used").mkdir()
+    (tmp_path / "used" / "manifest.json").write_text("{}")
+    with pytest.raises(ValueError, match="holds the results of an earlier run"):
+        distributed.explain(shipped_cnn, x, "gradient", tmp_path / "used", 3)
+    with pytest.raises(ValueError, match="channel 12 is out of range"):
+        distributed.explain(shipped_cnn, x, "gradient", tmp_path / "out", 12)   # 10 classes
+
+
+def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)
+    with pytest.raises(ImportError, match=r"pip install cnn_helper\[ray\]"):
+        distributed.connect()
