@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _checks, _graph, features, max_activation
+from . import _checks, _graph, features, max_activation, saliency
 from ._checks import BATCH_SIZE
 
 IMAGE_COLUMN, ID_COLUMN = "image", "id"
@@ -329,19 +329,6 @@ def _n_blocks(ds):
 
 # --------------------------------------------------------------------------- explain
 
-def _method(method):
-    """The attribution function f(model, x, target, **options) -> maps (N, ...), from its name
-    (one of ``saliency.METHODS``) or as given."""
-    from . import saliency
-
-    if callable(method):
-        return method
-    if method not in saliency.METHODS:
-        raise ValueError(f"method {method!r} is not one of {saliency.METHODS}; or give a "
-                         "function f(model, x, target, **options) that returns one map per image")
-    return saliency.method(method)
-
-
 def _explained(method, model, x, target, options) -> np.ndarray:
     """The maps of the images x (one per image), checked."""
     maps = method(model, x, target, **options)
@@ -427,7 +414,8 @@ def explain(model, data, method, out_dir, target, file_format: str = "npy", prog
     >>> ids, maps = read_explanations("maps/")        # maps[i] explains the image with id ids[i]
     """
     local_model, spec = _model_spec(model)
-    function, file_format = _method(method), _checks.one_of(file_format, "file_format", FORMATS)
+    function = saliency.method(method)
+    file_format = _checks.one_of(file_format, "file_format", FORMATS)
     block_size = _positive(block_size, "block_size", auto=True)
     connect(address)
     n_workers, resources = _workers(n_workers, threads_per_worker)

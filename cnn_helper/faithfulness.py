@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph, features
+from . import _checks, _graph, features, saliency
 from ._checks import BATCH_SIZE
 
 BASELINES = ("zero", "mean", "blur")
@@ -140,11 +140,7 @@ def _baseline_for(model, x, baseline):
 
         blurred = gaussian_filter(x, sigma=(0, BLUR_SIGMA, BLUR_SIGMA, 0), mode="nearest")
         return blurred.astype(np.float32), baseline
-    base, _ = _graph.check_images(model, baseline, name="baseline")
-    if len(base) not in (1, len(x)):
-        raise ValueError(f"baseline has {len(base)} images but x has {len(x)}; give one image or "
-                         "one per image")
-    return np.broadcast_to(base, x.shape), "array"
+    return saliency.baseline_images(model, baseline, x), "array"
 
 
 def _inputs(model, x, target, maps, baseline, batch_size):

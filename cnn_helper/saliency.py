@@ -433,8 +433,11 @@ def vargrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed: in
                                      keep_location, batch_size, sign)
 
 
-def _baseline(model, baseline, x) -> np.ndarray:
-    """The IG baseline x' as a batch like x: zeros, one image for all, or one per example."""
+def baseline_images(model, baseline, x) -> np.ndarray:
+    """A baseline x' as a batch like x (Integrated Gradients' start; where faithfulness takes
+    removed pixels from): zeros for None, one image for all, or one per example.
+
+    >>> baseline_images(model, x_test[0], x_test[:4]).shape      # (4, 28, 28, 1)"""
     if baseline is None:
         return np.zeros_like(x)
     base, _ = _graph.check_images(model, baseline, name="baseline")
@@ -463,7 +466,7 @@ def integrated_gradients(model, x, target, baseline=None, n_samples: int = 32,
     request = _request(model, x, target, batch_size, sign, rule, keep_location)
     n_samples = _checks.positive_int(n_samples, "n_samples")
     x = request.x
-    base = _baseline(model, baseline, x)
+    base = baseline_images(model, baseline, x)
     total = 0.0
     for j in range(n_samples):
         alpha = (j + 0.5) / n_samples
@@ -481,11 +484,16 @@ one map per image (the sanity checks, ``distributed.explain`` and ``cnn-helper e
 these names)."""
 
 
-def method(name: str):
-    """The attribution function called ``name`` (one of ``METHODS``).
+def method(name):
+    """The attribution function called ``name`` (one of ``METHODS``); a function given instead
+    (your own f(model, x, target, ...), one map per image) is returned as it is.
 
-    >>> method("guided_backprop") is guided_backprop
-    True
-    """
-    return globals()[_checks.one_of(name, "method", METHODS)]
+    >>> method("guided_backprop") is guided_backprop      # True"""
+    if callable(name):
+        return name
+    if not isinstance(name, str) or name not in METHODS:
+        raise (ValueError if isinstance(name, str) else TypeError)(
+            f"method {name!r} is not one of {METHODS}; or give a saliency function of your "
+            "own, f(model, x, target, **options) returning one map per image")
+    return globals()[name]
 

@@ -166,14 +166,10 @@ def _method(method, options, batch_size):
     if not isinstance(options, dict):
         raise TypeError(f"options must be a dict of the method's keyword arguments, e.g. "
                         f"{{'sign': 'abs'}}, got {options!r}")
+    function = saliency.method(method)
+    name = getattr(function, "__name__", type(function).__name__)
     if isinstance(method, str):
-        name, function = method, saliency.method(method)
         options = dict({"batch_size": batch_size}, **options)
-    elif callable(method):
-        name, function = getattr(method, "__name__", type(method).__name__), method
-    else:
-        raise TypeError(f"method must be a saliency function or its name, one of "
-                        f"{saliency.METHODS}; got {method!r}")
 
     def explain(model, x, target):
         maps = np.asarray(function(model, x, target, **options), np.float32)
@@ -327,7 +323,6 @@ def model_randomization(model, x, target, method, mode: str = "cascading", layer
     reference = _features(original, "reference")
     maps, measures = _randomized_maps(copy, chosen, mode, seed, explain, x, target,
                                       lambda step: _compare(reference, _features(step, "maps")))
-    _override.clone_with(model, _COPY)                  # the copy trained again
     return ModelRandomization(mode, name, chosen, original, maps,
                               *(np.stack([m[key] for m in measures]) for key in MEASURES))
 
