@@ -27,6 +27,8 @@ matches that of :math:`\x`,
 
 (:math:`\tilde x'` the image scaled to [-1, 1] by the model's input range): what the inversion
 keeps is what layer l keeps of x; what it loses, the layer discarded.
+The image is parametrized, transformed and optimized by Adam as in
+:mod:`cnn_helper.feature_visualization` (the toolkit both share).
 
 Example
 -------
@@ -46,7 +48,7 @@ import numpy as np
 from . import (
     _checks,
     _graph,
-    feature_visualization,
+    _image_optim,
     features,
     max_activation,
     receptive_field,
@@ -212,8 +214,6 @@ def _inversion_step(model, layer: str, spec, transforms):
     and learning rate are the tensor ``weights``)."""
     import tensorflow as tf
 
-    fv = feature_visualization
-
     def build():
         tap = _graph.tap(model, [layer])
         params = tf.TensorSpec((None,) + spec.parameter_shape(), tf.float32)
@@ -225,13 +225,13 @@ def _inversion_step(model, layer: str, spec, transforms):
             alpha, alpha_weight, beta, tv_weight, learning_rate = tf.unstack(weights)
             with tf.GradientTape() as tape:
                 tape.watch(params)
-                images = fv.to_images(spec, params)
-                seen = fv.transform(images, transforms, tf.stack([seed, t]), spec.low)
-                scaled = fv.normalised(spec, images)
+                images = _image_optim.to_images(spec, params)
+                seen = _image_optim.transform(images, transforms, tf.stack([seed, t]), spec.low)
+                scaled = _image_optim.normalised(spec, images)
                 gain = -representation_distance(tap(seen)[0], reference) - alpha_weight * \
                     tf.reduce_mean(tf.abs(scaled) ** alpha, [1, 2, 3]) - \
-                    tv_weight * fv.total_variation(scaled, beta)
-            return fv.adam(params, tape.gradient(gain, params), m, v, t, learning_rate)
+                    tv_weight * _image_optim.total_variation(scaled, beta)
+            return _image_optim.adam(params, tape.gradient(gain, params), m, v, t, learning_rate)
 
         return step
 
@@ -256,8 +256,8 @@ def invert(model, x, layers, steps: int = 256, alpha: float = 6.0, alpha_weight:
 
     x       : images (N, H, W, C) or one image, in the model's input range
     layers  : one layer (name, "outer/inner" path) or several; each is inverted on its own
-    alpha, alpha_weight : the :math:`lpha`-norm prior (keeps values away from the range's ends)
-    beta, tv_weight     : the total-variation prior :math:`TV^eta` (smoothness)
+    alpha, alpha_weight : the :math:`\alpha`-norm prior (keeps values away from the range's ends)
+    beta, tv_weight     : the total-variation prior :math:`TV^\beta` (smoothness)
     parametrization, learning_rate, transforms, value_range, seed, batch_size, progress : as in
               ``feature_visualization.visualize`` (default: pixels, no transformation, as the paper)
     Returns an ``Inversion``; the same seed gives the same images, whatever ``batch_size``.
@@ -267,12 +267,11 @@ def invert(model, x, layers, steps: int = 256, alpha: float = 6.0, alpha_weight:
     """
     from tqdm.auto import tqdm
 
-    fv = feature_visualization
-    steps, learning_rate, transforms, seed = fv.check_settings(steps, learning_rate, transforms,
-                                                               seed)
+    steps, learning_rate, transforms, seed = _image_optim.check_settings(
+        steps, learning_rate, transforms, seed)
     x, single = _graph.check_images(model, x)
     names = [_graph.path_name(model, layer) for layer in _checks.layer_list(layers)]
-    spec = fv.image_spec(model, parametrization, 1.0, value_range, x.shape[1:3])
+    spec = _image_optim.image_spec(model, parametrization, 1.0, value_range, x.shape[1:3])
     priors, batch_size = _priors(alpha, alpha_weight, beta, tv_weight), \
         _graph.batch_size(model, batch_size)
     references = features.activations(model, x, names, batch_size)
@@ -281,9 +280,9 @@ def invert(model, x, layers, steps: int = 256, alpha: float = 6.0, alpha_weight:
               desc=f"invert {len(x)} images", disable=not progress) as bar:
         for name in names:
             step = _inversion_step(model, name, spec, transforms)
-            params = fv.ascend(step, spec, len(x), [references[name]], steps, seed, batch_size,
-                               bar, priors + (learning_rate,))
-            start = fv.initial_parameters(spec, 0, len(x), seed)
+            params = _image_optim.ascend(step, spec, len(x), [references[name]], steps, seed,
+                                         batch_size, bar, priors + (learning_rate,))
+            start = _image_optim.initial_parameters(spec, 0, len(x), seed)
             images[name] = _images(spec, params, batch_size)
             distances[name] = _distance(model, name, images[name], references[name], batch_size)
             initial[name] = _distance(model, name, _images(spec, start, batch_size),
@@ -299,7 +298,7 @@ def invert(model, x, layers, steps: int = 256, alpha: float = 6.0, alpha_weight:
 
 def _images(spec, params, batch_size: int) -> np.ndarray:
     """The images (N, H, W, C) of the parameters (N, ...), in batches."""
-    return _graph.run_batched(lambda p: [feature_visualization.to_images(spec, p)], batch_size,
+    return _graph.run_batched(lambda p: [_image_optim.to_images(spec, p)], batch_size,
                               params)[0]
 
 
