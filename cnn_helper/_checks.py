@@ -218,3 +218,28 @@ def batches(n: int, size: int):
     """Slices [start, stop) covering range(n) in chunks of ``size``."""
     for start in range(0, n, size):
         yield slice(start, min(start + size, n))
+
+
+def top_count(count, n=None, what: str = "the data") -> int:
+    """``count`` (how many top examples to keep) as an int: at least 1 and, when the number of
+    examples ``n`` of ``what`` is given, at most n."""
+    if not is_int(count):
+        raise TypeError(f"count must be an int, got {count!r}")
+    if count < 1:
+        raise ValueError(f"count must be at least 1, got {count}")
+    if n is not None and count > n:
+        raise ValueError(f"count={count} is larger than {what}, which has {n} examples")
+    return int(count)
+
+
+def example_ids(ids, n: int) -> np.ndarray:
+    """``ids`` as an int64 vector: one distinct integer per example of n."""
+    ids = np.asarray(ids)
+    if ids.ndim != 1 or len(ids) != n:
+        raise ValueError(f"ids must hold one id per example: a vector of length {n}, got shape "
+                         f"{ids.shape}")
+    if n and not np.issubdtype(ids.dtype, np.integer):
+        raise TypeError(f"ids must be integers (the examples' own indices), got dtype {ids.dtype}")
+    if len(np.unique(ids)) != n:
+        raise ValueError("ids must be distinct: an id names one example of the data set")
+    return ids.astype(np.int64)

@@ -110,17 +110,6 @@ class LayerScan:
         return TopExamples(Feature(self.layer, int(k), pool=self.pool), high, low)
 
 
-def _check_count(count, n=None, what: str = "the data") -> int:
-    """count as an int: at least 1 and, when the number of examples n is given, at most n."""
-    if not _checks.is_int(count):
-        raise TypeError(f"count must be an int, got {count!r}")
-    if count < 1:
-        raise ValueError(f"count must be at least 1, got {count}")
-    if n is not None and count > n:
-        raise ValueError(f"count={count} is larger than {what}, which has {n} examples")
-    return int(count)
-
-
 # --------------------------------------------------------------------------- one target
 
 
@@ -157,7 +146,7 @@ def top_examples(model, x, target, count: int = 9, labels=None, y=None,
                              "example) to restrict to a subset, or neither")
         x, _, index = data_mod.select_labels(x, _checks.labels_of(y), labels)
         what = f"the subset with labels {labels!r}"
-    count = _check_count(count, len(x), what)
+    count = _checks.top_count(count, len(x), what)
     fv = features.feature_values(model, x, feature, batch_size)
     return _rank(fv.values, fv.locations, index, count, feature)
 
@@ -247,12 +236,14 @@ def _source(model, data, batch_size, count):
     if isinstance(data, tf.data.Dataset):
         return _tf_data.dataset_batches(model, data, batch_size), None
     x, _ = _graph.check_images(model, data, "data")
-    _check_count(count, len(x), "the data")
+    _checks.top_count(count, len(x), "the data")
     return (x[s] for s in _checks.batches(len(x), batch_size)), len(x)
 
 
-def _layer_names(model, layers) -> list:
-    """The layers' names as given; each must be a layer with a channel axis, named once."""
+def layer_names(model, layers) -> list:
+    """The names of ``layers`` (names or layer objects, in their order), the keys of what
+    ``scan`` and ``scan_part`` return: a ValueError unless each is a layer of ``model`` with a
+    channel axis, named once (the check every scan makes first, ``distributed.scan`` too)."""
     names = [layer if isinstance(layer, str) else layer.name for layer in layers]
     if len(set(names)) != len(names):
         raise ValueError(f"layers {names} name a layer twice")
@@ -296,13 +287,13 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
 
     layers = _checks.layer_list(layers)
     pool = _checks.one_of(pool, "pool", features.POOLS)
-    count, batch_size = _check_count(count), _graph.batch_size(model, batch_size)
-    names = _layer_names(model, layers)
+    count, batch_size = _checks.top_count(count), _graph.batch_size(model, batch_size)
+    names = layer_names(model, layers)
     batches, total = _source(model, data, batch_size, count)
     bar = tqdm(total=total, unit="img", desc="scan " + ", ".join(names), disable=not progress)
     with bar:
         scans = _scan_batches(model, layers, names, pool, count, _with_positions(batches, bar))
-    _check_count(count, scans[names[0]].n_scanned, "the data")
+    _checks.top_count(count, scans[names[0]].n_scanned, "the data")
     return scans
 
 
@@ -346,19 +337,6 @@ def _examples(side, sign: float = 1.0) -> Examples:
 # --------------------------------------------------------------------------- parts and merge
 
 
-def _check_ids(ids, n: int) -> np.ndarray:
-    """ids as an int64 vector: one distinct integer per example."""
-    ids = np.asarray(ids)
-    if ids.ndim != 1 or len(ids) != n:
-        raise ValueError(f"ids must hold one id per example: a vector of length {n}, got shape "
-                         f"{ids.shape}")
-    if n and not np.issubdtype(ids.dtype, np.integer):
-        raise TypeError(f"ids must be integers (the examples' own indices), got dtype {ids.dtype}")
-    if len(np.unique(ids)) != n:
-        raise ValueError("ids must be distinct: an id names one example of the data set")
-    return ids.astype(np.int64)
-
-
 def scan_part(model, x, ids, layers, count: int = 9, pool: str = "max",
               batch_size=BATCH_SIZE) -> dict:
     r"""``scan`` of one part of a data set, whose examples carry their own ``ids``: the partial
@@ -377,13 +355,13 @@ def scan_part(model, x, ids, layers, count: int = 9, pool: str = "max",
     """
     layers = _checks.layer_list(layers)
     pool = _checks.one_of(pool, "pool", features.POOLS)
-    count, batch_size = _check_count(count), _graph.batch_size(model, batch_size)
-    names = _layer_names(model, layers)
+    count, batch_size = _checks.top_count(count), _graph.batch_size(model, batch_size)
+    names = layer_names(model, layers)
     x, single = _graph.check_images(model, x, "x")
     if single:
         raise ValueError(f"x must be a batch of images (n, {', '.join(map(str, x.shape[1:]))}), "
                          "got one image; add the batch axis: x[None]")
-    ids = _check_ids(ids, len(x))
+    ids = _checks.example_ids(ids, len(x))
     order = np.argsort(ids, kind="stable")          # the step ranks ties by column order
     if np.any(order != np.arange(len(ids))):
         x, ids = x[order], ids[order]
@@ -451,7 +429,7 @@ def _merged_count(a, b, count) -> int:
         if len(cuts) > 1:
             raise ValueError(f"the parts keep different counts {cuts}; give count")
         return cuts[0] if cuts else a.count + b.count
-    count = _check_count(count)
+    count = _checks.top_count(count)
     if cuts and cuts[0] < count:
         raise ValueError(f"count={count}, but a part keeps only its top {cuts[0]} examples")
     return count

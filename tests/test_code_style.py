@@ -7,6 +7,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from module_imports import is_private, uses
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGE = ROOT / "cnn_helper"
@@ -39,34 +40,13 @@ def test_functions_and_modules_are_short(path):
                 f"{path.name}:{node.lineno} {node.name} has {length} lines"
 
 
-def _private(name: str) -> bool:
-    return name.startswith("_") and not name.startswith("__")
-
-
 def private_uses(source: str) -> list:
     """(first line, last line) of each statement part that uses a private cnn_helper name: an
-    import of a private module or name, or an attribute ``module._name`` of a module imported
-    from cnn_helper."""
-    tree = ast.parse(source)
-    modules, found = set(), []
-    for node in ast.walk(tree):
-        if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("cnn_helper"):
-            parts = (node.module or "").split(".")
-            for alias in node.names:
-                modules.add(alias.asname or alias.name)
-                if any(_private(p) for p in parts + [alias.name]):
-                    found.append((node.lineno, node.end_lineno))
-        elif isinstance(node, ast.Import):
-            for alias in node.names:
-                if alias.name.startswith("cnn_helper"):
-                    modules.add(alias.asname or alias.name.split(".")[0])
-                    if any(_private(p) for p in alias.name.split(".")):
-                        found.append((node.lineno, node.end_lineno))
-    for node in ast.walk(tree):
-        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) \
-                and node.value.id in modules and _private(node.attr):
-            found.append((node.lineno, node.end_lineno))
-    return sorted(set(found))
+    import of a private module or name, or an attribute ``x._name`` of a name imported from
+    cnn_helper (the finder of tests/module_imports.py)."""
+    return sorted({(use.first, use.last) for use in uses(source)
+                   if is_private(use.name) or (use.imported and any(
+                       is_private(part) for part in use.module.split(".")))})
 
 
 @pytest.mark.parametrize("path", sorted((ROOT / "tests").glob("*.py")), ids=lambda p: p.name)
@@ -83,5 +63,9 @@ def test_the_private_use_finder_finds_private_uses():
     source = ("from cnn_helper import saliency as S, _graph\n"
               "S._STEPS\n"
               "S.gradient\n"
-              "x.__class__\n")
-    assert [first for first, _ in private_uses(source)] == [1, 2]
+              "x.__class__\n"
+              "import cnn_helper.plot\n"
+              "cnn_helper.plot.core._squeeze\n"
+              "from cnn_helper._checks import is_int\n"
+              "_graph.memo\n")
+    assert [first for first, _ in private_uses(source)] == [1, 2, 6, 7]

@@ -13,16 +13,18 @@ import numpy as np
 from matplotlib.patches import Rectangle
 
 from .. import _checks
+from ._common import (
+    check_result,
+    describe,
+    display_colour,
+    image_array,
+    squeeze_image,
+    value_text,
+)
 from .core import (
     IMAGE_CMAP,
     MAGNITUDE_CMAP,
     SIGNED_CMAP,
-    _check_result,
-    _describe,
-    _display_colour,
-    _image_array,
-    _squeeze_image,
-    _value_text,
     finish,
     grid,
     show_image,
@@ -39,15 +41,15 @@ def _named_maps(maps, method_names):
     of one method (an array)."""
     if isinstance(maps, dict):
         return list(maps), list(maps.values())
-    if hasattr(maps, "baseline"):
+    if hasattr(maps, "unoccluded"):
         raise TypeError("maps is an OcclusionMap; draw it with plot.occlusion_map(x, result)")
     if hasattr(maps, "shape"):
-        arrays = [_image_array(maps, "maps")]          # the maps of one method
+        arrays = [image_array(maps, "maps")]          # the maps of one method
     elif hasattr(maps, "__iter__") and not isinstance(maps, str):
         arrays = list(maps)
     else:
         raise TypeError(f"maps must be {{method name: maps}}, a list of maps or the maps of one "
-                        f"method, got {_describe(maps)}")
+                        f"method, got {describe(maps)}")
     names = list(method_names) if method_names is not None else \
         [f"map {i + 1}" for i in range(len(arrays))]
     if len(names) != len(arrays):
@@ -59,7 +61,7 @@ def _display_map(name, m, xs, single: bool, magnitude: bool) -> np.ndarray:
     """Maps of one method as 2-D maps (N, H, W): channels collapsed by ``to_map`` (summed, or
     max |.| with ``magnitude``) for maps shaped like the images or with one channel (Grad-CAM),
     kept for maps without the channel axis."""
-    m = _image_array(m, f"map {name!r}").astype(float)
+    m = image_array(m, f"map {name!r}").astype(float)
     m = m[None] if single else m
     if m.shape in (xs.shape, xs.shape[:-1] + (1,)):
         m = to_map(m, "max_abs" if magnitude else "sum")
@@ -80,9 +82,15 @@ SCALE_CAPTIONS = {
 }
 
 
-def _show_map(ax, m, title, limit=None, signed=None):
-    """A signed map diverging around 0, else a magnitude from 0 (white) to ``limit`` (red);
-    ``signed`` and ``limit`` default to the map's own (it has negative values; max |m|)."""
+def show_map(ax, m, title, limit=None, signed=None):
+    """Draw one 2-D saliency map on ``ax`` as ``saliency_maps`` draws it; returns the image.
+
+    A signed map diverges around 0 (``show_signed``), a magnitude goes from 0 (white) to
+    ``limit`` (red). ``signed`` and ``limit`` default to the map's own: whether it has negative
+    values, and max |m|. The sanity-check figures and ``explanation`` draw their maps with it.
+
+    >>> show_map(ax, to_map(saliency.gradient(model, x, 8))[0], "gradient")
+    """
     signed = m.min() < 0 if signed is None else signed
     limit = symmetric_limit(m) if limit is None else limit
     if signed:
@@ -110,8 +118,8 @@ def _draw_maps(fig, axes, names, columns, scale: str):
         signed = any(t.min() < 0 for t in tiles) if scale != "each" else None
         limit = max(symmetric_limit(t) for t in tiles) if scale != "each" else None
         for i, j in group:
-            im = _show_map(axes[i, j + 1], columns[j][i], names[j] if i == 0 else None, limit,
-                           signed)
+            im = show_map(axes[i, j + 1], columns[j][i], names[j] if i == 0 else None, limit,
+                          signed)
         if scale != "each":
             bar = fig.colorbar(im, ax=[axes[i, j + 1] for i, j in group], shrink=0.8,
                                location="bottom" if scale == "column" else "right")
@@ -144,7 +152,7 @@ def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = Fal
     ...         "Grad-CAM": saliency.grad_cam(model, x, 8)}
     >>> fig, axes = saliency_maps(x, maps, titles=[f"label {y}" for y in labels], scale="row")
     """
-    x = _image_array(x)
+    x = image_array(x)
     single = x.ndim == 3
     xs = x[None] if single else x
     if xs.ndim != 4 or len(xs) == 0:
@@ -168,19 +176,19 @@ def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = Fal
 # --------------------------------------------------------------------------- occlusion
 
 
-OCCLUSION_FIELDS = ("target", "baseline", "values", "delta", "relative", "locations",
+OCCLUSION_FIELDS = ("target", "unoccluded", "values", "delta", "relative", "locations",
                     "bounds", "patch", "stride", "fill")
 
 
 def _one_map(result, x):
     """An occlusion map of ONE image; a batch result is an error saying how to choose one, and
     anything else (an array, the arguments swapped) a TypeError saying what to give."""
-    hint = "the arguments are swapped: give (x, result)" if hasattr(x, "baseline") else \
+    hint = "the arguments are swapped: give (x, result)" if hasattr(x, "unoccluded") else \
         "give the OcclusionMap itself, not one of its arrays"
-    _check_result(result, "result", "OcclusionMap", OCCLUSION_FIELDS,
+    check_result(result, "result", "OcclusionMap", OCCLUSION_FIELDS,
                  "occlusion.sensitivity_map", hint)
-    if np.ndim(result.baseline) != 0:
-        raise ValueError(f"this occlusion map holds {len(result.baseline)} images; draw one of "
+    if np.ndim(result.unoccluded) != 0:
+        raise ValueError(f"this occlusion map holds {len(result.unoccluded)} images; draw one of "
                          "them: pass result.example(i) for image i")
     return result
 
@@ -188,7 +196,7 @@ def _one_map(result, x):
 def _one_image(x, result) -> np.ndarray:
     """The image (H, W, C) the map was computed for, from (H, W, C) or a batch of one; an
     image of another size than the map's is an error."""
-    x = _image_array(x)
+    x = image_array(x)
     x = x[0] if x.ndim == 4 and len(x) == 1 else x
     if x.ndim not in (2, 3):
         raise ValueError(f"x has shape {x.shape}; give the one image (H, W, C) the map was "
@@ -201,11 +209,13 @@ def _one_image(x, result) -> np.ndarray:
     return x
 
 
-def _relative_or_delta(result, relative: bool):
-    """The map to draw and its name: relative unless asked otherwise or undefined (baseline 0)."""
+def relative_or_delta(result, relative: bool):
+    """The values of an ``OcclusionMap`` to draw, and their name: ``result.relative`` when
+    ``relative`` and it is defined, else ``result.delta`` (the name says why: an un-occluded
+    value of 0)."""
     if relative and not np.all(np.isnan(result.relative)):
         return np.asarray(result.relative, dtype=float), "relative change"
-    why = "" if not relative else " (baseline 0: relative undefined)"
+    why = "" if not relative else " (un-occluded value 0: relative undefined)"
     return np.asarray(result.delta, dtype=float), "change" + why
 
 
@@ -221,22 +231,23 @@ def occlusion_map(x, result, relative: bool = True, title=None, size=2.6):
     """An occlusion sensitivity map (``occlusion.sensitivity_map``) beside and over its image.
 
     Left: the input; middle: the map (``result.relative``, or ``result.delta`` when ``relative``
-    is False or the baseline is 0) with the diverging colormap centred at 0 and its colour bar;
-    right: the same map laid half-transparent over the input. Each cell is centred on its patch
-    centre, so a stride > 1 map lines up with the pixels. Blue: hiding the patch there lowers the
-    target; red: raises it. For a batch result draw one image: ``result.example(i)``.
+    is False or the un-occluded value is 0) with the diverging colormap centred at 0 and its
+    colour bar; right: the same map laid half-transparent over the input. Each cell is centred
+    on its patch centre, so a stride > 1 map lines up with the pixels. Blue: hiding the patch
+    there lowers the target; red: raises it. For a batch result draw one image:
+    ``result.example(i)``.
 
     >>> r = occlusion.sensitivity_map(model, x, 8)
     >>> fig, axes = occlusion_map(x, r)
     """
     result = _one_map(result, x)
     x = _one_image(x, result)
-    values, name = _relative_or_delta(result, relative)
+    values, name = relative_or_delta(result, relative)
     extent = occlusion_extent(result)
-    height, width = _squeeze_image(x).shape[:2]
+    height, width = squeeze_image(x).shape[:2]
     lim = symmetric_limit(values)
     fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size + 0.5))
-    show_image(axes[0], x, f"input: {_value_text(result.baseline)}")
+    show_image(axes[0], x, f"input: {value_text(result.unoccluded)}")
     for ax, alpha in ((axes[1], 1.0), (axes[2], 0.65)):
         if alpha < 1:
             show_image(ax, x)
@@ -285,7 +296,7 @@ def _show_occluded(ax, image, result, i: int, j: int, scale, title):
     show_image(ax, image, title, vmin=scale[0], vmax=scale[1])
     (r0, r1), (c0, c1) = result.bounds[0][i], result.bounds[1][j]
     ax.add_patch(Rectangle((c0 - 0.5, r0 - 0.5), c1 - c0, r1 - r0, linewidth=0,
-                           facecolor=_display_colour(result.fill, *scale, cmap=IMAGE_CMAP)))
+                           facecolor=display_colour(result.fill, *scale, cmap=IMAGE_CMAP)))
 
 
 def _occlusion_axes(result, locations, n: int, cols, size: float, head):
@@ -311,20 +322,20 @@ def occlusion_grid(x, result, locations=None, n: int = 4, cols=None, title=None,
     locations : (row, col) patch centres to show, on the map's grid (``result.locations``).
                 Default: n x n centres spread evenly over the image, drawn as an n x n grid right
                 of the un-occluded input.
-    Titles: "(row,col) relative change in %" (the change itself when the baseline is 0). Each
-    tile is the input with the patch (``result.bounds``) painted in ``result.fill`` on the same
-    colour scale: the very image the model saw.
+    Titles: "(row,col) relative change in %" (the change itself when the un-occluded value is
+    0). Each tile is the input with the patch (``result.bounds``) painted in ``result.fill`` on
+    the same colour scale: the very image the model saw.
 
     >>> fig, axes = occlusion_grid(x, occlusion.sensitivity_map(model, x, 8, patch=4))
     """
     result = _one_map(result, x)
     image = _one_image(x, result)
-    values, name = _relative_or_delta(result, True)
+    values, name = relative_or_delta(result, True)
     text = _percent_text if name == "relative change" else (lambda v: f"{v:+.3g}")
     if locations is not None:
         _grid_index(result, locations)           # check them before drawing anything
     head = title or (f"occlusion of {result.target}\n{name} (patch {result.patch[0]}x"
-                     f"{result.patch[1]}, input value {_value_text(result.baseline)})")
+                     f"{result.patch[1]}, input value {value_text(result.unoccluded)})")
     fig, axes, slots, locations = _occlusion_axes(result, locations, n, cols, size, head)
     scale = (min(float(image.min()), float(np.min(result.fill))),
              max(float(image.max()), float(np.max(result.fill))))

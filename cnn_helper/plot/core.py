@@ -16,6 +16,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import _checks
+from ._common import describe, image_array, rescale, squeeze_image
 
 SIGNED_CMAP = "RdBu_r"      # red: positive, blue: negative, white: 0
 IMAGE_CMAP = "gray"
@@ -33,61 +34,11 @@ def finish(fig):
     return fig
 
 
-def _describe(value) -> str:
-    """What ``value`` is, in a few words, for an error message: an array's shape, a dict's keys,
-    otherwise its type."""
-    if isinstance(value, np.ndarray):
-        return f"an array of shape {value.shape}"
-    if isinstance(value, dict):
-        return f"a dict with keys {list(value)[:5]}"
-    return f"a {type(value).__name__}"
-
-
-def _check_result(value, name: str, kind: str, fields, made_by: str, hint=None):
-    """``value`` when it has the ``fields`` of a ``kind`` result; otherwise a TypeError naming
-    what it got, the function that makes a ``kind``, and ``hint`` (what to do instead)."""
-    if all(hasattr(value, field) for field in fields):
-        return value
-    article = "an" if kind[0] in "AEIOU" else "a"
-    raise TypeError(f"{name} must be {article} {kind} (from {made_by}), got {_describe(value)}"
-                    + (f"; {hint}" if hint else ""))
-
-
-def _image_array(x, name: str = "x") -> np.ndarray:
-    """``x`` as an array of numbers to draw: a dataset, an (images, labels) pair or a dict is a
-    TypeError saying what to give (``_checks.array_of``)."""
-    x = _checks.array_of(x, name)
-    if not (np.issubdtype(x.dtype, np.number) or x.dtype == bool):
-        raise TypeError(f"{name} has dtype {x.dtype}; give numbers to draw")
-    return x
-
-
-def _squeeze_image(img, name: str = "img") -> np.ndarray:
-    """(H, W, 1) -> (H, W); (H, W) and (H, W, 3) stay; another shape is an error naming it."""
-    img = _image_array(img, name)
-    if img.ndim == 3 and img.shape[-1] == 1:
-        img = img[..., 0]
-    if img.ndim not in (2, 3):
-        raise ValueError(f"cannot draw an array of shape {img.shape} as an image")
-    return img
-
-
 def symmetric_limit(values) -> float:
     """max |values| (1 when all are 0), the colour limit that centres a diverging map at 0."""
-    values = _image_array(values, "values")
+    values = image_array(values, "values")
     m = float(np.max(np.abs(values))) if np.size(values) else 0.0
     return m if m > 0 else 1.0
-
-
-def _rescale(values, vmin=None, vmax=None) -> np.ndarray:
-    """Values mapped linearly from [vmin, vmax] (default: their own min and max) to [0, 1] and
-    clipped: how a colour image is displayed (all 0 when the range is empty)."""
-    values = np.asarray(values, dtype=float)
-    lo = float(values.min()) if vmin is None else float(vmin)
-    hi = float(values.max()) if vmax is None else float(vmax)
-    if hi <= lo:
-        return np.zeros_like(values)
-    return np.clip((values - lo) / (hi - lo), 0.0, 1.0)
 
 
 def to_map(s, channels: str = "sum") -> np.ndarray:
@@ -98,7 +49,7 @@ def to_map(s, channels: str = "sum") -> np.ndarray:
 
     >>> to_map(saliency.gradient(model, x, 8)).shape        # (N, H, W) from (N, H, W, C)
     """
-    s = _image_array(s, "s")
+    s = image_array(s, "s")
     if channels not in MAP_CHANNELS:
         raise ValueError(f"channels {channels!r} is not one of {MAP_CHANNELS}")
     if s.ndim < 2:
@@ -112,9 +63,9 @@ def show_image(ax, img, title=None, cmap=IMAGE_CMAP, vmin=None, vmax=None):
     A one-channel image is drawn with ``cmap`` over [vmin, vmax] (default: its own range); a
     colour image is rescaled from [vmin, vmax] (default: its own min and max) to [0, 1].
     """
-    img = _squeeze_image(img)
+    img = squeeze_image(img)
     if img.ndim == 3:
-        img = _rescale(img, vmin, vmax)
+        img = rescale(img, vmin, vmax)
         im = ax.imshow(img, interpolation="nearest")
     else:
         im = ax.imshow(img, cmap=cmap, vmin=vmin, vmax=vmax, interpolation="nearest")
@@ -125,19 +76,9 @@ def show_image(ax, img, title=None, cmap=IMAGE_CMAP, vmin=None, vmax=None):
     return im
 
 
-def _display_colour(value, vmin, vmax, cmap=IMAGE_CMAP):
-    """The RGB colour ``show_image(..., cmap, vmin, vmax)`` gives a pixel holding ``value`` (one
-    number per channel): grey through ``cmap``, colour by the same rescale as the image."""
-    value = np.asarray(value, dtype=float).ravel()
-    if len(value) == 1:
-        norm = matplotlib.colors.Normalize(vmin, vmax, clip=True)
-        return matplotlib.colormaps[cmap](norm(value[0]))[:3]
-    return tuple(_rescale(value, vmin, vmax))
-
-
 def show_signed(ax, values, title=None, limit=None):
     """Draw a signed 2-D map (channels summed) with the diverging colormap centred at 0."""
-    values = _squeeze_image(values)
+    values = squeeze_image(values)
     if values.ndim == 3:
         values = values.sum(axis=-1)
     limit = symmetric_limit(values) if limit is None else limit
@@ -152,7 +93,7 @@ def grid(n: int, cols: int | None = None, size: float = 1.6, title=None):
     """
     for name, value in (("n", n), ("cols", cols)):
         if value is not None and not _checks.is_int(value):
-            raise TypeError(f"{name} must be an int, got {_describe(value)}")
+            raise TypeError(f"{name} must be an int, got {describe(value)}")
     n = _checks.positive_int(n, "n")
     cols = _checks.positive_int(cols, "cols") if cols is not None else min(n, 8)
     rows = max(1, math.ceil(n / cols))
@@ -170,7 +111,7 @@ def images(x, titles=None, cols=None, title=None, size=1.6, signed=False):
 
     >>> fig, axes = images(x_test[:8], [f"y={y}" for y in y_test[:8]])
     """
-    x = _image_array(x)
+    x = image_array(x)
     if x.ndim < 3 or len(x) == 0:
         raise ValueError(f"x has shape {x.shape}; give a non-empty batch of images (N, H, W) or "
                          "(N, H, W, C)")
@@ -191,7 +132,7 @@ def _montage_tile(t, signed: bool, colour: bool) -> np.ndarray:
     t = np.asarray(t, dtype=float)
     if signed:
         return t / symmetric_limit(t)
-    t = _rescale(t)
+    t = rescale(t)
     return np.repeat(t[..., None], 3, axis=-1) if colour and t.ndim == 2 else t
 
 
@@ -218,8 +159,8 @@ def montage(tiles, titles=None, cols=None, title=None, signed=False, size=1.1, a
     image however many tiles, so it is quick to redraw (the explorers use it).
     """
     if isinstance(tiles, dict) or hasattr(tiles, "element_spec"):
-        raise TypeError(f"tiles must be a list of images, got {_describe(tiles)}")
-    tiles = [_squeeze_image(t, "tiles[i]") for t in tiles]
+        raise TypeError(f"tiles must be a list of images, got {describe(tiles)}")
+    tiles = [squeeze_image(t, "tiles[i]") for t in tiles]
     tiles = [t.sum(axis=-1) if t.ndim == 3 else t for t in tiles] if signed else tiles
     if not tiles:
         raise ValueError("montage needs at least one tile")
@@ -244,9 +185,3 @@ def montage(tiles, titles=None, cols=None, title=None, signed=False, size=1.1, a
     if title:
         ax.set_title(title, fontsize=9)
     return finish(fig or ax.figure), ax
-
-
-def _value_text(v) -> str:
-    """A value short enough for a tile title: 3 decimals in the usual range, else 3 digits."""
-    v = float(v)
-    return f"{v:.3f}" if 1e-3 <= abs(v) < 100 else f"{v:.3g}"

@@ -9,7 +9,8 @@ import math
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .core import _check_result, _squeeze_image, finish, montage, show_image, show_signed
+from ._common import check_result, squeeze_image
+from .core import finish, montage, show_image, show_signed
 
 RULE_NAMES = {"gradient": "saliency", "guided": "guided backprop", "deconvnet": "deconvnet"}
 
@@ -24,7 +25,7 @@ def _check_zeiler_fergus(zf):
     if hasattr(zf, "high") and hasattr(zf, "target"):                 # TopExamples
         hint = ("these are top examples: compute the figure's data with inverting.zeiler_fergus("
                 "model, x, result.target, examples=result)")
-    return _check_result(zf, "zf", "ZeilerFergus", ZEILER_FERGUS_FIELDS,
+    return check_result(zf, "zf", "ZeilerFergus", ZEILER_FERGUS_FIELDS,
                         "inverting.zeiler_fergus(model, x, target)", hint)
 
 
@@ -49,7 +50,7 @@ def _show_saliency_patch(ax, s, magnitude: bool):
     """A saliency crop: signed around 0, or its magnitude (channels summed) in grey."""
     if not magnitude:
         return show_signed(ax, s)
-    mag = np.abs(_squeeze_image(s))
+    mag = np.abs(squeeze_image(s))
     return show_image(ax, mag.sum(axis=-1) if mag.ndim == 3 else mag, cmap="gray")
 
 

@@ -10,22 +10,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import _checks
-from .core import (
-    SIGNED_CMAP,
-    _check_result,
-    _describe,
-    _image_array,
-    _value_text,
-    finish,
-    images,
-    show_image,
-    symmetric_limit,
-)
+from ._common import check_result, describe, image_array, value_text
+from .core import SIGNED_CMAP, finish, images, show_image, symmetric_limit
 
 
 def showmat(mat, ax=None, labels=True, title=None, fmt="{:.1f}", cmap="gray"):
     """A matrix as a grey image with its values written in each cell (``labels``)."""
-    mat = _image_array(mat, "mat").astype(float)
+    mat = image_array(mat, "mat").astype(float)
     if mat.ndim != 2:
         raise ValueError(f"mat has shape {mat.shape}; showmat draws a 2-D matrix")
     fig = None
@@ -49,7 +40,7 @@ def convolutions(img, results: dict, filters: dict, labels=True):
     for name, value in (("results", results), ("filters", filters)):
         if not isinstance(value, dict):
             raise TypeError(f"{name} must be a dict {{filter name: array}}, got "
-                            f"{_describe(value)}")
+                            f"{describe(value)}")
     if set(results) - set(filters):
         raise ValueError(f"results has names {sorted(set(results) - set(filters))} that filters "
                          f"lacks; filters has {list(filters)}")
@@ -71,8 +62,8 @@ WINDOW_COLOUR, SWITCH_COLOUR = "tab:blue", "tab:orange"
 def _pool_arrays(img, pooled, switches, size):
     """The three arrays of a max pooling by size x size windows, checked against each other (every
     switch must lie inside its own window)."""
-    img, pooled = _image_array(img, "img").astype(float), _image_array(pooled, "pooled")
-    switches = _image_array(switches, "switches")
+    img, pooled = image_array(img, "img").astype(float), image_array(pooled, "pooled")
+    switches = image_array(switches, "switches")
     size = _checks.positive_int(size, "size")
     if img.ndim != 2 or pooled.ndim != 2:
         raise ValueError(f"img and pooled must be 2-D matrices, got shapes {img.shape} and "
@@ -124,7 +115,7 @@ def pool_switches(img, pooled, switches, upstream=None, gradient=None, size=2, f
     for name, value, shape in (("upstream", upstream, pooled.shape),
                                ("gradient", gradient, img.shape)):
         if value is not None:
-            value = _image_array(value, name).astype(float)
+            value = image_array(value, name).astype(float)
             if value.shape != shape:
                 raise ValueError(f"{name} has shape {value.shape}; it must have shape {shape}")
             title = "upstream\ngradient" if name == "upstream" else "gradient to the input:\n" \
@@ -149,7 +140,7 @@ def _one_example_maps(maps) -> np.ndarray:
     if isinstance(maps, dict):
         raise TypeError(f"maps is a dict with keys {list(maps)[:5]} (features.activations' "
                         "result?); give one layer's maps of one example, e.g. maps['conv1'][0]")
-    maps = _image_array(maps, "maps").astype(float)
+    maps = image_array(maps, "maps").astype(float)
     if maps.ndim != 3:
         hint = "; for example i of a batch give maps[i]" if maps.ndim == 4 else ""
         raise ValueError(f"activation maps must be (H, W, C) for one example, got shape "
@@ -169,7 +160,7 @@ def activation_maps(maps, title=None, cols=8, signed=False):
 
 def _one_map(values) -> np.ndarray:
     """One 2-D feature map (H, W) from (H, W) or (H, W, 1); an error saying how to pick one."""
-    values = _image_array(values, "values").astype(float)
+    values = image_array(values, "values").astype(float)
     if values.ndim == 3 and values.shape[-1] == 1:
         values = values[..., 0]
     if values.ndim != 2:
@@ -210,7 +201,7 @@ def feature_map(values, location=None, title=None, ax=None):
         ax.add_patch(matplotlib.patches.Rectangle((c - 0.5, r - 0.5), 1, 1, fill=False,
                                                   edgecolor=SWITCH_COLOUR, linewidth=2.5,
                                                   clip_on=False, gid="location"))
-        ax.set_title(f"{title or 'feature map'}\nidx=({r}, {c}): {_value_text(values[r, c])}",
+        ax.set_title(f"{title or 'feature map'}\nidx=({r}, {c}): {value_text(values[r, c])}",
                      fontsize=9)
     return finish(fig), ax
 
@@ -221,7 +212,7 @@ def kernels(k, title="first-layer kernels", cols=8):
     Each tile has its own diverging scale centred at 0 (a pattern's sign matters); RGB kernels
     are drawn in colour, rescaled to [0, 1] as in Zeiler & Fergus.
     """
-    k = _image_array(k, "k")
+    k = image_array(k, "k")
     if k.ndim != 4:
         raise ValueError(f"k has shape {k.shape}; give kernels (n, h, w, channels in) from "
                          "patterns.conv_kernels(model, layer)")
@@ -236,7 +227,7 @@ def kernels(k, title="first-layer kernels", cols=8):
 def patterns(p, titles=None, title="patterns", cols=5):
     """Dense weight patterns (``patterns.dense_patterns``, one per unit) as signed images: red =
     positive weight."""
-    p = _image_array(p, "p")
+    p = image_array(p, "p")
     titles = titles if titles is not None else [str(i) for i in range(len(p))]
     return images(p, titles, cols=cols, title=title, size=2.0, signed=True)
 
@@ -244,9 +235,10 @@ def patterns(p, titles=None, title="patterns", cols=5):
 # --------------------------------------------------------------------------- activation mosaic
 
 
-def _tile_channels(maps, cols: int):
+def tile_channels(maps, cols: int):
     """The maps (H, W, C) tiled into one 2-D array, channel k at row k // cols, column k % cols,
-    NaN between tiles; returns it and the separation in pixels."""
+    NaN between tiles; returns it and the separation in pixels (the array ``activation_mosaic``
+    and the drawing pad draw)."""
     h, w, c = maps.shape
     sep = 1 if max(h, w) < 8 else 2
     tiled = np.full((math.ceil(c / cols) * (h + sep) - sep, cols * (w + sep) - sep), np.nan)
@@ -289,7 +281,7 @@ def activation_mosaic(maps, image=None, highlight=None, cols=None, title=None, w
     maps = _one_example_maps(maps)
     h, w, c = maps.shape
     cols = cols or (2 ** math.ceil(math.log2(math.sqrt(c))) if c > 1 else 1)
-    tiled, sep = _tile_channels(maps, cols)
+    tiled, sep = tile_channels(maps, cols)
     signed, lim = np.nanmin(maps) < 0, symmetric_limit(maps)
     cmap = matplotlib.colormaps[SIGNED_CMAP if signed else "viridis"].with_extremes(bad="white")
     fig, image_ax, ax, cax = _mosaic_figure(tiled.shape, image is not None, title, width)
@@ -316,7 +308,7 @@ def probabilities(p, highlight=None, labels=None, title="predicted probabilities
                   size=(3.6, 2.4)):
     """A bar chart of class probabilities p (C,); bar ``highlight`` (e.g. the explained class)
     in orange."""
-    p = _image_array(p, "p").astype(float).ravel()
+    p = image_array(p, "p").astype(float).ravel()
     labels = [str(i) for i in range(len(p))] if labels is None else [str(s) for s in labels]
     colors = ["tab:blue"] * len(p)
     if highlight is not None:
@@ -362,10 +354,10 @@ def max_activating(x, result, y=None, title=None, cols=None, size=1.4):
     >>> r = max_activation.top_examples(model, x_test, 8, count=8, labels=8, y=y_test)
     >>> fig, axes = max_activating(x_test, r, y_test, title="best and worst 8s: p(8)")
     """
-    result = _check_result(result, "result", "TopExamples", ("target", "high", "low", "count"),
+    result = check_result(result, "result", "TopExamples", ("target", "high", "low", "count"),
                           "max_activation.top_examples or scan(...)[layer].channel(k)",
                           _top_examples_hint(result, x))
-    x = _image_array(x)
+    x = image_array(x)
     labels = None if y is None else _checks.labels_of(y)
     used = max(int(np.max(part.indices)) for part in (result.high, result.low))
     if used >= len(x):
@@ -386,7 +378,7 @@ def max_activating(x, result, y=None, title=None, cols=None, size=1.4):
                 continue
             index = int(part.indices[i])
             label = "" if labels is None else f" | y={labels[index]}"
-            show_image(ax, x[index], _value_text(part.values[i]) + label)
+            show_image(ax, x[index], value_text(part.values[i]) + label)
         block[0, 0].set_ylabel(name, fontsize=11)
     fig.suptitle(title or f"{result.target}: High (top) and Low (bottom)", fontsize=11)
     fig.tight_layout()

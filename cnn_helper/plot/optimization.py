@@ -17,15 +17,16 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .core import _check_result, _image_array, finish, grid, montage, show_image
+from ._common import check_result, image_array
+from .core import finish, grid, montage, show_image
 
 VISUALIZATION_FIELDS = ("targets", "images", "values", "settings")
 INVERSION_FIELDS = ("x", "layers", "images", "distances", "settings")
 
 
 def _check_visualization(vis, name: str = "vis"):
-    return _check_result(vis, name, "FeatureVisualization", VISUALIZATION_FIELDS,
-                         "feature_visualization.visualize(model, targets)")
+    return check_result(vis, name, "FeatureVisualization", VISUALIZATION_FIELDS,
+                        "feature_visualization.visualize(model, targets)")
 
 
 def _limits(result) -> tuple:
@@ -115,8 +116,8 @@ def _check_examples(vis, x, examples) -> list:
                          if hasattr(examples, "__len__") else
                          f"examples must be a list of {len(vis)} TopExamples, got {examples!r}")
     for i, (target, top) in enumerate(zip(vis.targets, examples)):
-        top = _check_result(top, f"examples[{i}]", "TopExamples", ("target", "high"),
-                            "max_activation.top_examples or scan(...)[layer].channel(k)")
+        top = check_result(top, f"examples[{i}]", "TopExamples", ("target", "high"),
+                           "max_activation.top_examples or scan(...)[layer].channel(k)")
         if (top.target.layer_name, top.target.channel) != (target.layer_name, target.channel):
             raise ValueError(f"examples[{i}] ranks {top.target}, but vis.targets[{i}] is "
                              f"{target}: give the examples of the same unit")
@@ -138,7 +139,7 @@ def unit_and_examples(vis, x, examples, y=None, size: float = 1.9, title=None):
     >>> fig, axes = unit_and_examples(vis, x_test, [scans["conv3"].channel(k) for k in (3, 12)])
     """
     vis = _check_visualization(vis)
-    x = _image_array(x)
+    x = image_array(x)
     examples = _check_examples(vis, x, examples)
     fig, axes = plt.subplots(len(vis), 2, squeeze=False, gridspec_kw={"width_ratios": [1, 1.6]},
                              figsize=(2.8 * size, (size + 0.5) * len(vis) + 0.5))
@@ -163,8 +164,8 @@ def inversions(inv, size: float = 1.3, title=None):
 
     >>> fig, axes = inversions(inverting.invert(model, x_test[0], ["conv1", "conv3", "dense"]))
     """
-    inv = _check_result(inv, "inv", "Inversion", INVERSION_FIELDS,
-                        "inverting.invert(model, x, layers)")
+    inv = check_result(inv, "inv", "Inversion", INVERSION_FIELDS,
+                       "inverting.invert(model, x, layers)")
     single = np.ndim(inv.x) == np.ndim(inv.images[inv.layers[0]])
     originals = inv.x[None] if single else inv.x
     fig, axes = plt.subplots(len(originals), len(inv.layers) + 1, squeeze=False,

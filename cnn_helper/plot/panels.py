@@ -11,9 +11,10 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .attribution import _relative_or_delta, _show_map, _squeeze_image, occlusion_extent
+from ._common import squeeze_image
+from .attribution import occlusion_extent, relative_or_delta, show_map
 from .core import SIGNED_CMAP, finish, show_image, show_signed, symmetric_limit, to_map
-from .layers import _tile_channels
+from .layers import tile_channels
 
 
 def _inches(fig, box):
@@ -41,7 +42,7 @@ class DrawingPanels:
                  width: float = 8.0):
         self.layer, self.n_maps = layer, maps_shape[-1]
         self.cols = 8 if self.n_maps >= 16 else 4
-        blank = _tile_channels(np.zeros(maps_shape), self.cols)[0]
+        blank = tile_channels(np.zeros(maps_shape), self.cols)[0]
         self.fig = fig = plt.figure(figsize=(width, 3.1))
         self.image_ax = _inches(fig, (0.1, 1.6, 1.25, 1.25))
         self.image = show_image(self.image_ax, np.zeros(image_shape), "what the CNN sees", vmin=0,
@@ -73,8 +74,8 @@ class DrawingPanels:
     def update(self, image, probabilities, maps, saliency, target: int):
         """Show new data (shapes as at construction); returns the figure."""
         p = np.asarray(probabilities, dtype=float).ravel()
-        self.image.set_data(_squeeze_image(image))
-        s = _squeeze_image(saliency)
+        self.image.set_data(squeeze_image(image))
+        s = squeeze_image(saliency)
         s = s.sum(axis=-1) if s.ndim == 3 else s
         lim = symmetric_limit(s)
         self.saliency.set_data(s)
@@ -93,7 +94,7 @@ class DrawingPanels:
         """The K maps tiled on one colour scale: viridis from 0, or diverging around 0 when some
         are negative."""
         signed, lim = bool(np.nanmin(maps) < 0), symmetric_limit(maps)
-        self.maps.set_data(_tile_channels(maps, self.cols)[0])
+        self.maps.set_data(tile_channels(maps, self.cols)[0])
         self.maps.set_cmap(SIGNED_CMAP if signed else "viridis")
         self.maps.set_clim(-lim if signed else 0.0, lim)
         self.maps_ax.set_title(f"{self.layer}: its {self.n_maps} maps, one colour scale "
@@ -115,7 +116,7 @@ def drawing_panels(image, probabilities, maps, saliency, layer: str, target: int
     >>> fig, axes = drawing_panels(x, p, acts["conv2"], saliency.gradient(model, x, c), "conv2", c)
     """
     view = DrawingPanels(np.size(probabilities), np.shape(maps), layer,
-                         _squeeze_image(image).shape[:2], width)
+                         squeeze_image(image).shape[:2], width)
     fig = view.update(image, probabilities, maps, saliency, target)
     if title:
         fig.suptitle(title, fontsize=10)
@@ -138,7 +139,7 @@ def _bars(ax, p, highlight, names):
 def _occlusion_on(ax, result, title):
     """An occlusion map (``OcclusionMap`` of one image) drawn over the image's pixel grid, each
     cell centred on its patch centre; relative change where defined, else the change."""
-    values, _ = _relative_or_delta(result, True)
+    values, _ = relative_or_delta(result, True)
     lim = symmetric_limit(np.nan_to_num(values))
     ax.imshow(values, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, interpolation="nearest",
               extent=occlusion_extent(result))
@@ -171,12 +172,12 @@ def explanation(image, probabilities, maps: dict, target: int, class_names=None,
     axes[1].set_title(f"top {len(order)} classes", fontsize=9)
     axes[1].set_box_aspect(1)
     for ax, (name, m) in zip(axes[2:], maps.items()):
-        if hasattr(m, "baseline"):
+        if hasattr(m, "unoccluded"):
             _occlusion_on(ax, m, f"{name}: change of p({names[target]})")
             continue
         m = np.asarray(m, dtype=float)
         m = to_map(m) if m.ndim == 3 else m
-        _show_map(ax, m, f"{name} of p({names[target]})")
+        show_map(ax, m, f"{name} of p({names[target]})")
     fig.suptitle(title or f"predicted {names[int(np.argmax(p))]} (p = {p.max():.2f}); the maps "
                           f"explain class {names[target]}", fontsize=10)
     fig.tight_layout()

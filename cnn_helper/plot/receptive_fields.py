@@ -8,7 +8,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
 
-from .core import _check_result, finish, show_image
+from ._common import check_result
+from .core import finish, show_image
 
 FIELD_COLOUR, TARGET_COLOUR, CELL_COLOUR = "tab:orange", "tab:red", "0.85"
 
@@ -50,7 +51,7 @@ def receptive_field_growth(rows, title=None, ax=None):
     if not rows:
         raise ValueError("rows is empty; give the output of receptive_field.growth(...)")
     for row in rows:
-        _check_result(row, "each row", "GrowthRow", ("layer", "kind", "n", "start", "jump",
+        check_result(row, "each row", "GrowthRow", ("layer", "kind", "n", "start", "jump",
                                                     "size", "first", "last", "interval"),
                      "receptive_field.growth(model, layer, location, axis), a list of them")
     fig = None
@@ -82,7 +83,7 @@ def _check_regions(regions, image, input_shape) -> list:
     for r in regions:
         hint = "that is one region (slices); draw the nested regions of one location" \
             if isinstance(r, slice) else None
-        _check_result(r, "each region", "NestedRegion", ("layer", "location", "size", "region"),
+        check_result(r, "each region", "NestedRegion", ("layer", "location", "size", "region"),
                      "receptive_field.nested_regions(model, layer, location), a list of them",
                      hint)
     if any(len(r.region) != 2 for r in regions):

@@ -10,16 +10,8 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import _checks
-from .core import (
-    MAGNITUDE_CMAP,
-    SIGNED_CMAP,
-    _describe,
-    _image_array,
-    _squeeze_image,
-    finish,
-    show_image,
-    symmetric_limit,
-)
+from ._common import describe, image_array, squeeze_image
+from .core import MAGNITUDE_CMAP, SIGNED_CMAP, finish, show_image, symmetric_limit
 
 # --------------------------------------------------------------------------- label histograms
 
@@ -69,7 +61,7 @@ def label_histograms(groups: dict, n_classes: int = 10, cols=None, title=None, s
     """
     if not isinstance(groups, dict) or not groups:
         raise TypeError(f"groups must be a non-empty dict {{name: labels}}, got "
-                        f"{_describe(groups)}")
+                        f"{describe(groups)}")
     n_classes = _checks.positive_int(n_classes, "n_classes")
     cols = _checks.positive_int(cols, "cols") if cols is not None else min(len(groups), 4)
     rows = math.ceil(len(groups) / cols)
@@ -92,8 +84,8 @@ def label_histograms(groups: dict, n_classes: int = 10, cols=None, title=None, s
 def _mean_and_count(value, name: str):
     """(mean array, count or None) from a ``features.ClassMean`` or a plain array."""
     if hasattr(value, "mean") and hasattr(value, "count"):
-        return _image_array(value.mean, name).astype(float), int(value.count)
-    return _image_array(value, name).astype(float), None
+        return image_array(value.mean, name).astype(float), int(value.count)
+    return image_array(value, name).astype(float), None
 
 
 def _class_columns(mean_images, mean_maps, overlay: bool):
@@ -102,7 +94,7 @@ def _class_columns(mean_images, mean_maps, overlay: bool):
     for name, value in (("mean_images", mean_images), ("mean_maps", mean_maps)):
         if not isinstance(value, dict) or not value:
             raise TypeError(f"{name} must be a non-empty dict {{label: mean}} (from "
-                            f"features.class_means), got {_describe(value)}")
+                            f"features.class_means), got {describe(value)}")
     missing = [c for c in mean_maps if c not in mean_images]
     if missing:
         raise ValueError(f"mean_maps has classes {missing} that mean_images lacks (it has "
@@ -111,9 +103,9 @@ def _class_columns(mean_images, mean_maps, overlay: bool):
     for c, value in mean_maps.items():
         image, _ = _mean_and_count(mean_images[c], f"mean_images[{c!r}]")
         m, count = _mean_and_count(value, f"mean_maps[{c!r}]")
-        m = _squeeze_image(m, f"mean_maps[{c!r}]")
+        m = squeeze_image(m, f"mean_maps[{c!r}]")
         m = m.sum(axis=-1) if m.ndim == 3 else m
-        if overlay and m.shape != _squeeze_image(image).shape[:2]:
+        if overlay and m.shape != squeeze_image(image).shape[:2]:
             raise ValueError(f"mean_maps[{c!r}] has shape {m.shape} but the image is "
                              f"{image.shape}: overlay needs maps of the image's size, or draw "
                              "them beside (overlay=False)")

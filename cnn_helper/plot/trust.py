@@ -8,8 +8,9 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from .attribution import _show_map
-from .core import _check_result, _image_array, finish, show_image
+from ._common import check_result, image_array
+from .attribution import show_map
+from .core import finish, show_image
 
 RANDOMIZATION_FIELDS = ("mode", "method", "layers", "original", "maps", "spearman")
 DATA_FIELDS = ("method", "original", "maps", "spearman_abs")
@@ -25,7 +26,7 @@ def _results(results: dict, fields, kind: str, made_by: str) -> dict:
         raise TypeError(f"results must be a non-empty dict {{method name: {kind}}}, got "
                         f"{type(results).__name__}")
     for name, result in results.items():
-        _check_result(result, f"results[{name!r}]", kind, fields, made_by)
+        check_result(result, f"results[{name!r}]", kind, fields, made_by)
     return results
 
 
@@ -56,7 +57,7 @@ def randomization_grid(x, results: dict, example: int = 0, size: float = 1.25, t
     first = next(iter(results.values()))
     if any(r.layers != first.layers or r.mode != first.mode for r in results.values()):
         raise ValueError("every result must randomize the same layers in the same mode")
-    image = _image_array(x, "x")
+    image = image_array(x, "x")
     image = image[example] if image.ndim == 4 else image
     rows, cols = len(results), len(first.layers) + 2
     fig, axes = plt.subplots(rows, cols, squeeze=False, layout="constrained",
@@ -68,7 +69,7 @@ def randomization_grid(x, results: dict, example: int = 0, size: float = 1.25, t
     for i, (name, result) in enumerate(results.items()):
         maps = [result.original[example]] + [step[example] for step in result.maps]
         for j, m in enumerate(maps):
-            _show_map(axes[i, j + 1], _map_2d(m), titles[j] if i == 0 else None)
+            show_map(axes[i, j + 1], _map_2d(m), titles[j] if i == 0 else None)
         axes[i, 1].set_ylabel(name, fontsize=9)
     fig.suptitle(title or f"{first.mode} randomization, top layer first")
     fig.supxlabel(EACH_SCALE, fontsize=8)
@@ -129,7 +130,7 @@ def data_randomization_grid(x, results: dict, examples=(0, 1, 2), size: float = 
     """
     results = _results(results, DATA_FIELDS, "DataRandomization",
                        "sanity_checks.data_randomization")
-    xs = _image_array(x, "x")
+    xs = image_array(x, "x")
     examples = list(examples)
     rows, cols = len(results), 3 * len(examples)
     fig, axes = plt.subplots(rows, cols, squeeze=False, layout="constrained",
@@ -137,10 +138,10 @@ def data_randomization_grid(x, results: dict, examples=(0, 1, 2), size: float = 
     for i, (name, result) in enumerate(results.items()):
         for e, n in enumerate(examples):
             show_image(axes[i, 3 * e], xs[n], f"image {n}" if i == 0 else None)
-            _show_map(axes[i, 3 * e + 1], _map_2d(result.original[n]),
-                      "true labels" if i == 0 else None)
-            _show_map(axes[i, 3 * e + 2], _map_2d(result.maps[n]),
-                      "random labels" if i == 0 else None)
+            show_map(axes[i, 3 * e + 1], _map_2d(result.original[n]),
+                     "true labels" if i == 0 else None)
+            show_map(axes[i, 3 * e + 2], _map_2d(result.maps[n]),
+                     "random labels" if i == 0 else None)
         score = np.nanmean(result.spearman_abs) if np.any(np.isfinite(result.spearman_abs)) \
             else np.nan
         axes[i, 0].set_ylabel(f"{name}\nrank corr. {score:.2f}", fontsize=8)
@@ -183,8 +184,8 @@ def ranking_table(ranking, title=None, size: float = 1.0):
 
     >>> fig, ax = ranking_table(faithfulness.ranking(results))
     """
-    _check_result(ranking, "ranking", "Ranking", ("methods", "measures", "means", "ranks"),
-                  "faithfulness.ranking")
+    check_result(ranking, "ranking", "Ranking", ("methods", "measures", "means", "ranks"),
+                 "faithfulness.ranking")
     heads = [f"{m} ({'higher' if h else 'lower'} is better)"
              for m, h in zip(ranking.measures, ranking.higher_is_better)]
     cells = [[name] + [f"{v:.3f}  (#{r})" for v, r in zip(means, ranks)]
