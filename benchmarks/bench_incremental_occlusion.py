@@ -3,7 +3,7 @@
 For each model and setting: the predicted FLOP ratio full / incremental
 (``occlusion.incremental_cost``), the measured time of the same occluded copies by full
 re-inference and by incremental inference (interleaved rounds, median of the per-round ratios),
-whether method="auto" picks incremental, the approximate mode's time and its distance to the
+whether strategy="auto" picks incremental, the approximate mode's time and its distance to the
 exact map (SSIM, largest absolute difference), and the peak resident memory of one map.
 
 On a 224x224 model a whole map by full re-inference takes minutes on 2 CPU cores (VGG16, patch
@@ -101,7 +101,7 @@ def approximate_quality(model, x, patch, stride):
     for the default ``Approximate()`` and for the threshold alone (``Approximate(0.5, 1, 0)``):
     seconds, SSIM and largest absolute difference relative to the exact map's range."""
     start = time.perf_counter()
-    exact = occlusion.sensitivity_map(model, x, 3, patch, stride, method="incremental")
+    exact = occlusion.sensitivity_map(model, x, 3, patch, stride, strategy="incremental")
     row = {"exact_incremental_s": round(time.perf_counter() - start, 2)}
     rows, cols = exact.values.shape
     coarse = approximate.interpolate(exact.values[::2, ::2], np.arange(0, rows, 2),
@@ -109,9 +109,9 @@ def approximate_quality(model, x, patch, stride):
     row["smoothness_ssim"] = round(similarity.ssim(coarse, exact.values), 3)
     for name, settings in [("approximate", occlusion.Approximate()),
                            ("threshold_only", occlusion.Approximate(0.5, 1, 0.0))]:
-        occlusion.sensitivity_map(model, x, 3, patch, stride, method=settings)     # warm-up
+        occlusion.sensitivity_map(model, x, 3, patch, stride, strategy=settings)     # warm-up
         start = time.perf_counter()
-        approx = occlusion.sensitivity_map(model, x, 3, patch, stride, method=settings)
+        approx = occlusion.sensitivity_map(model, x, 3, patch, stride, strategy=settings)
         seconds = time.perf_counter() - start
         quality, worst = occlusion.compare(approx, exact)
         row.update({f"{name}_s": round(seconds, 2), f"{name}_ssim": round(quality, 3),
@@ -141,19 +141,19 @@ def xplique_per_copy(python, model, x, patch, stride, sample):
     return json.loads(out.stdout.strip().splitlines()[-1])["seconds_per_copy"]
 
 
-def peak_memory(name, patch, stride, method):
+def peak_memory(name, patch, stride, strategy):
     """Resident MB one map adds at its peak (sampled every 5 ms), in a fresh child process: the
     stride is raised to 2 * patch (49 copies on 224x224), "auto" batch size."""
     out = subprocess.run([sys.executable, __file__, "--child", name, str(patch),
-                          str(max(stride, 2 * patch)), method], capture_output=True, text=True,
+                          str(max(stride, 2 * patch)), strategy], capture_output=True, text=True,
                          check=True).stdout
     return json.loads(out.strip().splitlines()[-1])["added_mb"]
 
 
-def child(name, patch, stride, method):
+def child(name, patch, stride, strategy):
     model, x = build(name)
     before, peak = _peak_during(lambda: occlusion.sensitivity_map(
-        model, x, 3, int(patch), int(stride), method=method))
+        model, x, 3, int(patch), int(stride), strategy=strategy))
     print(json.dumps({"added_mb": round(peak - before)}))
 
 
@@ -187,7 +187,7 @@ SMALL_CASES = [("MobileNetV2", 128, 8), ("MobileNetV2", 96, 8), ("ResNet50", 128
 
 
 def threshold_check():
-    """method="auto"'s threshold on smaller images, where windows soon cover the map: predicted
+    """strategy="auto"'s threshold on smaller images, where windows soon cover the map: predicted
     ratio, auto's choice, and the measured ratio of whole maps (stride size / 16, 2 rounds)."""
     import keras
 
@@ -197,7 +197,8 @@ def threshold_check():
         x = np.random.default_rng(0).uniform(0, 1, (size, size, 3)).astype("float32")
         cost = occlusion.incremental_cost(model, 3, patch=patch)
         t = median_times({m: lambda m=m: occlusion.sensitivity_map(
-            model, x, 3, patch, max(2, size // 16), method=m) for m in ("full", "incremental")}, 2)
+            model, x, 3, patch, max(2, size // 16), strategy=m)
+            for m in ("full", "incremental")}, 2)
         print(json.dumps({"model": name, "size": size, "patch": patch,
                           "predicted": round(cost.flop_ratio, 2), "auto": cost.pays,
                           "measured": round(paired_ratio(t["rounds"], "full", "incremental"), 2)}),

@@ -10,9 +10,10 @@ at the layer's resolution; the result is bilinearly upsampled to the input's siz
     layer_cam           ReLU(sum_k ReLU(dS/dA_idx,k) A_idx,k), per location  (Jiang et al. 2021)
     score_cam           ReLU(sum_k w_k A_k), w_k = S on x masked by the map A_k  (Wang 2020)
 
-The gradient methods run on the package's one compiled gradient step (``saliency``'s
-``_request`` / ``_gradients``), which returns the pair :math:`A, \partial S / \partial A` in one
-pass; Score-CAM needs no gradient, only forward passes of masked copies of x.
+The gradient methods run on the package's gradient core (``cnn_helper._gradient``), whose one
+compiled step returns the pair :math:`A, \partial S / \partial A` in one pass; Score-CAM needs no
+gradient, only the target on masked copies of x, from the perturbation engine
+(``cnn_helper._perturb``).
 
 Every method returns float32 maps with one channel, (N, H, W, 1) for a batch or (H, W, 1) for
 one image, takes ``target`` (a head class index or a ``Feature``), ``layer``, ``relu`` (False
@@ -29,17 +30,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _graph, features
+from . import _gradient, _graph, _perturb, features
 from ._checks import BATCH_SIZE
-
-
-def _gradient_step():
-    """The saliency module, whose request and gradient step every CAM method runs on. It is
-    imported when a method runs: saliency re-exports this module's functions, so importing it
-    at the top would make the two modules import each other."""
-    from . import saliency
-
-    return saliency
 
 
 def cam_layer(model, target) -> str:
@@ -79,7 +71,8 @@ def _upsample(cam, size):
 def _check_layer(model, request, layer) -> str:
     """The path name of the CAM layer (given or ``cam_layer``'s), checked: its map has the
     input's spatial axes."""
-    layer = _graph.path_name(model, cam_layer(model, request.feature) if layer is None else layer)
+    layer = _graph.path_name(model, cam_layer(model, request.target.feature) if layer is None
+                             else layer)
     space = request.x.shape[1:-1]
     if len(_graph.output_shape(model, layer)) - 1 != len(space) or len(space) not in (1, 2):
         raise ValueError(f"a class activation map needs a layer whose map has the input's spatial "
@@ -91,10 +84,9 @@ def _check_layer(model, request, layer) -> str:
 def _maps_and_gradients(model, x, target, layer, batch_size, sign):
     r"""(the request, A = the layer's output, :math:`\partial S / \partial A`) for every image,
     from the one compiled gradient step; the arrays are (N, *spatial, K)."""
-    saliency = _gradient_step()
-    request = saliency._request(model, x, target, batch_size, sign)
+    request = _gradient.request(model, x, target, batch_size, sign)
     layer = _check_layer(model, request, layer)
-    A, dA = saliency._gradients(model, request, request.x, wrt=layer)
+    A, dA = _gradient.gradients(model, request, request.x, wrt=layer)
     return request, A.astype(np.float64), dA.astype(np.float64)
 
 
@@ -200,50 +192,36 @@ def _min_max(maps):
     return tf.math.divide_no_nan(maps - lo, span)
 
 
-def _score_step(model, layer: str, pool: str, at: bool):
-    """Compiled: (images (B, H, W, C), their maps A_k (B, h, w), channel[, locations]) -> the
-    target on each image masked by its upsampled, min-max normalized map (B,). One trace per
-    (layer, target layer, pool); the batch size and the channel are tensors."""
+def _masked_copies(model, x, A) -> _perturb.Copies:
+    """Score-CAM's copies for the perturbation engine: copy i * K + k is image i of x masked by
+    its map k of A (N, *spatial, K), upsampled to the input's size and min-max scaled to
+    [0, 1]; the copies are made inside the engine's compiled step."""
     import tensorflow as tf
 
-    def build():
-        tap = _graph.tap(model, [layer])
-        image_spec = _graph.input_spec(model)
-        n_spatial = len(_graph.output_shape(model, layer)) - 1
-        specs = [image_spec, tf.TensorSpec((None,) + (None,) * (len(image_spec.shape) - 2),
-                                           tf.float32), tf.TensorSpec((), tf.int32)]
-        specs += [tf.TensorSpec((None, n_spatial), tf.int64)] if at else []
+    def make(shared, image, rows):
+        images = tf.gather(shared[0], image)
+        masks = _upsample(rows[0], tf.shape(images)[1:-1])
+        if len(masks.shape) == 3:                           # one spatial axis: (B, L, 1)
+            masks = _min_max(masks[:, :, :, None])[:, :, :, 0]
+        else:
+            masks = _min_max(masks)
+        return images * tf.cast(masks, images.dtype)
 
-        @tf.function(autograph=False, input_signature=specs)
-        def step(x, maps, channel, locations=None):
-            masks = _upsample(maps, tf.shape(x)[1:-1])
-            if len(masks.shape) == 3:                       # one spatial axis: (B, L, 1)
-                masks = _min_max(masks[:, :, :, None])[:, :, :, 0]
-            else:
-                masks = _min_max(masks)
-            y = tap(x * tf.cast(masks, x.dtype))[0]
-            return [tf.cast(features.read(y, channel, pool, locations)[0], tf.float32)]
-
-        return step
-
-    return _graph.memo(model, ("score-cam step", layer, pool, at), build)
+    maps = np.moveaxis(A, -1, 1).reshape((-1,) + A.shape[1:-1]).astype(np.float32)
+    return _perturb.Copies(("score-cam", A.shape[1:-1]), make,
+                           shared=(x,), shared_specs=(_perturb.image_spec(model),),
+                           per_copy=(maps,),
+                           copy_specs=(tf.TensorSpec((None,) + A.shape[1:-1], tf.float32),))
 
 
 def _channel_scores(model, request, A):
     """w (N, K): the target on image i masked by its map k, for every (i, k), ``batch_size``
-    masked copies per compiled call (each copy is made inside the call)."""
+    masked copies per compiled call."""
     n_images, n_channels = len(A), A.shape[-1]
-    step = _score_step(model, request.layer, request.feature.pool, request.locations is not None)
-    image, channel = np.divmod(np.arange(n_images * n_channels), n_channels)
-    channel_k = np.int32(request.feature.channel)
-
-    def run(i, k):
-        maps = A[i, ..., k].astype(np.float32)                  # (B, *spatial): A_k of image i
-        where = () if request.locations is None else (request.locations[i],)
-        return step(request.x[i], maps, channel_k, *where)
-
-    scores, = _graph.run_batched(run, request.batch_size, image, channel)
-    return scores.reshape(n_images, n_channels).astype(np.float64)
+    image = np.repeat(np.arange(n_images), n_channels)
+    scores = _perturb.scores(model, request.target, _masked_copies(model, request.x, A), image,
+                             request.batch_size)
+    return scores.reshape(n_images, n_channels)
 
 
 def score_cam(model, x, target, layer=None, relu: bool = True, batch_size=BATCH_SIZE,
@@ -269,8 +247,7 @@ def score_cam(model, x, target, layer=None, relu: bool = True, batch_size=BATCH_
 
     >>> cam = score_cam(model, x_test[:8], 8)          # 64 masked copies per image on conv3
     """
-    saliency = _gradient_step()
-    request = saliency._request(model, x, target, batch_size, sign)
+    request = _gradient.request(model, x, target, batch_size, sign)
     layer = _check_layer(model, request, layer)
     A = features.activations(model, request.x, [layer], request.batch_size)[layer]
     weights = _channel_scores(model, request, A)

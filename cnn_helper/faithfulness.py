@@ -2,9 +2,10 @@ r"""Faithfulness: does removing what a map calls important change the model's ou
 
 Three measures of a map :math:`S` (N maps, one per image; the target's score :math:`s` is read
 as every method reads it: for an int target the model's head output, our CNN's softmax
-*probability*; ``Feature("logits", k)`` for the logit; any Feature works, a max-pooled one is
-pooled afresh on every changed image). A pixel is a spatial location: all its channels change
-together, and its importance is the map summed over channels, :math:`\sum_c S_{r,c',c}`.
+*probability*; ``Feature("logits", k)`` for the logit; any Feature works: a located one is read
+at its location, a max-pooled one is pooled afresh on every changed image). A pixel is a spatial
+location: all its channels change together, and its importance is the map summed over channels,
+:math:`\sum_c S_{r,c',c}`.
 
 **Deletion** (:func:`deletion`, Petsiuk et al. 2018, "RISE"). Rank the P pixels by importance,
 largest first (equal values: the lower row-major index first, a stable sort). For
@@ -35,14 +36,17 @@ when the map's values predict what removing the pixels costs. (xplique removes e
 probability and uses the Spearman correlation; Bhatt et al. fix the subset size, as here, and
 use Pearson's.) NaN when either side is constant.
 
-**Baselines** (what a removed pixel becomes): ``"zero"`` (black; on MNIST the background
-itself, so deleting a background pixel changes nothing), ``"mean"`` (each image's own mean value
-per channel: a flat grey image), ``"blur"`` (the image blurred by a Gaussian of standard
-deviation ``BLUR_SIGMA`` = 3 pixels, per channel, edges extended: the strokes' place stays, their
-shape goes), or an array: one image for all or one per image, in the model's input range.
+**Baselines** (what a removed pixel becomes; the package's reference forms,
+``cnn_helper._reference``): ``"zero"`` (black; on MNIST the background itself, so deleting a
+background pixel changes nothing), ``"mean"`` (each image's own mean value per channel: a flat
+grey image; the default), ``"blur"`` (the image blurred by a Gaussian of standard deviation
+``BLUR_SIGMA`` = 3 pixels, per channel, edges extended: the strokes' place stays, their shape
+goes), ``"extreme"`` (the top of the input's range), a number, one per channel, or an image: one
+for all or one per image, in the model's input range.
 
-Everything is batched: all steps (or subsets) of all images go through one compiled step,
-``batch_size`` changed images per call; the results do not depend on it.
+Everything is batched: all steps (or subsets) of all images go through the package's
+perturbation engine (``cnn_helper._perturb``), ``batch_size`` changed images per compiled call;
+the results do not depend on it.
 
 Example
 -------
@@ -58,11 +62,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph, features, saliency
+from . import _checks, _graph, _perturb, _reference, features, methods
 from ._checks import BATCH_SIZE
+from ._reference import BLUR_SIGMA  # noqa: F401 (faithfulness.BLUR_SIGMA: the "blur" baseline)
 
-BASELINES = ("zero", "mean", "blur")
-BLUR_SIGMA = 3.0
+BASELINES = _reference.FORMS
+"""The named baselines (a number, one per channel or an image work too)."""
 
 
 @dataclass(frozen=True)
@@ -74,7 +79,8 @@ class Curve:
     fractions : (steps + 1,) counts / P, the x axis
     scores    : (N, steps + 1) the target's score at each step
     auc       : (N,) the area under each curve (trapezoid over ``fractions``)
-    baseline  : "zero", "mean", "blur" or "array"
+    baseline  : the baseline's kind: "zero", "mean", "extreme", "blur", "number",
+                "per channel" or "array"
     """
 
     kind: str
@@ -96,13 +102,15 @@ class MuFidelity:
     correlation : (N,) Pearson correlation of ``masses`` and ``drops`` (higher is better)
     masses      : (N, n_subsets) the map's sum over each removed subset
     drops       : (N, n_subsets) s(x) minus the score with the subset removed
+    unchanged   : (N,) s(x), the target on each unchanged image
     subsets     : (n_subsets, grid, grid) bool, the removed cells (the same for every image)
-    baseline    : "zero", "mean", "blur" or "array"
+    baseline    : the baseline's kind (as ``Curve.baseline``)
     """
 
     correlation: np.ndarray
     masses: np.ndarray
     drops: np.ndarray
+    unchanged: np.ndarray
     subsets: np.ndarray
     baseline: str
 
@@ -128,93 +136,72 @@ def _maps_for(x, maps) -> np.ndarray:
     return maps.reshape(x.shape[:3] + (-1,)).sum(axis=-1)
 
 
-def _baseline_for(model, x, baseline):
-    """(the baseline images (N, H, W, C) float32, its name) for x (module docstring)."""
-    if isinstance(baseline, str):
-        _checks.one_of(baseline, "baseline", BASELINES + ("an array",))
-        if baseline == "zero":
-            return np.zeros_like(x), baseline
-        if baseline == "mean":
-            return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape), baseline
-        from scipy.ndimage import gaussian_filter
-
-        blurred = gaussian_filter(x, sigma=(0, BLUR_SIGMA, BLUR_SIGMA, 0), mode="nearest")
-        return blurred.astype(np.float32), baseline
-    return saliency.baseline_images(model, baseline, x), "array"
-
-
 def _inputs(model, x, target, maps, baseline, batch_size):
-    """Everything checked before any work: (x, feature, importance, baseline, its name, batch)."""
+    """Everything checked before any work: (x, the resolved target, importance, baseline images,
+    the baseline's kind, batch size)."""
     x, _ = _graph.check_images(model, x)
-    feature = features.check_feature(model, target)
+    x = x.astype(_perturb.image_dtype(model), copy=False)
+    batch_size = _graph.batch_size(model, batch_size)
+    target = features.resolve(model, x, target, batch_size=batch_size)
     importance = _maps_for(x, maps)
-    base, name = _baseline_for(model, x, baseline)
-    return x, feature, importance, base, name, _graph.batch_size(model, batch_size)
+    base = _reference.reference(model, x, baseline)
+    return x, target, importance, base.values, base.kind, batch_size
 
 
-# --------------------------------------------------------------------------- the one step
+# --------------------------------------------------------------------------- the changed copies
 
 
-def _score_step(model, feature):
-    """Compiled: (images a, images b, mask (B, H, W, 1) bool, channel) -> the target's score on
-    ``where(mask, b, a)`` (B,): a pixel under the mask takes b's value in every channel."""
+def _swapped_copies(model, a, b, keys, key_of_copy, threshold) -> _perturb.Copies:
+    """Copies for the perturbation engine: copy c is image ``image_of_copy[c]`` of ``a`` with the
+    pixels where ``keys[key_of_copy[c]] < threshold[c]`` taken from ``b`` (in every channel).
+
+    keys (K, H, W) int32 is a table sent once: deletion's pixel ranks (one per image, the
+    threshold the number of pixels removed), or MuFidelity's subsets (0 where a subset removes a
+    cell, 1 elsewhere; the threshold 1)."""
     import tensorflow as tf
 
-    def build():
-        tap = _graph.tap(model, [feature.layer])
-        spec = _graph.input_spec(model, "float32")
-        mask = tf.TensorSpec(spec.shape[:-1] + (1,), tf.bool)
+    def make(shared, image, rows):
+        changed = tf.gather(shared[2], rows[0]) < rows[1][:, None, None]     # (B, H, W)
+        return tf.where(changed[..., None], tf.gather(shared[1], image),
+                        tf.gather(shared[0], image))
 
-        @tf.function(input_signature=[spec, spec, mask, tf.TensorSpec((), tf.int32)])
-        def step(a, b, changed, channel):
-            y = tap(tf.where(changed, b, a))[0]
-            return tf.cast(features.read(y, channel, feature.pool)[0], tf.float32)
-
-        return step
-
-    key = ("faithfulness step", _graph.path_name(model, feature.layer), feature.pool)
-    return _graph.memo(model, key, build)
-
-
-def _scores(model, feature, a, b, masks_of, images, which, batch_size) -> np.ndarray:
-    """The score of every changed copy: copy k is image ``images[k]`` with the pixels of
-    ``masks_of(which[k])`` (a batch of masks (B, H, W, 1)) taken from b instead of a."""
-    step = _score_step(model, feature)
-    channel = np.int32(feature.channel)
-
-    def run(index, chosen):
-        return [step(a[index], b[index], masks_of(index, chosen), channel)]
-
-    return _graph.run_batched(run, batch_size, images, which)[0]
+    spec = _perturb.image_spec(model)
+    index = tf.TensorSpec((None,), tf.int32)
+    return _perturb.Copies(("swap pixels",), make, shared=(a, b, keys.astype(np.int32)),
+                           shared_specs=(spec, spec, tf.TensorSpec((None,) + a.shape[1:3],
+                                                                   tf.int32)),
+                           per_copy=(np.asarray(key_of_copy, np.int32),
+                                     np.asarray(threshold, np.int32)),
+                           copy_specs=(index, index))
 
 
 # --------------------------------------------------------------------------- deletion, insertion
 
 
 def _pixel_ranks(importance) -> np.ndarray:
-    """(N, H, W, 1) int: each pixel's place in the order of importance (0: the most important;
+    """(N, H, W) int: each pixel's place in the order of importance (0: the most important;
     ties by row-major index, a stable sort)."""
     n = len(importance)
     flat = importance.reshape(n, -1)
     order = np.argsort(-flat, axis=1, kind="stable")
     ranks = np.empty_like(order)
     np.put_along_axis(ranks, order, np.arange(flat.shape[1])[None].repeat(n, 0), axis=1)
-    return ranks.reshape(importance.shape + (1,))
+    return ranks.reshape(importance.shape)
 
 
 def _curve(kind, model, x, target, maps, steps, baseline, batch_size) -> Curve:
     """The deletion (a = x, b = baseline) or insertion (a = baseline, b = x) curve."""
-    x, feature, importance, base, name, batch_size = _inputs(model, x, target, maps, baseline,
-                                                             batch_size)
+    x, resolved, importance, base, name, batch_size = _inputs(model, x, target, maps, baseline,
+                                                              batch_size)
     steps = _checks.positive_int(steps, "steps")
     pixels = importance[0].size
     counts = np.arange(steps + 1) * pixels // steps
-    ranks = _pixel_ranks(importance)
     a, b = (x, base) if kind == "deletion" else (base, x)
     images = np.repeat(np.arange(len(x)), steps + 1)
-    which = np.tile(counts, len(x))
-    scores = _scores(model, feature, a, b, lambda i, n: ranks[i] < n[:, None, None, None],
-                     images, which, batch_size).reshape(len(x), steps + 1)
+    copies = _swapped_copies(model, a, b, _pixel_ranks(importance), images,
+                             np.tile(counts, len(x)))
+    scores = _perturb.scores(model, resolved, copies, images, batch_size)
+    scores = scores.reshape(len(x), steps + 1)
     fractions = counts / pixels
     auc = np.sum(np.diff(fractions) * (scores[:, 1:] + scores[:, :-1]) / 2, axis=1)
     return Curve(kind, counts, fractions, scores, auc, name)
@@ -277,23 +264,25 @@ def mufidelity(model, x, target, maps, n_subsets: int = 128, grid: int = 9, subs
     >>> mu = mufidelity(model, eights, 8, saliency.gradient_x_input(model, eights, 8))
     >>> mu.correlation.mean()          # higher: the map predicts what removal costs
     """
-    x, feature, importance, base, name, batch_size = _inputs(model, x, target, maps, baseline,
-                                                             batch_size)
+    x, resolved, importance, base, name, batch_size = _inputs(model, x, target, maps, baseline,
+                                                              batch_size)
     n_subsets = _checks.positive_int(n_subsets, "n_subsets")
     grid, subset_size = _check_grid(grid, subset_size, x.shape[1:])
     subsets = _subsets(n_subsets, grid, subset_size, _checks.seed(seed))
     rows, cols = (np.arange(n) * grid // n for n in x.shape[1:3])
     pixels = subsets[:, rows][:, :, cols]                         # (M, H, W)
     pixels = np.concatenate([pixels, np.zeros((1,) + pixels.shape[1:], bool)])   # + x itself
-    copies = n_subsets + 1
-    scores = _scores(model, feature, x, base, lambda i, j: pixels[j][..., None],
-                     np.repeat(np.arange(len(x)), copies), np.tile(np.arange(copies), len(x)),
-                     batch_size).reshape(len(x), copies)
+    n_copies = n_subsets + 1
+    images = np.repeat(np.arange(len(x)), n_copies)
+    copies = _swapped_copies(model, x, base, 1 - pixels.astype(np.int32),
+                             np.tile(np.arange(n_copies), len(x)), np.ones(len(images)))
+    scores = _perturb.scores(model, resolved, copies, images, batch_size)
+    scores = scores.reshape(len(x), n_copies)
     drops = scores[:, -1:] - scores[:, :-1]
     masses = np.einsum("nhw,mhw->nm", importance.astype(np.float64), pixels[:-1].astype(float))
     from .similarity import pearson_rows
 
-    return MuFidelity(pearson_rows(masses, drops), masses, drops, subsets, name)
+    return MuFidelity(pearson_rows(masses, drops), masses, drops, scores[:, -1], subsets, name)
 
 
 # --------------------------------------------------------------------------- ranking
@@ -364,3 +353,43 @@ def ranking(results: dict) -> Ranking:
     order = np.argsort(ranks.mean(axis=1), kind="stable")
     names = list(results)
     return Ranking(tuple(names[i] for i in order), kinds[0], means[order], ranks[order], better)
+
+
+def _labelled(chosen) -> dict:
+    """{label: (attribution function, its options)} from names or functions (labelled by their
+    registry name) or from {label: method or (method, options)}."""
+    if isinstance(chosen, dict):
+        pairs = chosen.items()
+    elif isinstance(chosen, (list, tuple)) and chosen:
+        pairs = [(methods.name_of(m), m) for m in chosen]
+    else:
+        raise TypeError(f"methods must be a non-empty list of method names (or functions) or a "
+                        f"dict {{label: method or (method, options)}}, got {chosen!r}")
+    labelled = {}
+    for label, spec in pairs:
+        method, options = spec if isinstance(spec, tuple) else (spec, {})
+        labelled[label] = (methods.get(method), dict(options))
+    return labelled
+
+
+def measure(model, x, target, chosen, steps: int = 28, baseline="mean", n_subsets: int = 128,
+            seed: int = 0, batch_size=BATCH_SIZE) -> dict:
+    """Deletion, insertion and MuFidelity of several attribution methods on the same images:
+    ``{label: [deletion Curve, insertion Curve, MuFidelity]}``, the input of :func:`ranking`.
+
+    ``chosen``: method names of :mod:`cnn_helper.methods` (or functions), or a dict
+    ``{label: method or (method, options)}``, e.g. ``{"|gradient|": ("gradient", {"sign":
+    "abs"}), "occlusion": ("occlusion", {"fill": "zero"})}``. Every map is computed for ``target``
+    on x and measured with the same ``steps``, ``baseline``, ``n_subsets`` and ``seed``.
+
+    >>> results = measure(model, eights[:16], 8, ["gradient_x_input", "grad_cam", "rise"])
+    >>> print(ranking(results))
+    """
+    results = {}
+    for label, (method, options) in _labelled(chosen).items():
+        maps = method(model, x, target, **options)
+        results[label] = [deletion(model, x, target, maps, steps, baseline, batch_size),
+                          insertion(model, x, target, maps, steps, baseline, batch_size),
+                          mufidelity(model, x, target, maps, n_subsets, baseline=baseline,
+                                     seed=seed, batch_size=batch_size)]
+    return results

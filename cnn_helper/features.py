@@ -200,6 +200,56 @@ def fixed_locations(model, x, feature: Feature, keep_location: bool = False,
     return None
 
 
+@dataclass(frozen=True)
+class Target:
+    r"""A target resolved once against a model and a batch of images: what every method's
+    compiled step reads, so that a located Feature is honoured by construction.
+
+    feature   : the Feature (an int target as the head's Feature)
+    layer     : its layer's "outer/inner" path name (it names the same layer in a clone)
+    locations : (N, n_spatial) int64, where :math:`\y_{(l),idx,k}` is read on (every changed copy
+                of) image i; None: pool each copy afresh (``fixed_locations``)
+
+    >>> t = resolve(model, x_test[:4], Feature("conv2", 5, location=(3, 4)))
+    >>> t.locations                       # array([[3, 4]] * 4)
+    """
+
+    feature: Feature
+    layer: str
+    locations: object
+
+    @property
+    def channel(self) -> int:
+        return self.feature.channel
+
+    @property
+    def pool(self) -> str:
+        return self.feature.pool
+
+    @property
+    def located(self) -> bool:
+        """Whether the value is read at given locations (not pooled afresh on each copy)."""
+        return self.locations is not None
+
+    def read(self, y, channel, locations=None):
+        r""":math:`\y_{(l),k}` of each example of the layer output y, the pooling and the
+        locations of this target (TensorFlow, for a compiled step; ``channel`` as a tensor so
+        another k does not trace again)."""
+        return read(y, channel, self.pool, locations)[0]
+
+
+def resolve(model, x, target, keep_location: bool = False,
+            batch_size=_checks.BATCH_SIZE) -> Target:
+    """``target`` (an int or a Feature) checked against ``model`` and resolved for the images x
+    (N, ...): its layer's path name and where it is read (``fixed_locations``).
+
+    >>> resolve(model, x_test[:8], 8).layer                # 'dense_1', the head
+    """
+    feature = check_feature(model, target)
+    return Target(feature, _graph.path_name(model, feature.layer),
+                  fixed_locations(model, x, feature, keep_location, batch_size))
+
+
 # --------------------------------------------------------------------------- over a data set
 
 

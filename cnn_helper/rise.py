@@ -33,7 +33,7 @@ import math
 
 import numpy as np
 
-from . import _checks, _graph, features
+from . import _checks, _graph, _perturb, _reference, features
 from ._checks import BATCH_SIZE
 
 MASK_CHUNK = 256      # masks made at once when their weighted sum is taken (memory, not results)
@@ -103,73 +103,38 @@ def masks(image_shape, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5,
 # --------------------------------------------------------------------------- the map
 
 
-def _float_spec(model):
-    """The model's input spec, float32 for a model that takes integer pixels (a masked pixel is
-    a fraction of one): the model casts its input as it does for every image."""
-    spec = _graph.input_spec(model)
-    return spec if spec.dtype.is_floating else _graph.input_spec(model, "float32")
-
-
-def _step(model, feature, size: tuple, grid_size: int, at: bool):
-    """Compiled: (images (B, H, W, C), fills (B, H, W, C), grids (B, s, s), shifts (B, 2),
-    channel[, locations]) -> the target on each image masked by its mask (B,). One trace per
-    (target layer, pool, image size, grid size); the batch size and the channel are tensors."""
+def _masked_copies(model, images, fills, grids, shifts, mask) -> _perturb.Copies:
+    r"""RISE's copies for the perturbation engine: copy c is image ``image_of_copy[c]`` masked
+    by mask ``mask[c]``, :math:`\x \odot M_j + (1 - M_j) \odot f`; the mask is made inside the
+    compiled step from its grid and shift (one trace per image size and grid size)."""
     import tensorflow as tf
 
-    def build():
-        tap = _graph.tap(model, [feature.layer])
-        image = _float_spec(model)
-        n_spatial = len(_graph.output_shape(model, feature.layer)) - 1
-        specs = [image, image, tf.TensorSpec((None, grid_size, grid_size), tf.float32),
-                 tf.TensorSpec((None, 2), tf.int32), tf.TensorSpec((), tf.int32)]
-        specs += [tf.TensorSpec((None, n_spatial), tf.int64)] if at else []
+    size, grid_size = images.shape[1:3], grids.shape[1]
 
-        @tf.function(autograph=False, input_signature=specs)
-        def step(x, fill, grids, shifts, channel, locations=None):
-            kept = tf.cast(_upsampled_crops(grids, shifts, size)[..., None], x.dtype)
-            y = tap(x * kept + (1 - kept) * fill)[0]
-            return [tf.cast(features.read(y, channel, feature.pool, locations)[0], tf.float32)]
+    def make(shared, image, rows):
+        x, fill = tf.gather(shared[0], image), tf.gather(shared[1], image)
+        grid, shift = tf.gather(shared[2], rows[0]), tf.gather(shared[3], rows[0])
+        kept = tf.cast(_upsampled_crops(grid, shift, size)[..., None], x.dtype)
+        return x * kept + (1 - kept) * fill
 
-        return step
-
-    key = ("rise step", _graph.path_name(model, feature.layer), feature.pool, size, grid_size, at)
-    return _graph.memo(model, key, build)
+    spec = _perturb.image_spec(model)
+    return _perturb.Copies(
+        ("rise", size, grid_size), make, shared=(images, fills, grids, shifts),
+        shared_specs=(spec, spec, tf.TensorSpec((None, grid_size, grid_size), tf.float32),
+                      tf.TensorSpec((None, 2), tf.int32)),
+        per_copy=(mask.astype(np.int32),), copy_specs=(tf.TensorSpec((None,), tf.int32),))
 
 
-def _fills(fill, x) -> np.ndarray:
-    """``fill`` as an array broadcast like x (N, H, W, C): a number, one per channel (C,), one image
-    (H, W, C) for all, or one per image (N, H, W, C)."""
-    if isinstance(fill, bool) or not isinstance(fill, (int, float, np.integer, np.floating,
-                                                       list, tuple, np.ndarray)):
-        raise TypeError(f"fill must be a number or an array (one per channel, one image or one "
-                        f"per image), got {type(fill).__name__}")
-    value = np.asarray(fill, dtype=x.dtype)
-    shapes = [(), x.shape[-1:], x.shape[1:], x.shape]
-    if value.shape not in shapes:
-        raise ValueError(f"fill has shape {value.shape}; give a number, {x.shape[-1]} values (one "
-                         f"per channel), one image {x.shape[1:]} or one per image {x.shape}")
-    if not np.all(np.isfinite(value)):
-        raise ValueError("fill has NaN or infinite values")
-    return np.broadcast_to(value, x.shape)
-
-
-def _scores(model, feature, x, fills, grids, shifts, at, batch_size) -> np.ndarray:
+def _scores(model, target, images, fills, grids, shifts, batch_size) -> np.ndarray:
     """V (N, n): the target on image i masked by mask j, for every pair (i, j), ``batch_size``
     pairs per compiled call."""
-    n_masks = len(grids)
-    step = _step(model, feature, x.shape[1:3], grids.shape[1], at is not None)
-    image, mask = np.divmod(np.arange(len(x) * n_masks), n_masks)
-    channel = np.int32(feature.channel)
-
-    def run(i, j):
-        where = () if at is None else (at[i],)
-        return step(x[i], fills[i], grids[j], shifts[j], channel, *where)
-
-    scores, = _graph.run_batched(run, batch_size, image, mask)
-    return scores.reshape(len(x), n_masks).astype(np.float64)
+    n_images, n_masks = len(images), len(grids)
+    image, mask = np.divmod(np.arange(n_images * n_masks), n_masks)
+    copies = _masked_copies(model, images, fills, grids, shifts, mask)
+    return _perturb.scores(model, target, copies, image, batch_size).reshape(n_images, n_masks)
 
 
-def rise(model, x, target, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5, fill=0.0,
+def rise(model, x, target, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5, fill="zero",
          seed: int = 0, keep_location: bool = False, batch_size=BATCH_SIZE) -> np.ndarray:
     r"""The RISE saliency map of ``target`` for each image of x (Petsiuk et al. 2018):
     :math:`S = \frac{1}{n p} \sum_j s(\x \odot M_j + (1 - M_j) \odot f) M_j` over ``n_masks``
@@ -180,9 +145,10 @@ def rise(model, x, target, n_masks: int = 4000, grid_size: int = 7, p: float = 0
                 converges to its expectation as n grows
     grid_size : s, the masks are s x s grids of cells (the paper: 7; smaller cells, finer maps)
     p         : the probability of keeping a cell, in (0, 1] (the paper: 0.5)
-    fill      : what a masked pixel becomes: 0 (default; the black background of MNIST), a number,
-                one value per channel, or a baseline image (one for all, or one per image), e.g. a
-                blurred copy of x
+    fill      : what a masked pixel becomes, in any of the package's reference forms: "zero"
+                (default, the paper's; the black background of MNIST), "mean", "extreme",
+                "blur" (a blurred copy of x), a number, one value per channel, or an image (one
+                for all, or one per image)
     seed      : the masks' seed: the same seed, the same masks for every image and batch_size
     keep_location : read a max-pooled Feature at the clean image's argmax (default: pool afresh)
     batch_size: (image, mask) pairs per compiled call; the result does not depend on it
@@ -191,15 +157,14 @@ def rise(model, x, target, n_masks: int = 4000, grid_size: int = 7, p: float = 0
 
     >>> s = rise(model, x_test[:4], 8, n_masks=2000)
     """
-    feature = features.check_feature(model, target)
     images, single = _graph.check_images(model, x)
-    images = images.astype(_float_spec(model).dtype.as_numpy_dtype, copy=False)
-    size, n_masks, grid_size, p = _check_geometry(images.shape[1:], n_masks, grid_size, p)
-    fills = _fills(fill, images)
+    images = images.astype(_perturb.image_dtype(model), copy=False)
     batch_size = _graph.batch_size(model, batch_size)
-    at = features.fixed_locations(model, images, feature, keep_location, batch_size)
+    resolved = features.resolve(model, images, target, keep_location, batch_size)
+    size, n_masks, grid_size, p = _check_geometry(images.shape[1:], n_masks, grid_size, p)
+    fills = _reference.reference(model, images, fill, "fill").values
     grids, shifts = _grids(size, n_masks, grid_size, p, _checks.seed(seed))
-    scores = _scores(model, feature, images, fills, grids, shifts, at, batch_size)
+    scores = _scores(model, resolved, images, fills, grids, shifts, batch_size)
     total = np.zeros((len(images), size[0] * size[1]))
     for start in range(0, n_masks, MASK_CHUNK):
         chunk = slice(start, start + MASK_CHUNK)

@@ -12,7 +12,8 @@ max pooling; ``pool="mean"`` differentiates the mean of the map; ``location=(r, 
 
 It is back propagation with the loss replaced by the target: :math:`\loss'_{(l')} =
 \partial s / \partial \y_{(l')}`, carried from layer l down to :math:`l' = 0`. Every method below
-is a few lines over ONE compiled gradient step (:func:`_gradients`), which returns
+is a few lines over the package's one gradient core (``cnn_helper._gradient``: the target
+resolved once, one compiled gradient step, the backward rules), which returns
 :math:`\partial s / \partial \x` or, for the CAM family, :math:`\partial s / \partial \y_{(l)}`::
 
     gradient              dS/dx                                     (Simonyan et al. 2013)
@@ -55,13 +56,20 @@ Example
 from __future__ import annotations
 
 import hashlib
-import warnings
-from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph, _override, features
+from . import _checks, _reference
 from ._checks import BATCH_SIZE
+from ._gradient import (  # noqa: F401 (public here: the rules and signs every method takes)
+    RULES,
+    SIGNS,
+    apply_sign,
+    gradients,
+    other_nonlinearities,
+    relus_changed,
+    request,
+)
 from .cam import (  # noqa: F401 (the CAM family, importable from here too: saliency.grad_cam)
     cam_layer,
     grad_cam,
@@ -69,217 +77,6 @@ from .cam import (  # noqa: F401 (the CAM family, importable from here too: sali
     layer_cam,
     score_cam,
 )
-from .features import Feature
-
-SIGNS = ("signed", "abs", "positive", "negative")
-RULES = ("gradient", "guided", "deconvnet")
-
-
-def apply_sign(s, sign: str = "signed"):
-    """The signed map, its magnitude ("abs"), or only its positive / negative part."""
-    _checks.one_of(sign, "sign", SIGNS)
-    if sign == "abs":
-        return np.abs(s)
-    if sign == "positive":
-        return np.maximum(s, 0)
-    if sign == "negative":
-        return np.minimum(s, 0)
-    return s
-
-
-# --------------------------------------------------------------------------- backward rules
-
-
-def _relu_with_rule(rule: str, forward):
-    """The ReLU ``forward`` whose backward pass follows ``rule`` ("guided" or "deconvnet").
-
-    guided    : g * f'(z) * [g > 0]: the forward ReLU is kept as it is (so TensorFlow still fuses
-                it into the convolution) and followed by an identity whose backward pass lets only
-                g > 0 through; the ReLU's own gradient then masks by z > 0.
-    deconvnet : ReLU(g), whatever z.
-    """
-    import tensorflow as tf
-
-    @tf.custom_gradient
-    def positive_gradient(y):
-        return tf.identity(y), tf.nn.relu
-
-    @tf.custom_gradient
-    def rectified_gradient(z):
-        return forward(z), tf.nn.relu
-
-    def relu(z):
-        return positive_gradient(forward(z)) if rule == "guided" else rectified_gradient(z)
-
-    relu.__name__ = f"{rule}_relu"
-    return relu
-
-
-def _replace_relus(rule: str):
-    """A clone policy: every ReLU (a layer's activation or a ReLU layer) gets backward ``rule``."""
-    def replace(layer, config):
-        import keras
-
-        forward = _override.relu_of(layer)
-        if forward is None:
-            return None
-        if isinstance(layer, keras.layers.ReLU):
-            return keras.layers.Activation(_relu_with_rule(rule, forward), name=layer.name,
-                                           dtype=layer.dtype_policy)
-        config["activation"] = _relu_with_rule(rule, forward)
-        return layer.__class__.from_config(config)
-
-    return _override.Policy(rule, replace)
-
-
-_POLICIES = {rule: _replace_relus(rule) for rule in RULES[1:]}
-
-
-def other_nonlinearities(model) -> tuple:
-    """Names of the layers with an element-wise non-linearity that is not a ReLU (tanh, GELU,
-    swish, ELU, LeakyReLU, a sigmoid gate...): guided backpropagation and the deconvnet change
-    only ReLUs, so these keep their plain gradient."""
-    import keras
-
-    def find():
-        others = []
-        for name, path in _graph.walk(model):
-            layer = path[-1]
-            if isinstance(layer, keras.Model) or _override.relu_of(layer) is not None:
-                continue
-            activation = getattr(layer, "activation", None)
-            if isinstance(layer, (keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.PReLU)) \
-                    or getattr(activation, "__name__", "linear") not in ("linear", "softmax"):
-                others.append(name)
-        return tuple(others)
-
-    return _graph.memo(model, ("other non-linearities",), find)
-
-
-def _network(model, rule: str):
-    """The model itself, or its clone whose ReLUs follow ``rule`` (weights refreshed now).
-
-    A model without any ReLU is its own network for every rule (with a warning): its clone would
-    change nothing.
-    """
-    if _checks.one_of(rule, "rule", RULES) == "gradient":
-        return model
-    has_relu = _graph.memo(model, ("has a ReLU",), lambda: any(
-        _override.relu_of(path[-1]) for _, path in _graph.walk(model)))
-    if not has_relu:
-        warnings.warn(f"model {model.name!r} has no ReLU that {rule} can change (ReLU as a layer "
-                      "activation, a ReLU layer or an Activation('relu') layer): the result "
-                      "equals the plain gradient", stacklevel=4)
-        return model
-    if other_nonlinearities(model):
-        warnings.warn(f"{rule} changes the backward pass of ReLUs only; layers "
-                      f"{list(other_nonlinearities(model))} of model {model.name!r} have other "
-                      "non-linearities and keep their plain gradient", stacklevel=4)
-    return _override.clone_with(model, _POLICIES[rule])
-
-
-def relus_changed(model, rule: str = "guided") -> tuple:
-    """Names of the layers whose ReLU the clone for ``rule`` ("guided" | "deconvnet") replaced."""
-    _checks.one_of(rule, "rule", RULES[1:])
-    return _override.replaced_layers(model, _POLICIES[rule])
-
-
-# --------------------------------------------------------------------------- the gradient step
-
-
-@dataclass(frozen=True)
-class _Request:
-    """A validated call: the images in the model's dtype and what to explain."""
-
-    x: np.ndarray            # (N, ...) the images
-    single: bool             # x was one image: drop the batch axis of the result
-    feature: Feature         # the target s
-    layer: str               # its layer's "outer/inner" name (the same in a clone)
-    locations: object        # (N, n_spatial) where s is read on each image, or None: pool afresh
-    rule: str                # the backward rule at the ReLUs
-    net: object              # the model, or its clone for the rule (weights refreshed once)
-    batch_size: int
-    sign: str
-
-    def finish(self, s):
-        """float32, the sign option applied, the batch axis dropped for a single image."""
-        s = apply_sign(np.asarray(s, dtype=np.float32), self.sign)
-        return s[0] if self.single else s
-
-
-def _float_input(model):
-    """The model's input dtype (NumPy), or a ValueError for an integer input: no gradient."""
-    dtype = _graph.input_spec(model).dtype
-    if not dtype.is_floating:
-        raise ValueError(
-            f"model {model.name!r} takes {dtype.name} images (its Input's dtype): there is no "
-            "gradient with respect to integers, so every saliency map would be zero. Build the "
-            "same layers on keras.Input(shape, dtype='float32') (a Rescaling layer still scales "
-            "them) and copy the weights with set_weights(model.get_weights())")
-    return dtype.as_numpy_dtype
-
-
-def _request(model, x, target, batch_size, sign, rule="gradient", keep_location=False):
-    """Check everything before any work; find where the target is read (``fixed_locations``)
-    and the network the rule runs on (a clone's weights are copied once per call, here)."""
-    x, single = _graph.check_images(model, x)
-    feature = features.check_feature(model, target)
-    batch_size = _graph.batch_size(model, batch_size)
-    sign = _checks.one_of(sign, "sign", SIGNS)
-    net = _network(model, rule)
-    return _Request(x.astype(_float_input(model), copy=False), single, feature,
-                    _graph.path_name(model, feature.layer),
-                    features.fixed_locations(model, x, feature, keep_location, batch_size),
-                    rule if net is not model else "gradient", net, batch_size, sign)
-
-
-def _gradient_step(model, net, rule: str, layer: str, pool: str, at: bool, wrt):
-    r"""The compiled step on ``net`` (the model, or its clone for ``rule``) for a target read
-    from ``layer`` by ``pool`` (or ``at`` given locations): (x batch, channel k[, locations]) ->
-    [ds/dx], or [A, ds/dA] with A the output of layer ``wrt``. One trace per (rule, layer, pool,
-    at, wrt): channel, locations and batch size are tensors, so they never retrace."""
-    import tensorflow as tf
-
-    def build():
-        tap = _graph.tap(net, [layer] if wrt is None else [wrt, layer])
-        n_spatial = len(_graph.output_shape(model, layer)) - 1
-        specs = [_graph.input_spec(model), tf.TensorSpec((), tf.int32)]
-        specs += [tf.TensorSpec((None, n_spatial), tf.int64)] if at else []
-
-        @tf.function(autograph=False, input_signature=specs)
-        def step(x, channel, locations=None):
-            with tf.GradientTape() as tape:
-                tape.watch(x)
-                outputs = tap(x)
-                s, _ = features.read(outputs[-1], channel, pool, locations)
-            # examples are independent in inference mode: d(sum_i s_i)/dx_i = ds_i/dx_i
-            if wrt is None:
-                return [tape.gradient(s, x, unconnected_gradients=tf.UnconnectedGradients.ZERO)]
-            gradient = tape.gradient(s, outputs[0])
-            if gradient is None:
-                raise ValueError(f"the target at layer {layer!r} does not depend on layer "
-                                 f"{wrt!r}: choose a layer before the target")
-            return [outputs[0], gradient]
-
-        return step
-
-    return _graph.memo(model, ("gradient step", rule, layer, pool, at, wrt), build)
-
-
-def _gradients(model, request: _Request, x, wrt=None):
-    r""":math:`\partial s / \partial x` for each image of x (N, ...), in the model's dtype; with
-    ``wrt`` (a layer name) the pair [A, :math:`\partial s / \partial A`] for that layer's output A.
-
-    x is ``request.x`` or a perturbed copy of it: the target is read at ``request.locations``.
-    """
-    step = _gradient_step(model, request.net, request.rule, request.layer, request.feature.pool,
-                          request.locations is not None, wrt)
-    channel = np.int32(request.feature.channel)
-    arrays = (x,) if request.locations is None else (x, request.locations)
-    outputs = _graph.run_batched(lambda xb, *where: step(xb, channel, *where), request.batch_size,
-                                 *arrays)
-    return outputs[0] if wrt is None else outputs
-
 
 # --------------------------------------------------------------------------- the methods
 
@@ -296,8 +93,8 @@ def gradient(model, x, target, rule: str = "gradient", batch_size=BATCH_SIZE,
     >>> s = gradient(model, x_test[:8], Feature("logits", 8))    # (8, 28, 28, 1)
     >>> s = gradient(model, x_test[0], Feature("conv2", 5), sign="abs")
     """
-    request = _request(model, x, target, batch_size, sign, rule)
-    return request.finish(_gradients(model, request, request.x))
+    req = request(model, x, target, batch_size, sign, rule)
+    return req.finish(gradients(model, req, req.x))
 
 
 def gradient_x_input(model, x, target, rule: str = "gradient", batch_size=BATCH_SIZE,
@@ -307,8 +104,8 @@ def gradient_x_input(model, x, target, rule: str = "gradient", batch_size=BATCH_
 
     >>> a = gradient_x_input(model, x_test[:8], 8)
     """
-    request = _request(model, x, target, batch_size, sign, rule)
-    return request.finish(request.x * _gradients(model, request, request.x))
+    req = request(model, x, target, batch_size, sign, rule)
+    return req.finish(req.x * gradients(model, req, req.x))
 
 
 def guided_backprop(model, x, target, batch_size=BATCH_SIZE, sign: str = "signed"):
@@ -361,25 +158,25 @@ def _noisy_gradient_statistic(statistic: str, model, x, target, n_samples, noise
     mean :math:`\frac{1}{n}\sum_j g_j`; mean of squares :math:`\frac{1}{n}\sum_j g_j^2`;
     variance :math:`\frac{1}{n}\sum_j g_j^2 - (\frac{1}{n}\sum_j g_j)^2` (divided by n, as xplique).
     """
-    request = _request(model, x, target, batch_size, sign, rule, keep_location)
+    req = request(model, x, target, batch_size, sign, rule, keep_location)
     n_samples = _checks.positive_int(n_samples, "n_samples")
     noise = _checks.non_negative(noise, "noise", " (a fraction of the input range)")
     seed = _checks.seed(seed)
-    x = request.x
+    x = req.x
     flat = x.reshape(len(x), -1)
     sigma = (noise * (flat.max(axis=1) - flat.min(axis=1))).reshape((-1,) + (1,) * (x.ndim - 1))
     keys = _image_keys(x)
     total, total_of_squares = 0.0, 0.0
     for j in range(n_samples):
         noisy = x + (sigma * _noise(keys, seed, j, x.shape[1:])).astype(x.dtype)
-        g = _gradients(model, request, noisy).astype(np.float64)
+        g = gradients(model, req, noisy).astype(np.float64)
         total, total_of_squares = total + g, total_of_squares + g * g
     mean, mean_of_squares = total / n_samples, total_of_squares / n_samples
     if statistic == "mean":
-        return request.finish(mean)
+        return req.finish(mean)
     if statistic == "mean of squares":
-        return request.finish(mean_of_squares)
-    return request.finish(np.maximum(mean_of_squares - mean ** 2, 0))   # >= 0 despite rounding
+        return req.finish(mean_of_squares)
+    return req.finish(np.maximum(mean_of_squares - mean ** 2, 0))   # >= 0 despite rounding
 
 
 def smoothgrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed: int = 0,
@@ -433,21 +230,7 @@ def vargrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed: in
                                      keep_location, batch_size, sign)
 
 
-def baseline_images(model, baseline, x) -> np.ndarray:
-    """A baseline x' as a batch like x (Integrated Gradients' start; where faithfulness takes
-    removed pixels from): zeros for None, one image for all, or one per example.
-
-    >>> baseline_images(model, x_test[0], x_test[:4]).shape      # (4, 28, 28, 1)"""
-    if baseline is None:
-        return np.zeros_like(x)
-    base, _ = _graph.check_images(model, baseline, name="baseline")
-    if len(base) not in (1, len(x)):
-        raise ValueError(f"baseline has {len(base)} images but x has {len(x)}; give one image or "
-                         "one per example")
-    return np.broadcast_to(base.astype(x.dtype), x.shape)
-
-
-def integrated_gradients(model, x, target, baseline=None, n_samples: int = 32,
+def integrated_gradients(model, x, target, baseline="zero", n_samples: int = 32,
                          rule: str = "gradient", keep_location: bool = False,
                          batch_size=BATCH_SIZE, sign: str = "signed"):
     r"""Integrated Gradients from a baseline :math:`\x'` (default: zeros, a black image).
@@ -457,43 +240,20 @@ def integrated_gradients(model, x, target, baseline=None, n_samples: int = 32,
                \qquad \alpha_j = \frac{j + 1/2}{m}
 
     (m = ``n_samples`` points on the path, the midpoint rule). Completeness:
-    :math:`\sum IG \approx s(\x) - s(\x')`, better as m grows. ``baseline``: one image (used for
-    every example) or a batch like x. ``keep_location`` reads a max-pooled Feature at the argmax
-    found at x along the whole path; by default the max is taken afresh at every point of it.
+    :math:`\sum IG \approx s(\x) - s(\x')`, better as m grows. ``baseline``: a reference input
+    in any of the package's forms ("zero", "mean", "extreme", "blur", a number, one per channel,
+    one image for every example or a batch like x). ``keep_location`` reads a max-pooled Feature
+    at the argmax found at x along the whole path; by default the max is taken afresh at every
+    point of it.
 
     >>> ig = integrated_gradients(model, x_test[:4], Feature("logits", 8), n_samples=64)
     """
-    request = _request(model, x, target, batch_size, sign, rule, keep_location)
+    req = request(model, x, target, batch_size, sign, rule, keep_location)
     n_samples = _checks.positive_int(n_samples, "n_samples")
-    x = request.x
-    base = baseline_images(model, baseline, x)
+    x = req.x
+    base = _reference.reference(model, x, baseline).values
     total = 0.0
     for j in range(n_samples):
         alpha = (j + 0.5) / n_samples
-        total = total + _gradients(model, request, base + alpha * (x - base))
-    return request.finish((x - base) * total / n_samples)
-
-
-# --------------------------------------------------------------------------- by name
-
-METHODS = ("gradient", "gradient_x_input", "guided_backprop", "deconvnet", "smoothgrad",
-           "squaregrad", "vargrad", "integrated_gradients", "grad_cam", "grad_cam_plus_plus",
-           "layer_cam", "score_cam")
-"""Every attribution method of this module by name: each is f(model, x, target, ...) returning
-one map per image (the sanity checks, ``distributed.explain`` and ``cnn-helper explain`` take
-these names)."""
-
-
-def method(name):
-    """The attribution function called ``name`` (one of ``METHODS``); a function given instead
-    (your own f(model, x, target, ...), one map per image) is returned as it is.
-
-    >>> method("guided_backprop") is guided_backprop      # True"""
-    if callable(name):
-        return name
-    if not isinstance(name, str) or name not in METHODS:
-        raise (ValueError if isinstance(name, str) else TypeError)(
-            f"method {name!r} is not one of {METHODS}; or give a saliency function of your "
-            "own, f(model, x, target, **options) returning one map per image")
-    return globals()[name]
-
+        total = total + gradients(model, req, base + alpha * (x - base))
+    return req.finish((x - base) * total / n_samples)

@@ -44,7 +44,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph, _override, saliency, similarity
+from . import _checks, _graph, _override, methods, similarity
 from ._checks import BATCH_SIZE
 
 MODES = ("cascading", "independent")
@@ -166,8 +166,8 @@ def _method(method, options, batch_size):
     if not isinstance(options, dict):
         raise TypeError(f"options must be a dict of the method's keyword arguments, e.g. "
                         f"{{'sign': 'abs'}}, got {options!r}")
-    function = saliency.method(method)
-    name = getattr(function, "__name__", type(function).__name__)
+    function = methods.get(method)
+    name = methods.name_of(method)
     if isinstance(method, str):
         options = dict({"batch_size": batch_size}, **options)
 
@@ -298,10 +298,11 @@ def model_randomization(model, x, target, method, mode: str = "cascading", layer
                         seed: int = 0, options=None, batch_size=BATCH_SIZE) -> ModelRandomization:
     r"""Adebayo et al.'s model-parameter randomization test (module docstring).
 
-    ``method``: a saliency function (called as ``method(model, x, target, **options)``) or its
-    name (one of ``saliency.METHODS``: ``"gradient"``, ``"guided_backprop"``, ``"grad_cam"``...;
-    given ``batch_size`` too). ``options``: its keyword arguments, e.g. ``{"sign": "abs"}`` for
-    :math:`|\partial s / \partial x|` or ``{"n_samples": 16}``. ``layers``: the layers to
+    ``method``: an attribution function (called as ``method(model, x, target, **options)``) or
+    its name (one of ``methods.METHODS``: ``"gradient"``, ``"guided_backprop"``, ``"grad_cam"``,
+    ``"rise"``, ``"occlusion"``...; given ``batch_size`` too). ``options``: its keyword
+    arguments, e.g. ``{"sign": "abs"}`` for :math:`|\partial s / \partial x|` or
+    ``{"n_samples": 16}``. ``layers``: the layers to
     randomize (default: every layer with weights, ``randomizable_layers``); they are always
     taken top first. ``seed``: the new weights of layer l come from (seed, l's name), so they
     are the same in both modes. One image or a batch: the results always have the batch axis.

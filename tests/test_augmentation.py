@@ -217,7 +217,7 @@ def test_a_bright_square_no_longer_turns_test_8_number_17_into_another_digit(
     plain, blobs = (occlusion.sensitivity_map(model, x_test[17], 8, patch=4, stride=1,
                                               fill="extreme") for model in
                     (shipped_cnn, shipped_blobs[0]))
-    assert plain.baseline > 0.99 and blobs.baseline > 0.99             # both sure it is an 8
+    assert plain.unoccluded > 0.99 and blobs.unoccluded > 0.99             # both sure it is an 8
     assert plain.relative.min() < -0.9                                 # plain: nearly lost
     assert blobs.relative.min() > -0.3                                 # augmented: kept
 

@@ -63,7 +63,7 @@ def test_against_brute_force(tiny, image, patch, stride):
     np.testing.assert_array_equal(r.locations[1], np.arange(0, W, stride[1]))
     assert r.patch == patch and r.stride == stride
     np.testing.assert_array_equal(r.fill, [1.0, 1.0])
-    assert r.baseline == pytest.approx(value(tiny, image, 2), rel=1e-6)
+    assert r.unoccluded == pytest.approx(value(tiny, image, 2), rel=1e-6)
 
 
 @pytest.mark.parametrize("target", [Feature("c1", 3, location=(4, 3)),
@@ -105,14 +105,14 @@ def test_result_does_not_depend_on_batch_size(tiny, image):
         r = occlusion.sensitivity_map(tiny, image, 1, patch=3, batch_size=batch_size)
         # identical up to float32 rounding (the same graph on every copy, in different batches)
         np.testing.assert_allclose(r.values, ref.values, rtol=1e-6, atol=1e-7)
-        assert r.baseline == pytest.approx(ref.baseline, rel=1e-6, abs=1e-7)
+        assert r.unoccluded == pytest.approx(ref.unoccluded, rel=1e-6, abs=1e-7)
 
 
 def test_delta_and_relative_change(tiny, image):
     for target in (3, Feature("logits", 1), Feature("logits", 2)):
         r = occlusion.sensitivity_map(tiny, image, target, patch=2)
         base = value(tiny, image, target)
-        assert r.baseline == pytest.approx(base, rel=1e-6)
+        assert r.unoccluded == pytest.approx(base, rel=1e-6)
         np.testing.assert_allclose(r.delta, r.values - base, atol=1e-6)
         np.testing.assert_allclose(r.relative, (r.values - base) / abs(base), rtol=1e-5, atol=1e-6)
     # a negative baseline keeps the sign of the change: a drop is negative
@@ -131,7 +131,7 @@ def test_zero_baseline_gives_nan_relative_and_a_warning(image):
     model.get_layer("dead").set_weights([kernel, np.array([-100.0, 100.0], np.float32)])
     with pytest.warns(RuntimeWarning, match="proportional change is undefined"):
         r = occlusion.sensitivity_map(model, image, Feature("dead", 0), patch=2)
-    assert r.baseline == 0.0 and np.all(np.isnan(r.relative))
+    assert r.unoccluded == 0.0 and np.all(np.isnan(r.relative))
     np.testing.assert_array_equal(r.delta, 0.0)
     with warnings.catch_warnings():
         warnings.simplefilter("error")
@@ -181,7 +181,7 @@ def test_a_batch_is_the_maps_of_its_images(tiny, image):
     other = np.random.default_rng(5).random((H, W, C), dtype=np.float32)
     batch = occlusion.sensitivity_map(tiny, np.stack([image, other]), 1, patch=3, stride=2,
                                       fill="mean", batch_size=7)
-    assert batch.values.shape == (2, 5, 4) and batch.baseline.shape == (2,)
+    assert batch.values.shape == (2, 5, 4) and batch.unoccluded.shape == (2,)
     assert batch.fill.shape == (2, C)
     for i, one in enumerate((image, other)):
         alone = occlusion.sensitivity_map(tiny, one, 1, patch=3, stride=2, fill="mean")
@@ -189,7 +189,7 @@ def test_a_batch_is_the_maps_of_its_images(tiny, image):
         np.testing.assert_allclose(got.values, alone.values, rtol=1e-6, atol=1e-7)
         np.testing.assert_allclose(got.relative, alone.relative, rtol=1e-5, atol=1e-7)
         np.testing.assert_allclose(got.fill, alone.fill)
-        assert got.baseline == pytest.approx(alone.baseline, rel=1e-6)
+        assert got.unoccluded == pytest.approx(alone.unoccluded, rel=1e-6)
     with pytest.raises(ValueError, match="one image"):
         alone.example(0)
 
@@ -205,8 +205,8 @@ def test_the_mean_of_a_batch_is_the_mean_of_its_maps(tiny, image):
     for field in ("values", "delta", "relative"):
         expected = sum(getattr(m, field) for m in maps) / len(maps)
         np.testing.assert_allclose(getattr(mean, field), expected, rtol=1e-5, atol=1e-6)
-    assert mean.baseline == pytest.approx(np.mean([m.baseline for m in maps]), rel=1e-6)
-    assert mean.locations == batch.locations and np.ndim(mean.baseline) == 0
+    assert mean.unoccluded == pytest.approx(np.mean([m.unoccluded for m in maps]), rel=1e-6)
+    assert mean.locations == batch.locations and np.ndim(mean.unoccluded) == 0
     np.testing.assert_allclose(batch.mean().delta, batch.delta.mean(axis=0), rtol=1e-6)
     with pytest.raises(ValueError, match="selects no image"):
         batch.mean([])

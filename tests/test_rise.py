@@ -113,8 +113,10 @@ def test_bad_inputs_are_clear_errors(model):
         rise.rise(model, x, 3)
     with pytest.raises(ValueError, match="fill has shape"):
         rise.rise(model, x, 1, fill=np.zeros((3, 3)))
-    with pytest.raises(TypeError, match="fill must be a number"):
-        rise.rise(model, x, 1, fill="zero")
+    with pytest.raises(ValueError, match="fill 'bright' is not one of"):
+        rise.rise(model, x, 1, fill="bright")
+    with pytest.raises(TypeError, match="fill must be one of"):
+        rise.rise(model, x, 1, fill=None)
     with pytest.raises(ValueError, match=r"\(N, 8, 8, 1\)"):
         rise.rise(model, np.zeros((2, 9, 9, 1), np.float32), 1)
     with pytest.raises(ValueError, match="seed"):

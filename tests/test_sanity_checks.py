@@ -179,7 +179,7 @@ def test_data_randomization_compares_two_models_and_plots(images):
     (lambda m, x: sanity_checks.model_randomization(m, x, 1, "gradient", mode="cascade"),
      "mode 'cascade'"),
     (lambda m, x: sanity_checks.model_randomization(m, x, 1, "gradients"), "method 'gradients'"),
-    (lambda m, x: sanity_checks.model_randomization(m, x, 1, 3), "saliency function"),
+    (lambda m, x: sanity_checks.model_randomization(m, x, 1, 3), r"or a function f\(model, x, target"),
     (lambda m, x: sanity_checks.model_randomization(m, x, 1, "gradient", layers=["pool"]),
      "hold no weights"),
     (lambda m, x: sanity_checks.model_randomization(m, x, 1, "gradient", options="abs"),

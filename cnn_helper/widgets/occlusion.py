@@ -16,9 +16,9 @@ class OcclusionExplorer(Explorer):
     The map (``occlusion.sensitivity_map``, drawn by ``plot.occlusion_map``) shows the relative
     change :math:`(\y_{(L),c}|_{\x \setminus (r,c)} - \y_{(L),c}|_{\x}) / \y_{(L),c}|_{\x}`: blue
     where hiding the patch centred at (r, c) lowers the probability of class c; beside it, the
-    predicted probabilities. Each map is computed by the fastest exact method
-    (``method="auto"``: incremental inference, which recomputes each layer only where the patch
-    changes it, when ``occlusion.incremental_cost`` predicts a gain; ``result.method`` says
+    predicted probabilities. Each map is computed by the fastest exact strategy
+    (``strategy="auto"``: incremental inference, which recomputes each layer only where the patch
+    changes it, when ``occlusion.incremental_cost`` predicts a gain; ``result.strategy`` says
     which ran) and cached.
 
     model : a Keras classifier;  x : images (N, H, W, C);  y : their labels (to choose by label)
@@ -91,7 +91,7 @@ class OcclusionExplorer(Explorer):
         def compute():
             return occlusion.sensitivity_map(self.model, self.x[index], target, patch=patch,
                                              stride=stride, fill=fill, batch_size=self.batch_size,
-                                             method="auto")
+                                             strategy="auto")
 
         return self._maps.get((index, target, patch, stride, fill), compute)
 
