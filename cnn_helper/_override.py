@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from . import _graph
+from ._layers import relu_of  # noqa: F401  (kept here for the callers of _override.relu_of)
 
 
 @dataclass(frozen=True)
@@ -29,28 +30,6 @@ class Policy:
 
     name: str
     replace: Callable
-
-
-def relu_of(layer):
-    """The forward ReLU that ``layer`` applies, or None.
-
-    Three forms: a ReLU as a layer's activation (``Conv2D(..., activation="relu")``,
-    ``Activation("relu")``), or a ``ReLU`` layer (possibly with max_value, negative_slope or
-    threshold, whose own forward function is returned).
-    """
-    import keras
-    import tensorflow as tf
-
-    if isinstance(layer, keras.layers.ReLU):
-        c = layer.get_config()
-        if c.get("max_value") is None and not c.get("negative_slope") and not c.get("threshold"):
-            return tf.nn.relu
-        return lambda z: keras.activations.relu(z, negative_slope=c["negative_slope"],
-                                                max_value=c["max_value"], threshold=c["threshold"])
-    activation = getattr(layer, "activation", None)
-    if any(activation is f for f in (keras.activations.relu, keras.ops.relu, tf.nn.relu)):
-        return tf.nn.relu
-    return None
 
 
 class NotClonable(TypeError):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from keras import layers, ops
 
-from cnn_helper import Feature, incremental, occlusion
+from cnn_helper import Feature, _patches, incremental, occlusion  # internal contract: bounds_of
 from cnn_helper.incremental import approximate
 from cnn_helper.similarity import ssim
 
@@ -21,12 +21,12 @@ def _image(shape, seed=0):
 
 def _assert_same(model, x, target, **kwargs):
     """The incremental map equals the full one (rtol 1e-4 of the map's spread) and says so."""
-    inc = occlusion.sensitivity_map(model, x, target, method="incremental", **kwargs)
-    full = occlusion.sensitivity_map(model, x, target, method="full", **kwargs)
-    assert inc.method == "incremental" and full.method == "full"
+    inc = occlusion.sensitivity_map(model, x, target, strategy="incremental", **kwargs)
+    full = occlusion.sensitivity_map(model, x, target, strategy="full", **kwargs)
+    assert inc.strategy == "incremental" and full.strategy == "full"
     scale = max(float(np.ptp(full.values)), float(np.abs(full.values).max()), 1e-12)
     np.testing.assert_allclose(inc.values, full.values, rtol=0, atol=1e-4 * scale)
-    np.testing.assert_allclose(inc.baseline, full.baseline, rtol=1e-5, atol=1e-7)
+    np.testing.assert_allclose(inc.unoccluded, full.unoccluded, rtol=1e-5, atol=1e-7)
     assert np.ptp(full.values) > 0          # the test means something: the map is not flat
     return inc, full
 
@@ -82,7 +82,7 @@ def test_inner_features_odd_even_patches_border_and_uneven_strides():
 def test_batch_size_does_not_change_the_map():
     model = _every_kind()
     x = _image((2, 19, 17, 3), seed=2)
-    maps = [occlusion.sensitivity_map(model, x, 0, patch=3, stride=2, method="incremental",
+    maps = [occlusion.sensitivity_map(model, x, 0, patch=3, stride=2, strategy="incremental",
                                       batch_size=b).values for b in (1, 7, "auto")]
     np.testing.assert_allclose(maps[0], maps[1], rtol=1e-6)   # float rounding of the kernels
     np.testing.assert_allclose(maps[0], maps[2], rtol=1e-6)
@@ -147,13 +147,15 @@ def test_projective_field_holds_every_change():
     x = _image((19, 17, 3), seed=5)
     plan = incremental.make_plan(model, model.layers[-3].name, (4, 3), x.shape)
     tap = keras.Model(model.input, [model.get_layer(index=i).output for i in range(1, 12)])
-    windows = {id(model.get_layer(index=i).output): i for i in range(1, 12)}
+    tapped = {id(model.get_layer(index=i)): i for i in range(1, 12)}
+    windows = {step.call.outputs[0]: tapped[id(step.call.layer)] for step in plan.steps
+               if id(step.call.layer) in tapped}          # the plan's tensor numbers
     clean = tap(x[None])
     checked = 0
     for row, col in [(0, 0), (7, 9), (18, 16), (10, 2)]:
         copy = occlusion.occlude(x, [(row, col)], patch=(4, 3))
         changed = tap(copy)
-        bounds = occlusion._bounds_of(np.array([[row, col]]), x.shape, (4, 3))  # internal contract
+        bounds = _patches.bounds_of(np.array([[row, col]]), x.shape, (4, 3))  # internal contract
         offsets = plan.offsets(bounds)                                        # internal contract
         for t, length in plan.lengths.items():
             if t not in windows:
@@ -187,7 +189,7 @@ def test_course_cnn_cost_and_auto(shipped_cnn, bundled):
     assert rows["conv2"].flops_full == 14 * 14 * 32 * 2 * 3 * 3 * 16
     assert cost.pays and "predicted FLOP ratio" in str(cost)
     (_, _), (x_test, _) = bundled
-    assert occlusion.sensitivity_map(shipped_cnn, x_test[0], 8).method == "incremental"
+    assert occlusion.sensitivity_map(shipped_cnn, x_test[0], 8).strategy == "incremental"
     _assert_same(shipped_cnn, x_test[:2], Feature("conv3", 5), patch=5, stride=3,
                  keep_location=True)
 
@@ -198,11 +200,11 @@ def test_a_model_the_geometry_cannot_follow_falls_back_to_full():
     model = keras.Model(inp, layers.Dense(3, activation="softmax")(x), name="mlp")
     x = _image((8, 8, 1), seed=6)
     with pytest.warns(UserWarning, match="full re-inference"):
-        r = occlusion.sensitivity_map(model, x, 1, patch=2, method="incremental")
-    assert r.method == "full"
+        r = occlusion.sensitivity_map(model, x, 1, patch=2, strategy="incremental")
+    assert r.strategy == "full"
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        assert occlusion.sensitivity_map(model, x, 1, patch=2).method == "full"     # auto: quiet
+        assert occlusion.sensitivity_map(model, x, 1, patch=2).strategy == "full"     # auto: quiet
     with pytest.raises(ValueError, match="cannot follow"):
         occlusion.incremental_cost(model, 1)
 
@@ -233,19 +235,19 @@ def test_layers_with_their_own_call_or_spatial_weights_run_in_full():
 def test_approximate_mode(shipped_cnn, bundled):
     (_, _), (x_test, _) = bundled
     x = x_test[:2]
-    exact = occlusion.sensitivity_map(shipped_cnn, x, 8, patch=4, stride=2, method="full")
+    exact = occlusion.sensitivity_map(shipped_cnn, x, 8, patch=4, stride=2, strategy="full")
     same = occlusion.sensitivity_map(shipped_cnn, x, 8, patch=4, stride=2,
-                                     method=occlusion.Approximate(1.0, coarse=1))
+                                     strategy=occlusion.Approximate(1.0, coarse=1))
     np.testing.assert_allclose(same.values, exact.values, atol=1e-6)
     drilled = occlusion.sensitivity_map(shipped_cnn, x, 8, patch=4, stride=2,
-                                        method=occlusion.Approximate(1.0, 2, drill_down=1.0))
+                                        strategy=occlusion.Approximate(1.0, 2, drill_down=1.0))
     np.testing.assert_allclose(drilled.values, exact.values, atol=1e-6)
-    approx = occlusion.sensitivity_map(shipped_cnn, x, 8, patch=4, stride=2, method="approximate")
+    approx = occlusion.sensitivity_map(shipped_cnn, x, 8, patch=4, stride=2, strategy="approximate")
     quality, worst = occlusion.compare(approx, exact)
-    assert approx.method == "approximate" and quality.shape == (2,)
+    assert approx.strategy == "approximate" and quality.shape == (2,)
     assert np.all(quality > 0.9) and np.all(worst < 0.1)
     coarse = occlusion.sensitivity_map(shipped_cnn, x, 8, patch=4, stride=2,
-                                       method=occlusion.Approximate(0.5, 2, drill_down=0.0))
+                                       strategy=occlusion.Approximate(0.5, 2, drill_down=0.0))
     assert np.all(occlusion.compare(coarse, exact)[0] < 1)    # it is an approximation
 
 
@@ -281,8 +283,8 @@ def test_bad_settings_are_named():
     with pytest.raises(ValueError, match="drill_down"):
         occlusion.Approximate(drill_down=1.5)
     model = _every_kind()
-    with pytest.raises(ValueError, match="method 'fast' is not one of"):
-        occlusion.sensitivity_map(model, _image((19, 17, 3)), 0, method="fast")
+    with pytest.raises(ValueError, match="strategy 'fast' is not one of"):
+        occlusion.sensitivity_map(model, _image((19, 17, 3)), 0, strategy="fast")
 
 
 def _ssim_by_loops(a, b, window=7):
@@ -311,13 +313,13 @@ def test_ssim_against_loops_and_scikit_image():
         ssim(a, b[:3])
 
 
-def test_the_occlusion_explorer_uses_the_fastest_exact_method(shipped_cnn, bundled):
+def test_the_occlusion_explorer_uses_the_fastest_exact_strategy(shipped_cnn, bundled):
     from cnn_helper import widgets
 
     (_, _), (x_test, y_test) = bundled
     explorer = widgets.OcclusionExplorer(shipped_cnn, x_test[:5], y_test[:5])
     result = explorer.state["result"]
-    assert result.method == "incremental"
+    assert result.strategy == "incremental"
     full = occlusion.sensitivity_map(shipped_cnn, x_test[explorer.state["index"]],
-                                     explorer.state["target"], method="full")
+                                     explorer.state["target"], strategy="full")
     np.testing.assert_allclose(result.values, full.values, atol=1e-6)

@@ -25,8 +25,19 @@ one, so the result is the full re-inference's, up to float rounding.
 
 Example
 -------
->>> cost = plan(model, Feature("logits", 8), patch=4, image_shape=(28, 28, 1))
->>> print(cost)          # per layer: the window, the fraction recomputed, the FLOP counts
+``occlusion.sensitivity_map`` runs it; ``occlusion.incremental_cost`` says what it saves:
+
+>>> print(occlusion.incremental_cost(model, Feature("logits", 8), patch=4))   # the course CNN
+layer                                output   recomputed fraction MFLOPs full incremental
+conv1                              28x28x16          6x6    0.046        0.23        0.01
+...
+patch 4x4 on (28, 28, 1): predicted FLOP ratio full / incremental 2.05 (incremental pays)
+
+The same by hand, from the plan (the target layer by its "outer/inner" name):
+
+>>> plan = incremental.make_plan(model, "logits", patch=(4, 4), image_shape=(28, 28, 1))
+>>> incremental.cost(plan).flop_ratio
+2.05...
 """
 from __future__ import annotations
 

@@ -27,7 +27,7 @@ from .run import occluded_values as exact_values
 
 @dataclass(frozen=True)
 class Approximate:
-    """The settings of approximate occlusion (pass as ``sensitivity_map(..., method=...)``).
+    """The settings of approximate occlusion (pass as ``sensitivity_map(..., strategy=...)``).
 
     threshold  : :math:`\\tau` in (0, 1]: the largest fraction of a map, per axis, that a window
                  may cover (1: exact windows)
@@ -36,7 +36,7 @@ class Approximate:
     drill_down : the fraction, in [0, 1], of the remaining positions computed after the coarse
                  pass, those where the interpolated map changes most
 
-    >>> sensitivity_map(model, x, 8, patch=16, stride=4, method=Approximate(threshold=0.4))
+    >>> sensitivity_map(model, x, 8, patch=16, stride=4, strategy=Approximate(threshold=0.4))
     """
 
     threshold: float = 0.75

@@ -5,27 +5,35 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
+from .. import _layers
 from .plan import Plan
 
 AUTO_MIN_RATIO = 1.5
-"""method="auto" runs incrementally when the predicted FLOP ratio full / incremental is at
+"""strategy="auto" runs incrementally when the predicted FLOP ratio full / incremental is at
 least this (the gathers and pastes that a window costs are not FLOPs; see benchmarks/)."""
 
 
 def flops_per_value(layer) -> int:
     """Multiply-adds (2 FLOPs each) behind one output value of ``layer``: a convolution's
-    kernel volume, a Dense layer's inputs; a pooling window's size; 1 for anything else."""
+    kernel volume, a Dense layer's inputs; a pooling window's size; 1 for anything else.
+
+    >>> flops_per_value(conv)              # a built Conv2D, 3x3 kernel on 1 channel: 2 * 9
+    18
+    """
+    window = _layers.window(layer)
     kernel = getattr(layer, "kernel", None)
-    name = type(layer).__name__
-    if name == "SeparableConv2D":
-        k_r, k_c, c_in, multiplier = layer.depthwise_kernel.shape
-        return 2 * c_in * multiplier + 2 * k_r * k_c * c_in * multiplier // layer.filters
-    if name == "DepthwiseConv2D":
-        return 2 * math.prod(kernel.shape[:2])
-    if name in ("Conv2D", "Dense") and kernel is not None:
+    if window is None:                            # a pointwise layer with a kernel: a Dense
+        dense = kernel is not None and _layers.kind(layer) == _layers.POINTWISE
+        return 2 * math.prod(kernel.shape[:-1]) if dense else 1
+    if window.op == "separable_conv":
+        *k, c_in, multiplier = layer.depthwise_kernel.shape
+        return 2 * c_in * multiplier + 2 * math.prod(k) * c_in * multiplier // layer.filters
+    if window.op == "depthwise_conv":
+        return 2 * math.prod(kernel.shape[:-2])
+    if window.op == "conv" and kernel is not None:
         return 2 * math.prod(kernel.shape[:-1])
-    if "Pooling2D" in name and "Global" not in name:
-        return math.prod(layer.pool_size)
+    if window.op in ("max_pool", "average_pool"):
+        return math.prod(window.kernel)
     return 1
 
 
@@ -52,7 +60,7 @@ class Cost:
 
     layers     : LayerCost of every layer call up to the target
     flop_ratio : predicted speed-up, FLOPs full / incremental per occluded copy
-    pays       : whether method="auto" runs incrementally (flop_ratio >= AUTO_MIN_RATIO)
+    pays       : whether strategy="auto" runs incrementally (flop_ratio >= AUTO_MIN_RATIO)
     """
 
     layers: tuple

@@ -1,5 +1,6 @@
-"""The plan: which layers are recomputed in windows, each tensor's window, from the receptive
-fields (:func:`..receptive_field.walk.tensor_fields`) and the layers' classes."""
+"""The plan: which layers are recomputed in windows, each tensor's window, from the model's
+program (``_graph.program``), the receptive fields of its tensors
+(:func:`..receptive_field.walk.tensor_fields`) and the layers' kinds (``_layers``)."""
 from __future__ import annotations
 
 import math
@@ -7,7 +8,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .. import _graph
+from .. import _graph, _layers
 from ..receptive_field import rules
 from ..receptive_field.walk import tensor_fields
 
@@ -65,9 +66,7 @@ class Geometry:
 class Step:
     """One layer call of the plan.
 
-    call    : the ``_graph.ProgramCall``
-    inputs  : the ids of the tensors it reads, a nested model's inputs resolved to the tensors
-              they stand for (``call.inputs`` are the ids its node knows them by)
+    call    : the ``_graph.Call``
     kind    : "window" (a sliding window), "pointwise" (elementwise, one input), "merge"
               (elementwise over several inputs), or "full" (runs on whole tensors)
     reason  : for "full", why the layer is not recomputed in windows
@@ -75,27 +74,26 @@ class Step:
     """
 
     call: object
-    inputs: tuple
     kind: str
     reason: str = ""
     geometry: Geometry | None = None
 
+    @property
+    def inputs(self) -> tuple:
+        """The numbers of the tensors it reads."""
+        return self.call.inputs
 
-WINDOW_LAYERS = ("Conv2D", "DepthwiseConv2D", "SeparableConv2D", "MaxPooling2D",
-                 "AveragePooling2D", "ZeroPadding2D", "Cropping2D")
-"""The sliding-window layers recomputed in windows (by class; a subclass that changes ``call``
-runs in full: its computation is not known)."""
 
-
-def _window_class(layer):
-    """The class of WINDOW_LAYERS whose computation ``layer`` has, or None."""
-    import keras
-
-    for name in WINDOW_LAYERS:
-        cls = getattr(keras.layers, name)
-        if isinstance(layer, cls) and type(layer).call is cls.call:
-            return cls
-    return None
+def sliding_window(layer):
+    """The ``_layers.Window`` of a layer recomputed in windows: a 2-D convolution (plain,
+    depthwise or separable), pooling, zero padding or cropping that computes as its Keras class
+    does (a subclass that changes ``call`` runs in full: its computation is not known); else
+    None."""
+    window = _layers.window(layer)
+    if window is None or window.rank != 2 or not window.keras_call or \
+            window.op == "conv_transpose":
+        return None
+    return window
 
 
 def _geometry(fin: rules.Field, fout: rules.Field) -> Geometry:
@@ -115,35 +113,26 @@ def _elementwise(layer, fins, fout) -> bool:
     """Whether ``layer`` is elementwise over its inputs, all aligned with its output, and holds
     no weight laid out over space (a PReLU with a slope per location is not)."""
     aligned = all(f.spatial == fout.spatial and f.jump == fout.jump for f in fins)
-    try:
-        rule = rules.rule_for(layer)
-    except ValueError:
-        return False
+    local = _layers.kind(layer) in (_layers.POINTWISE, _layers.MERGE)
     spatial_weight = any(len(w.shape) >= 3 for w in getattr(layer, "weights", []))
-    return aligned and rule in (rules.elementwise, rules.merge) and not spatial_weight
+    return aligned and local and not spatial_weight
 
 
-def _classify(call, inputs, fields, windowed) -> Step:
-    """The Step of one call reading the tensors ``inputs``, given those that are windowed."""
-    fins = [fields.get(t) for t in inputs]
+def _classify(call, fields, windowed) -> Step:
+    """The Step of one call, given the tensors that are windowed."""
+    fins = [fields.get(t) for t in call.inputs]
     fout = fields.get(call.outputs[0])
-    if not inputs or not all(t in windowed for t in inputs):
-        return Step(call, inputs, "full", "it reads a whole tensor")
+    if not call.inputs or not all(t in windowed for t in call.inputs):
+        return Step(call, "full", "it reads a whole tensor")
     if fout is None or fout.whole or fout.unknown or len(fout.spatial) != 2:
         why = "its output is not a 2-D map" if fout is None or not (fout.whole or fout.unknown) \
             else (fout.whole or fout.unknown)
-        return Step(call, inputs, "full", why)
-    if len(call.outputs) == 1 and _window_class(call.layer) is not None and len(fins) == 1:
-        return Step(call, inputs, "window", geometry=_geometry(fins[0], fout))
+        return Step(call, "full", why)
+    if len(call.outputs) == 1 and sliding_window(call.layer) is not None and len(fins) == 1:
+        return Step(call, "window", geometry=_geometry(fins[0], fout))
     if len(call.outputs) == 1 and _elementwise(call.layer, fins, fout):
-        return Step(call, inputs, "pointwise" if len(fins) == 1 else "merge")
-    return Step(call, inputs, "full", f"{type(call.layer).__name__} is not a known local layer")
-
-
-def _resolve(aliases, t):
-    while t in aliases:
-        t = aliases[t]
-    return t
+        return Step(call, "pointwise" if len(fins) == 1 else "merge")
+    return Step(call, "full", f"{type(call.layer).__name__} is not a known local layer")
 
 
 @dataclass(frozen=True)
@@ -151,9 +140,9 @@ class Plan:
     """How incremental occlusion computes one target for one patch size and image shape.
 
     steps    : the Steps, in run order, up to the one writing the target's layer
-    lengths  : {tensor id: window size (h, w)} of every windowed tensor
-    fields   : {tensor id: rules.Field}
-    source   : id of the model's input tensor; target: id of the target layer's output
+    lengths  : {tensor number: window size (h, w)} of every windowed tensor
+    fields   : {tensor number: rules.Field} (numbers of the model's ``_graph.program``)
+    source   : the number of the model's input tensor; target: of the target layer's output
     patch, image_shape, threshold : what the plan was made for
     """
 
@@ -174,7 +163,7 @@ class Plan:
 
     @property
     def windowed(self) -> list:
-        """Ids of the windowed tensors, the input first (the order of ``offsets``' rows)."""
+        """Numbers of the windowed tensors, the input first (the order of ``offsets``' rows)."""
         return list(self.lengths)
 
     def offsets(self, bounds) -> np.ndarray:
@@ -201,13 +190,14 @@ def make_plan(model, layer_name: str, patch, image_shape, threshold: float = 1.0
     (approximate). Built once per (model, arguments). ``Plan.target`` is None when the target
     is not the output of a layer call of the graph (then occlusion runs in full)."""
     def build():
-        source, calls, aliases, _ = _graph.program(model)
-        fields = tensor_fields(model, image_shape)
+        program = _graph.program(model)
+        source, fields = program.inputs[0], tensor_fields(model, image_shape)
         lengths = {source: tuple(min(p, n) for p, n in zip(patch, image_shape))}
         steps, target = [], None
-        for call in calls:
-            inputs = tuple(_resolve(aliases, t) for t in call.inputs)
-            step = _classify(call, inputs, fields, lengths)
+        for call in program.calls:
+            if not call.computes:                 # an input, or a nested model's outputs
+                continue
+            step = _classify(call, fields, lengths)
             if step.kind != "full":
                 lengths[call.outputs[0]] = _lengths(fields[call.outputs[0]], patch,
                                                     image_shape, threshold)

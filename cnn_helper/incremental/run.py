@@ -7,7 +7,7 @@ import math
 import numpy as np
 
 from .. import _graph
-from .plan import Plan, _window_class
+from .plan import Plan, sliding_window
 
 # --------------------------------------------------------------------------- running a plan
 # TensorFlow functions, traced once per plan inside the compiled steps below.
@@ -51,20 +51,19 @@ def read_region(clean, pad, start, length, window=None, window_start=None):
 
 
 def _sliding(layer, x, valid=None):
-    """``layer`` (one of WINDOW_LAYERS) on a region x that already holds its padding, computed
+    """``layer`` (a ``sliding_window``) on a region x that already holds its padding, computed
     with padding "valid" and the layer's own weights, as its ``call`` computes it. ``valid``:
     1 on the region's locations inside the tensor, 0 on padding (average pooling counts those
     only, as Keras' "same" does)."""
-    import keras
     from keras import ops
 
-    cls = _window_class(layer)
-    if cls in (keras.layers.ZeroPadding2D, keras.layers.Cropping2D):
+    op = sliding_window(layer).op
+    if op in ("pad", "crop"):
         return x                                 # the region read is already padded / cropped
     x = ops.cast(x, layer.compute_dtype)
-    if cls is keras.layers.MaxPooling2D:
+    if op == "max_pool":
         return ops.max_pool(x, layer.pool_size, layer.strides, "valid")
-    if cls is keras.layers.AveragePooling2D:
+    if op == "average_pool":
         y = ops.average_pool(x, layer.pool_size, layer.strides, "valid")
         if valid is None:
             return y
@@ -74,10 +73,10 @@ def _sliding(layer, x, valid=None):
     def weight(w):
         return ops.cast(w, layer.compute_dtype)
 
-    if cls is keras.layers.Conv2D:
+    if op == "conv":
         y = ops.conv(x, weight(layer.kernel), layer.strides, "valid",
                      dilation_rate=layer.dilation_rate)
-    elif cls is keras.layers.DepthwiseConv2D:
+    elif op == "depthwise_conv":
         y = ops.depthwise_conv(x, weight(layer.kernel), layer.strides, "valid",
                                dilation_rate=layer.dilation_rate)
     else:
@@ -91,13 +90,11 @@ def _sliding(layer, x, valid=None):
 def pad_value(layer) -> float:
     """What a sliding layer's padding holds: -inf for max pooling (padding never wins), else 0
     (zero padding; average pooling divides by the count of real locations instead)."""
-    import keras
-
-    return -np.inf if _window_class(layer) is keras.layers.MaxPooling2D else 0.0
+    return -np.inf if sliding_window(layer).op == "max_pool" else 0.0
 
 
 def clean_needs(plan: Plan) -> list:
-    """The clean tensors a run of ``plan`` reads: (tensor id, pad (before, after) per axis,
+    """The clean tensors a run of ``plan`` reads: (tensor number, pad (before, after) per axis,
     pad value), in a fixed order: each sliding layer's padded input, each windowed tensor read
     over another window (merges) or pasted into a whole tensor, and the target."""
     needs = []
@@ -119,16 +116,11 @@ def clean_needs(plan: Plan) -> list:
     return needs
 
 
-def _call(step, values: dict) -> list:
-    """Run a step's layer on ``values`` ({resolved tensor id: value})."""
-    return step.call.apply({own: values[t] for own, t in zip(step.call.inputs, step.inputs)})
-
-
 def run_clean(plan: Plan, x) -> dict:
-    """Every tensor of the plan for the un-occluded batch x: {tensor id: value}."""
+    """Every tensor of the plan for the un-occluded batch x: {tensor number: value}."""
     values = {plan.source: x}
     for step in plan.steps:
-        values.update(zip(step.call.outputs, _call(step, values)))
+        values.update(zip(step.call.outputs, step.call.apply(values)))
     return values
 
 
@@ -143,8 +135,8 @@ def padded_cleans(plan: Plan, values: dict) -> list:
 class _Run:
     """One run of a plan on B occluded copies: the windows and whole tensors computed so far.
 
-    cleans : the padded clean tensors (``clean_needs`` order); starts: {windowed tensor id: (B, 2)
-    window starts}; windows: {id: (B, h, w, C)}; wholes: {id: (B, ...)}."""
+    cleans : the padded clean tensors (``clean_needs`` order); starts: {windowed tensor number:
+    (B, 2) window starts}; windows: {number: (B, h, w, C)}; wholes: {number: (B, ...)}."""
 
     def __init__(self, plan, cleans, offsets):
         self.plan = plan
@@ -174,14 +166,14 @@ class _Run:
         out = step.call.outputs[0]
         if step.kind == "full":
             values = {t: self.whole(t) for t in step.inputs}
-            self.wholes.update(zip(step.call.outputs, _call(step, values)))
+            self.wholes.update(zip(step.call.outputs, step.call.apply(values)))
         elif step.kind == "window":
             self.windows[out] = self.sliding(step)
         else:
             values = {t: self.windows[t] if self.plan.same_window(t, out) else
                       self.region(t, self.starts[out], self.plan.lengths[out])
                       for t in step.inputs}
-            self.windows[out] = _call(step, values)[0]
+            self.windows[out] = step.call.apply(values)[0]
 
     def sliding(self, step):
         """The output window of a sliding layer, from the input region it reads."""
@@ -196,10 +188,9 @@ class _Run:
 
     def valid(self, step, start, length):
         """For average pooling over padding: 1 on the region's real locations, 0 on padding."""
-        import keras
         import tensorflow as tf
 
-        if _window_class(step.call.layer) is not keras.layers.AveragePooling2D or \
+        if sliding_window(step.call.layer).op != "average_pool" or \
                 not any(sum(p) for p in step.geometry.pad):
             return None
         n = self.plan.fields[step.inputs[0]].spatial

@@ -15,8 +15,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .. import _checks, _graph, _override
-from . import rules
+from .. import _checks, _graph, _layers, _override
 from .walk import check_location, field, held_gates, layer_field
 
 MODES = ("linear", "model")
@@ -52,18 +51,16 @@ def _linear_layer(layer, config):
     pooling, Maximum/Minimum an average, and a layer's ``activation`` is made linear."""
     import keras
 
-    L, kind = keras.layers, type(layer).__name__
-    if rules.is_operation(layer):
-        if kind in rules.OP_ACTIVATIONS:            # unnamed: no clash with a layer's name
+    L, window = keras.layers, _layers.window(layer)
+    if _layers.is_operation(layer):
+        if _layers.is_activation(layer):            # unnamed: no clash with a layer's name
             return L.Identity()
-        return _average if kind in ("Maximum", "Minimum") else None
-    activations = tuple(getattr(L, n) for n in ("ReLU", "LeakyReLU", "PReLU", "ELU", "Softmax")
-                        if hasattr(L, n))
-    if isinstance(layer, activations):
+        return _average if _layers.is_max_or_min(layer) else None
+    if _layers.is_activation(layer):
         return L.Activation("linear", name=layer.name)
-    if kind.startswith("MaxPooling"):
-        return getattr(L, kind.replace("Max", "Average")).from_config(config)
-    if isinstance(layer, (L.Maximum, L.Minimum)):
+    if window is not None and window.op == "max_pool":
+        return getattr(L, f"AveragePooling{window.rank}D").from_config(config)
+    if _layers.is_max_or_min(layer):
         return L.Average(name=layer.name)
     if "activation" in config:
         config["activation"] = "linear"

@@ -1,29 +1,29 @@
 r"""The per-layer rules: how one layer maps the receptive field of its input(s) to its output's.
 
 A rule is a function ``(layer, fields of its inputs, Keras' output shape) -> field of the
-output``. ``RULES`` is the table from layer classes (by name, looked up in ``keras.layers``; names
-this Keras lacks are skipped) to rules, and :func:`rule_for` finds a layer's rule: the first row
-whose classes it is an instance of. A window of kernel k, stride s, dilation d and left padding p
-maps (size, jump, start) per spatial axis as
+output``. There is one rule per kind of layer (``RULES``); what kind a layer or operation is,
+the catalogue :mod:`cnn_helper._layers` says (:func:`rule_for` asks it). A window of kernel k,
+stride s, dilation d and left padding p maps (size, jump, start) per spatial axis as
 
 .. math::  k_{eff} = d(k-1)+1,\quad size' = size + (k_{eff}-1)\,jump,\quad jump' = jump\cdot s,
            \quad start' = start + \left(\tfrac{k_{eff}-1}{2} - p\right) jump
 
 and every other rule is this one in disguise (zero padding: k = 1 and p > 0; cropping: p < 0; a
-stride-1 transposed convolution: a padded "valid" convolution) or keeps the field (elementwise
+stride-1 transposed convolution: a padded "valid" convolution) or keeps the field (pointwise
 layers) or unites the fields of aligned branches (merges).
 
 Keras 3 records ``s + h``, ``x * g``, ``keras.ops.relu(x)`` or ``ops.mean(x, axis=(1, 2))`` on
-symbolic tensors as operations (not layers); ``OP_RULES`` is their table, by class name: an
-elementwise operation of several tensors is a merge, a reduction over a spatial axis mixes all
-locations. A layer's rule that fails does not stop the walk: the output's field becomes
-"unknown" (``Field.unknown`` says why), and only the layers that depend on it are unknown.
+symbolic tensors as operations (not layers); the catalogue sorts them too: an elementwise
+operation of several tensors is a merge, a reduction over a spatial axis mixes all locations. A
+layer's rule that fails does not stop the walk: the output's field becomes "unknown"
+(``Field.unknown`` says why), and only the layers that depend on it are unknown.
 """
 from __future__ import annotations
 
 import dataclasses
-import functools
 import math
+
+from .. import _layers
 
 
 @dataclasses.dataclass(frozen=True)
@@ -53,7 +53,7 @@ class Field:
     def is_gate(self) -> bool:
         """Whether this tensor, broadcast in a merge, is a global gate: a 1x1 map whose field is
         the whole input (squeeze-and-excitation's pooled vector) or unknown."""
-        return bool(self.whole or self.unknown) and all(n == 1 for n in self.spatial)
+        return _layers.is_gate(self.spatial, local=not (self.whole or self.unknown))
 
     def whole_from(self, reason, shape) -> Field:
         """The whole-input field of a tensor of ``shape`` (keeping the first reason given)."""
@@ -62,17 +62,6 @@ class Field:
     def unknown_from(self, reason, shape) -> Field:
         """The unknown field of a tensor of ``shape`` (keeping the first reason given)."""
         return Field((), (), (), tuple(shape), unknown=self.unknown or reason)
-
-
-def _classes(*names) -> tuple:
-    """The keras.layers classes of these names that this Keras has."""
-    import keras
-
-    return tuple(c for c in (getattr(keras.layers, n, None) for n in names) if c is not None)
-
-
-def _tuple(value, n) -> tuple:
-    return tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
 
 
 def _axes(axis, rank) -> set:
@@ -123,17 +112,9 @@ def _shift(f: Field, pads) -> tuple:
     return start, spatial
 
 
-def _pairs(value, n) -> tuple:
-    """ZeroPadding/Cropping argument as n (left, right) pairs."""
-    if n == 1:
-        value = value if isinstance(value, (tuple, list)) else (value, value)
-        return (tuple(value),)
-    return tuple(tuple(p) if isinstance(p, (tuple, list)) else (p, p) for p in _tuple(value, n))
-
-
 def _named(op) -> str:
     """How messages name ``op``: "layer 'conv1' (Conv2D)" or "operation 'add' (Add)"."""
-    what = "operation" if is_operation(op) else "layer"
+    what = "operation" if _layers.is_operation(op) else "layer"
     return f"{what} {op.name!r} ({type(op).__name__})"
 
 
@@ -222,19 +203,17 @@ def merge(op, ins, out_shape) -> Field:
     return _local(start, size, ins[0].jump, ins[0].spatial, out_shape, op)
 
 
-def transposed_conv(op, ins, out_shape) -> Field:
+def _transposed(op, f: Field, w, out_shape) -> Field:
     """A stride-1 transposed convolution: a "valid" convolution with kernel k_eff on its input
     zero-padded by k_eff-1 on both sides ("valid"), or by k_eff-1-p left and p right ("same",
     where p = (k_eff-1)//2 is the left padding of the forward convolution it transposes)."""
-    f, n = ins[0], len(ins[0].spatial)
-    strides = _tuple(op.strides, n)
-    if any(s != 1 for s in strides):
-        raise ValueError(f"{_named(op)} has strides {strides}: a "
+    n = len(f.spatial)
+    if any(s != 1 for s in w.strides):
+        raise ValueError(f"{_named(op)} has strides {w.strides}: a "
                          "strided transposed convolution gives a fractional jump, which receptive "
                          "fields do not support (stride 1 is supported)")
-    kernel, dilation = _tuple(op.kernel_size, n), _tuple(op.dilation_rate, n)
-    k_eff = [d * (k - 1) + 1 for k, d in zip(kernel, dilation)]
-    valid = str(op.padding).lower() == "valid"
+    k_eff = [d * (k - 1) + 1 for k, d in zip(w.kernel, w.dilation)]
+    valid = w.padding == "valid"
     pads = [(k - 1, k - 1) if valid else (k - 1 - (k - 1) // 2, (k - 1) // 2) for k in k_eff]
     start, spatial = _shift(f, pads)
     padded = Field(start, f.size, f.jump, spatial + f.shape[-1:])
@@ -242,115 +221,25 @@ def transposed_conv(op, ins, out_shape) -> Field:
     return _local(*window, out_shape, op)
 
 
-def convolution(op, ins, out_shape) -> Field:
-    """Conv, depthwise and separable convolutions: a window of kernel, strides and dilation."""
-    n = len(ins[0].spatial)
-    window = _window(ins[0], op.name, _tuple(op.kernel_size, n), _tuple(op.strides, n),
-                     _tuple(op.dilation_rate, n), op.padding)
+def sliding_window(op, ins, out_shape) -> Field:
+    """Convolutions (depthwise, separable, stride-1 transposed) and pooling: a window of kernel,
+    strides and dilation; zero padding by p: a 1-wide kernel with left padding p (start moves by
+    -p jump); cropping by c: left padding -c."""
+    f, w = ins[0], _layers.window(op)
+    if w.op == "conv_transpose":
+        return _transposed(op, f, w, out_shape)
+    if w.op in ("pad", "crop"):
+        start, spatial = _shift(f, w.padding)
+        return _local(start, f.size, f.jump, spatial, out_shape, op)
+    window = _window(f, op.name, w.kernel, w.strides, w.dilation, w.padding)
     return _local(*window, out_shape, op)
 
 
-def pooling(op, ins, out_shape) -> Field:
-    """Max and average pooling: a window of pool_size (strides default to pool_size)."""
-    n = len(ins[0].spatial)
-    strides = _tuple(op.strides if op.strides is not None else op.pool_size, n)
-    window = _window(ins[0], op.name, _tuple(op.pool_size, n), strides, (1,) * n, op.padding)
-    return _local(*window, out_shape, op)
-
-
-def zero_padding(op, ins, out_shape) -> Field:
-    """Zero padding by p: a 1-wide kernel with left padding p (start moves by -p jump)."""
-    f = ins[0]
-    start, spatial = _shift(f, _pairs(op.padding, len(f.spatial)))
-    return _local(start, f.size, f.jump, spatial, out_shape, op)
-
-
-def cropping(op, ins, out_shape) -> Field:
-    """Cropping by c: a 1-wide kernel with left padding -c (start moves by +c jump)."""
-    f = ins[0]
-    start, spatial = _shift(f, [(-a, -b) for a, b in _pairs(op.cropping, len(f.spatial))])
-    return _local(start, f.size, f.jump, spatial, out_shape, op)
-
-
-# --------------------------------------------------------------------------- the tables
-
-MIXING = ("Flatten", "Reshape", "Permute", "RepeatVector", "GroupNormalization",
-          "GlobalAveragePooling1D", "GlobalAveragePooling2D", "GlobalAveragePooling3D",
-          "GlobalMaxPooling1D", "GlobalMaxPooling2D", "GlobalMaxPooling3D", "Dot")
-MERGES = ("Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum", "Concatenate")
-
-RULES = (
-    (MIXING, mixes_all_locations),
-    (("InputLayer", "Activation", "ReLU", "LeakyReLU", "PReLU", "ELU", "BatchNormalization",
-      "Dropout", "SpatialDropout1D", "SpatialDropout2D", "SpatialDropout3D", "GaussianNoise",
-      "GaussianDropout", "AlphaDropout", "ActivityRegularization", "Rescaling", "Normalization",
-      "Identity", "Masking", "Dense"), elementwise),
-    (("Softmax", "LayerNormalization", "UnitNormalization"), along_axis),
-    (MERGES, merge),
-    (("Conv1DTranspose", "Conv2DTranspose", "Conv3DTranspose"), transposed_conv),
-    (("Conv1D", "Conv2D", "Conv3D", "DepthwiseConv1D", "DepthwiseConv2D", "SeparableConv1D",
-      "SeparableConv2D"), convolution),
-    (("MaxPooling1D", "MaxPooling2D", "MaxPooling3D", "AveragePooling1D", "AveragePooling2D",
-      "AveragePooling3D"), pooling),
-    (("ZeroPadding1D", "ZeroPadding2D", "ZeroPadding3D"), zero_padding),
-    (("Cropping1D", "Cropping2D", "Cropping3D"), cropping),
-)
-"""(layer class names, rule) in lookup order: a layer takes the rule of the first row it is an
-instance of."""
-
-APPLICATION_LAYERS = {"LayerScale": elementwise, "StochasticDepth": elementwise,
-                      "CustomScaleLayer": merge}
-"""Layers that keras.applications defines for itself, by class name (only for classes of a
-``keras.`` module): ConvNeXt's LayerScale (y = gamma_k x, a per-channel scale) and
-StochasticDepth (the identity at inference), Inception-ResNet's CustomScaleLayer (a + scale b)."""
-
-OP_ACTIVATIONS = (
-    "Relu", "Relu6", "Sigmoid", "HardSigmoid", "Silu", "HardSilu", "Gelu", "Elu", "Selu", "Celu",
-    "LeakyRelu", "Softplus", "Softsign", "LogSigmoid", "HardTanh", "HardShrink", "SoftShrink",
-    "TanhShrink", "Squareplus", "SparsePlus", "SparseSigmoid", "Threshold", "Tanh", "Clip", "Abs",
-    "Absolute", "Sign", "Floor", "Ceil", "Round", "Trunc", "StopGradient")
-"""Elementwise operations that are not linear (or have no gradient): the linear twin of
-:mod:`.empirical` makes them the identity."""
-
-OP_RULES = (
-    (OP_ACTIVATIONS + (
-        "Negative", "Exp", "Exp2", "Expm1", "Log", "Log2", "Log10", "Log1p", "Sqrt", "Rsqrt",
-        "Square", "Reciprocal", "Cbrt", "Sin", "Cos", "Tan", "Sinh", "Cosh", "Arctan", "Erf",
-        "Erfc", "Cast", "Copy", "NanToNum", "Greater", "GreaterEqual", "Less", "LessEqual",
-        "Equal", "NotEqual", "LogicalNot", "LogicalAnd", "LogicalOr", "LogicalXor"), elementwise),
-    (("Add", "Subtract", "Multiply", "Divide", "TrueDivide", "FloorDivide", "DivideNoNan",
-      "Maximum", "Minimum", "Fmax", "Fmin", "Power", "Mod", "Fmod", "Where", "Hypot", "Arctan2",
-      "Logaddexp", "Heaviside", "Concatenate"), merge),
-    (("Mean", "Sum", "Max", "Min", "Amax", "Amin", "Prod", "Std", "Var", "Logsumexp", "Median",
-      "All", "Any", "Nanmean", "Nansum", "Nanmax", "Nanmin"), reduction),
-    (("Softmax", "LogSoftmax", "Normalize"), along_axis),
-    (("Reshape", "Transpose", "Ravel", "Moveaxis", "Swapaxes"), mixes_all_locations),
-)
-"""(operation class names, rule): the keras.ops operations Keras records when ``s + h``,
-``x * g`` or ``keras.ops.relu(x)`` is written on symbolic tensors (looked up by class name)."""
-
-
-@functools.cache
-def _table() -> tuple:
-    """RULES with the class names resolved in this Keras."""
-    return tuple((_classes(*names), rule) for names, rule in RULES)
-
-
-def is_operation(op) -> bool:
-    """Whether ``op`` is a keras.ops operation node (``s + h``), not a layer."""
-    import keras
-
-    return not isinstance(op, keras.layers.Layer)
-
-
-def _named_rule(op):
-    """The rule of an operation (OP_RULES) or of a keras.applications layer, by class name."""
-    kind = type(op).__name__
-    if is_operation(op):
-        return next((rule for names, rule in OP_RULES if kind in names), None)
-    if type(op).__module__.startswith("keras."):
-        return APPLICATION_LAYERS.get(kind)
-    return None
+RULES = {_layers.POINTWISE: elementwise, _layers.WINDOW: sliding_window,
+         _layers.MERGE: merge, _layers.GLOBAL: mixes_all_locations,
+         _layers.RESHAPE: mixes_all_locations, _layers.ALONG_AXIS: along_axis,
+         _layers.REDUCTION: reduction}
+"""The rule of each kind of layer (``_layers.kind``)."""
 
 
 def _unknown(op) -> ValueError:
@@ -364,28 +253,18 @@ def _unknown(op) -> ValueError:
 
 
 def rule_for(op, pointwise=()):
-    """The rule of layer or operation ``op``: the first row of RULES it is an instance of, or
-    its row of OP_RULES / APPLICATION_LAYERS by class name. One named in ``pointwise`` (by class
-    or name) is elementwise (a merge when it reads several tensors), unless it mixes all
-    locations."""
-    named = type(op).__name__ in pointwise or op.name in pointwise
-    rule = _named_rule(op)
-    if rule is not None:
-        return rule
-    for classes, rule in _table():
-        if isinstance(op, classes) or (named and rule is elementwise):
-            return rule
-    if named:
-        return elementwise
-    raise _unknown(op)
+    """The rule of layer or operation ``op``: that of its kind in the catalogue
+    (``_layers.kind``; one named in ``pointwise``, by class or name, is pointwise unless it
+    mixes all locations); a ValueError when no rule fits."""
+    kind = _layers.kind(op, pointwise)
+    if kind is None:
+        raise _unknown(op)
+    return RULES[kind]
 
 
 def _merges(op, pointwise) -> bool:
     """Whether ``op`` is elementwise over several tensors (a merge, ``x * g``)."""
-    try:
-        return rule_for(op, pointwise) in (merge, elementwise)
-    except ValueError:
-        return False
+    return _layers.kind(op, pointwise) in (_layers.MERGE, _layers.POINTWISE)
 
 
 def _gated(op, ins, out_shape, pointwise, gates) -> tuple:
@@ -426,7 +305,7 @@ def output_field(op, ins, out_shape, pointwise=(), gates: str = "whole") -> Fiel
     if unknown:
         return unknown[0].unknown_from(None, out_shape)
     whole = [i for i in ins if i.whole]
-    if whole and not isinstance(op, _classes(*MIXING)):
+    if whole and _layers.kind(op) not in (_layers.GLOBAL, _layers.RESHAPE):
         return whole[0].whole_from(None, out_shape)
     try:
         result = rule_for(op, pointwise)(op, ins, out_shape)

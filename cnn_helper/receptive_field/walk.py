@@ -1,16 +1,15 @@
 r"""The walk: the receptive field of every layer, from the model's input up through its graph.
 
 The input carries size 1, jump 1, start 0 on each spatial axis. :func:`compute` follows the
-model's layer calls (``_graph.calls``) in an order where every tensor is written before it is
-read, applying each layer's rule (:mod:`.rules`) to the fields of the tensors it reads; a call of
-a nested model is walked the same way with the fields of its inputs, its layers named
-"outer/inner".
+model's program (``_graph.program``: its layer calls in an order where every tensor is written
+before it is read, nested models entered, their layers named "outer/inner"), applying each
+layer's rule (:mod:`.rules`) to the fields of the tensors it reads.
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .. import _checks, _graph
+from .. import _checks, _graph, _layers
 from . import rules
 
 GATES = ("whole", "local")
@@ -55,7 +54,8 @@ class ReceptiveField:
         """True when each location sees a known box of the input."""
         return self.whole_input is None and self.unknown is None
 
-    def _need_local(self):
+    def check_local(self):
+        """A ValueError, saying why, unless each location sees a known box of the input."""
         if self.unknown is not None:
             raise ValueError(f"layer {self.layer!r} ({self.kind}) has no known receptive "
                              f"field: {self.unknown}")
@@ -67,12 +67,12 @@ class ReceptiveField:
 
     def centre(self, location) -> tuple:
         """Input coordinates of the centre of ``location``: start + location * jump."""
-        self._need_local()
+        self.check_local()
         return tuple(s + i * j for s, i, j in zip(self.start, location, self.jump))
 
     def bounds(self, location) -> tuple:
         """Per axis (lo, hi): the half-open input interval ``location`` sees, NOT clipped."""
-        self._need_local()
+        self.check_local()
         lo = (round(c - (n - 1) / 2) for c, n in zip(self.centre(location), self.size))
         return tuple((a, a + n) for a, n in zip(lo, self.size))
 
@@ -95,7 +95,7 @@ def _output_shape(op, ins, graph_shape) -> tuple:
 
 class _Walk:
     """The fields found so far: ``fields[path name] = (rules.Field, class name)``,
-    ``tensors[id(tensor)]``: the field of every tensor of the graph (nested models' too), and
+    ``tensors[tensor number]``: the field of every tensor of the program, and
     ``held[id(merge)]``: the positions, among its input tensors, of the gates a merge left out."""
 
     def __init__(self, pointwise, gates):
@@ -109,42 +109,36 @@ class _Walk:
                                       "different fields", old[0].shape)
         self.fields[name] = (field, kind)
 
-    def apply(self, call, ins, prefix) -> list:
-        """The fields of the outputs of one call (a nested model is walked)."""
-        import keras
-
+    def apply(self, call, ins) -> list:
+        """The fields of the outputs of one layer call (or block)."""
         op = call.layer
-        if isinstance(op, keras.Model):
-            try:
-                outs = self.run(op, ins, prefix + op.name + "/")
-            except TypeError as e:                # a nested model whose graph is not known
-                outs = [ins[0].unknown_from(f"model {op.name!r}: {e}", call.shape)]
-        else:
-            out_shape = _output_shape(op, ins, call.shape)
-            outs = [rules.output_field(op, ins, out_shape, self.pointwise, self.gates)]
-            if op.name in outs[0].gates and not any(op.name in f.gates for f in ins):
-                self.held[id(op)] = tuple(k for k, f in enumerate(ins) if f.is_gate)
-        if not rules.is_operation(op):         # s + h: an operation, not a layer one can name
-            self.record(prefix + op.name, outs[0], type(op).__name__)
-        return outs
+        if call.kind == "block":
+            return [ins[0].unknown_from(f"model {op.name!r} is called as one block: its call() "
+                                        "cannot be traced, so its layers are not known",
+                                        call.shape)]
+        out_shape = _output_shape(op, ins, call.shape)
+        out = rules.output_field(op, ins, out_shape, self.pointwise, self.gates)
+        if op.name in out.gates and not any(op.name in f.gates for f in ins):
+            self.held[id(op)] = tuple(k for k, f in enumerate(ins) if f.is_gate)
+        return [out]
 
-    def run(self, model, ins, prefix="") -> list:
-        """Walk ``model`` (its inputs carry the fields ``ins``); return its outputs' fields."""
-        calls, inputs, outputs = _graph.calls(model)
-        tensors = dict(zip(inputs, ins))
-        for call in calls:
-            if not call.inputs:                                   # an input of the model
-                if call.outputs[0] in tensors:
-                    self.record(prefix + call.layer.name, tensors[call.outputs[0]],
+    def run(self, model, field):
+        """Walk ``model``'s program, its input carrying ``field``."""
+        program = _graph.program(model)
+        self.tensors[program.inputs[0]] = field
+        for call in program.calls:
+            if not call.computes:                     # an input, or a nested model's outputs
+                if call.outputs[0] in self.tensors:
+                    self.record(call.name, self.tensors[call.outputs[0]],
                                 type(call.layer).__name__)
                 continue
-            if any(t not in tensors for t in call.inputs):
-                continue                                          # not fed by the model's input
-            outs = self.apply(call, [tensors[t] for t in call.inputs], prefix)
+            if any(t not in self.tensors for t in call.inputs):
+                continue                              # not fed by the model's input
+            outs = self.apply(call, [self.tensors[t] for t in call.inputs])
             for t, f in zip(call.outputs, outs * len(call.outputs)):
-                tensors[t] = f
-        self.tensors.update(tensors)
-        return [tensors[t] for t in outputs]
+                self.tensors[t] = f
+            if not _layers.is_operation(call.layer):  # s + h: no layer one can name
+                self.record(call.name, outs[0], type(call.layer).__name__)
 
 
 def _input_shape(model, input_shape) -> tuple:
@@ -164,10 +158,11 @@ def _input_shape(model, input_shape) -> tuple:
 
 def _walk_model(model, shape, pointwise, gates) -> tuple:
     """({layer name: ReceptiveField} for an input of ``shape``, in the order of layer_names;
-    the held gates ``{id(merge): positions}``; the field of every tensor ``{id: rules.Field}``)."""
+    the held gates ``{id(merge): positions}``; the field of every tensor of the model's program
+    ``{tensor number: rules.Field}``)."""
     n = len(shape) - 1
     walk = _Walk(pointwise, gates)
-    walk.run(model, [rules.Field((0.0,) * n, (1,) * n, (1,) * n, shape)])
+    walk.run(model, rules.Field((0.0,) * n, (1,) * n, (1,) * n, shape))
     spatial_in = shape[:-1]
     result = {}
     for name in _graph.layer_names(model):
@@ -234,9 +229,10 @@ def held_gates(model, input_shape=None, pointwise=(), gates: str = "whole") -> d
 
 
 def tensor_fields(model, input_shape=None) -> dict:
-    """The field of every tensor of the model's graph, nested models' tensors included:
-    ``{id(tensor): rules.Field}`` (gates="whole", no extra pointwise layers). Incremental
-    occlusion reads its projective fields from them: one source of truth for both."""
+    """The field of every tensor of the model's program (``_graph.program``), nested models'
+    tensors included: ``{tensor number: rules.Field}`` (gates="whole", no extra pointwise
+    layers). Incremental occlusion reads its projective fields from them: one source of truth
+    for both."""
     return dict(_walked(model, input_shape, (), "whole")[2])
 
 
@@ -261,7 +257,7 @@ def field(model, layer, **kwargs) -> ReceptiveField:
     feed it, do not matter. ``kwargs`` go to :func:`compute`.
     """
     result = layer_field(model, layer, **kwargs)
-    result._need_local()
+    result.check_local()
     return result
 
 
