@@ -34,7 +34,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph, _override, features
+from . import _checks, _graph, _layers, _override, features
 
 SIGNS = ("signed", "abs", "positive", "negative")
 RULES = ("gradient", "guided", "deconvnet")
@@ -87,7 +87,7 @@ def _replace_relus(rule: str):
     def replace(layer, config):
         import keras
 
-        forward = _override.relu_of(layer)
+        forward = _layers.relu_of(layer)
         if forward is None:
             return None
         if isinstance(layer, keras.layers.ReLU):
@@ -104,31 +104,19 @@ POLICIES = {rule: _replace_relus(rule) for rule in RULES[1:]}
 
 def other_nonlinearities(model) -> tuple:
     """Names of the layers with an element-wise non-linearity that is not a ReLU (tanh, GELU,
-    swish, ELU, LeakyReLU, a sigmoid gate...): guided backpropagation and the deconvnet change
-    only ReLUs, so these keep their plain gradient.
+    swish, ELU, LeakyReLU, a sigmoid gate...; the catalogue ``_layers.other_nonlinearity``):
+    guided backpropagation and the deconvnet change only ReLUs, so these keep their plain
+    gradient.
 
     >>> other_nonlinearities(model)                  # () for the course CNN: ReLUs only"""
-    import keras
-
-    def find():
-        others = []
-        for name, path in _graph.walk(model):
-            layer = path[-1]
-            if isinstance(layer, keras.Model) or _override.relu_of(layer) is not None:
-                continue
-            activation = getattr(layer, "activation", None)
-            if isinstance(layer, (keras.layers.LeakyReLU, keras.layers.ELU, keras.layers.PReLU)) \
-                    or getattr(activation, "__name__", "linear") not in ("linear", "softmax"):
-                others.append(name)
-        return tuple(others)
-
-    return _graph.memo(model, ("other non-linearities",), find)
+    return _graph.memo(model, ("other non-linearities",), lambda: tuple(
+        name for name, path in _graph.walk(model) if _layers.other_nonlinearity(path[-1])))
 
 
 def has_relu(model) -> bool:
     """Whether any layer of ``model`` (nested models entered) applies a ReLU."""
     return _graph.memo(model, ("has a ReLU",), lambda: any(
-        _override.relu_of(path[-1]) is not None for _, path in _graph.walk(model)))
+        _layers.relu_of(path[-1]) is not None for _, path in _graph.walk(model)))
 
 
 def network(model, rule: str):

@@ -17,8 +17,8 @@ the order an image passes through them:
   .. math::  \x = lo + (hi - lo)\,\sigma(C\, \mathcal{F}^{-1}(w \odot c) / 4)
 
   with C the decorrelated-colour matrix (``COLOUR_SQRT``, 3 channels only) and [lo, hi] the
-  model's input range (:func:`value_range`); ``ImageSpec`` holds these choices
-  (:func:`image_spec`);
+  model's input range (``_reference.value_range``, the package's one range rule);
+  ``ImageSpec`` holds these choices (:func:`image_spec`);
 - **random start** (:func:`initial_parameters`): image i starts from N(0, ``INITIAL_SD``) noise
   drawn from (seed, i) alone;
 - **transformation** T (:func:`transform`, settings in ``Transforms``): one random shift, zoom and
@@ -40,7 +40,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph
+from . import _checks, _graph, _reference
 
 PARAMETRIZATIONS = ("fourier", "pixel")
 INITIAL_SD = 0.01        # the standard deviation of the random start (Fourier or pixel logits)
@@ -101,28 +101,6 @@ class ImageSpec:
 # --------------------------------------------------------------------------- settings
 
 
-def value_range(model, value="auto", n_channels: int = 1) -> tuple:
-    """The model's input range as per-channel (low, high) tuples. "auto": [0, 255] for a model
-    that scales its input itself (``_graph.takes_integer_images``), else [0, 1]; or a pair
-    (low, high) of numbers or of per-channel arrays (a caffe-style model: 0 - mean, 255 - mean).
-
-    >>> value_range(model)                       # the course CNN
-    ((0.0,), (1.0,))
-    """
-    if isinstance(value, str) and value == "auto":
-        value = (0.0, 255.0) if _graph.takes_integer_images(model) else (0.0, 1.0)
-    if not isinstance(value, (tuple, list)) or len(value) != 2:
-        raise ValueError(f"value_range must be 'auto' or a pair (low, high), got {value!r}")
-    try:
-        low, high = (np.broadcast_to(np.asarray(v, np.float64), (n_channels,)) for v in value)
-    except (ValueError, TypeError):
-        raise ValueError(f"value_range {value!r}: low and high must be numbers or arrays of "
-                         f"{n_channels} values, one per channel") from None
-    if not (np.all(np.isfinite(low)) and np.all(np.isfinite(high)) and np.all(low < high)):
-        raise ValueError(f"value_range {value!r} must have finite low < high in every channel")
-    return tuple(low.tolist()), tuple(high.tolist())
-
-
 def image_spec(model, parametrization: str, decay, value_range_, size=None) -> ImageSpec:
     """The images to optimize for ``model``: its input shape (``size`` (H, W) for a model whose
     input size is free), checked settings.
@@ -146,7 +124,7 @@ def image_spec(model, parametrization: str, decay, value_range_, size=None) -> I
     if None in shape:
         raise ValueError(f"model {model.name!r} takes images of any size {shape}: give the size "
                          "to optimize at, e.g. size=(224, 224)")
-    low, high = value_range(model, value_range_, shape[-1])
+    low, high = _reference.value_range(model, value_range_, shape[-1])
     return ImageSpec(tuple(int(s) for s in shape), parametrization, decay, low, high)
 
 

@@ -62,7 +62,7 @@ def extreme_value(x, model=None) -> np.ndarray:
 
     >>> extreme_value(x_test[0])                     # MNIST in [0, 1]: array([1.], dtype=float32)
     """
-    return np.asarray(_reference.value_range(model, "auto", x)[1], np.float32)
+    return np.asarray(_reference.value_range(model, "auto", x=x)[1], np.float32)
 
 
 def fill_value(fill, x, model=None) -> np.ndarray:

@@ -77,14 +77,18 @@ def _given_range(value, n_channels: int) -> tuple:
     return tuple(low.tolist()), tuple(high.tolist())
 
 
-def value_range(model, value="auto", x=None, n_channels: int = None) -> tuple:
+def value_range(model, value="auto", n_channels: int = None, x=None) -> tuple:
     """The model's input range as per-channel (low, high) tuples (module docstring): "auto" from
     the model (None: no model, the images alone), then from the images ``x`` when given, else
     [0, 1]; or a pair (low, high) of numbers or of per-channel arrays (a caffe-style model:
     0 - mean, 255 - mean).
 
-    >>> value_range(model)                                   # ((0.0,), (1.0,)) for our CNN
-    >>> value_range(model, (-1, 1), n_channels=3)            # ((-1.0, -1.0, -1.0), (1.0, ...))
+    >>> value_range(model)                                   # the course CNN
+    ((0.0,), (1.0,))
+    >>> value_range(model, (-1, 1), 3)                       # three channels in [-1, 1]
+    ((-1.0, -1.0, -1.0), (1.0, 1.0, 1.0))
+    >>> value_range(None, x=np.full((2, 2, 1), 200.0))       # no model: the data's convention
+    ((0.0,), (255.0,))
     """
     if n_channels is None:
         n_channels = int(np.shape(x)[-1]) if x is not None else _graph.input_shape(model)[-1]
@@ -119,7 +123,7 @@ def _named(model, x, form: str) -> np.ndarray:
     if form == "mean":
         return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).astype(x.dtype)
     if form == "extreme":
-        tops = np.stack([value_range(model, "auto", image)[1] for image in x])   # (N, C)
+        tops = np.stack([value_range(model, "auto", x=image)[1] for image in x])   # (N, C)
         return np.broadcast_to(tops[:, None, None, :], x.shape).astype(x.dtype)
     from scipy.ndimage import gaussian_filter
 

@@ -63,8 +63,8 @@ from ._image_optim import (
     to_images,
     total_variation,
     transform,
-    value_range,
 )
+from ._reference import value_range  # noqa: F401 (feature_visualization.value_range)
 from .features import Feature
 
 __all__ = ["visualize", "FeatureVisualization", "objective", "Transforms", "value_range",

@@ -244,10 +244,9 @@ def randomizable_layers(model) -> tuple:
     >>> randomizable_layers(model)
     ('logits', 'dense', 'conv3', 'conv2', 'conv1')
     """
-    _, calls, _, _ = _graph.program(model)
     names, seen = [], set()
-    for call in calls:
-        if id(call.layer) not in seen and _has_weights(call.layer):
+    for call in _graph.program(model).calls:
+        if call.computes and id(call.layer) not in seen and _has_weights(call.layer):
             seen.add(id(call.layer))
             names.append(call.name)
     return tuple(reversed(names))

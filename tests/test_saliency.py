@@ -530,7 +530,7 @@ def test_new_channels_and_batch_sizes_do_not_retrace():
     for channel in range(3):
         for n in (1, 2, 5):
             S.gradient(model, x[:n], Feature("c1", channel), batch_size=2)
-    cache = _graph._MEMO[model]  # internal contract: one compiled step per (rule, layer, ...)
+    cache = _graph.cache.MEMO[model]  # internal contract: one compiled step per (rule, layer, ...)
     steps = [step for key, step in cache.items() if key[0] == "gradient step" and key[2] == "c1"]
     assert len(steps) == 1 and steps[0].experimental_get_tracing_count() == 1
 
