@@ -32,15 +32,12 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _graph, drawing, features, occlusion, saliency
+from . import _graph, _reference, drawing, features, occlusion
+from .methods import METHODS
 
-METHODS = dict({name: saliency.method(name) for name in saliency.METHODS},
-               occlusion=None,            # occlusion.sensitivity_map, patch and stride below
-               rise=occlusion.rise)
 DEFAULT_METHODS = "gradient,guided_backprop,grad_cam,occlusion"
 RESIZES = ("auto", "mnist", "crop", "stretch", "none")
 SCALES = ("auto", "1/255", "none", "-1..1")
-COURSE_MODELS = {"course-cnn": "cnn", "course-cnn-blobs": "cnn_blobs"}
 
 
 class ExplainError(ValueError):
@@ -63,23 +60,18 @@ class Explained:
 
 
 def load_model(spec: str):
-    """A Keras model from ``spec``: "course-cnn" (the course CNN) or a saved ``.keras`` file."""
+    """A Keras model from ``spec``: a course model ("course-cnn", "cnn_blobs", ...) or a saved
+    ``.keras`` / ``.h5`` file, read by ``models.load``; its ValueError as an ExplainError.
+
+    >>> model = load_model("course-cnn")             # the course CNN
+    >>> model = load_model("my_model.keras")
+    """
     from . import models
 
-    if spec in COURSE_MODELS:
-        return models.load(COURSE_MODELS[spec])
-    path = Path(spec)
-    if not path.is_file():
-        raise ExplainError(f"model {spec!r} is not a file; give a saved .keras model or one of "
-                           f"{', '.join(COURSE_MODELS)}")
-    import keras
-
     try:
-        return keras.saving.load_model(path, compile=False)
-    except Exception as e:               # Keras raises many kinds; the user needs one line
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise ExplainError(f"cannot load model {spec!r} (a .keras file saved by "
-                           f"model.save): {first}") from None
+        return models.load(spec)
+    except ValueError as e:              # one line that names the value and what is allowed
+        raise ExplainError(str(e)) from None
 
 
 def image_input_shape(model) -> tuple:
@@ -157,8 +149,8 @@ def fit_size(a, shape, resize: str) -> np.ndarray:
 
 def scaled(a, model, scale: str) -> np.ndarray:
     """Pixels 0..255 in the range the model takes, by the ``scale`` rule."""
-    if scale == "auto":
-        scale = "none" if _graph.takes_integer_images(model) else "1/255"
+    if scale == "auto":          # the model's input range, by the package's one range rule
+        scale = "none" if _reference.value_range(model)[1][0] == 255.0 else "1/255"
     if scale == "1/255":
         return a / 255.0
     if scale == "-1..1":
@@ -186,7 +178,9 @@ def occlusion_geometry(shape) -> tuple:
 
 
 def method_map(name: str, model, x, target: int):
-    """The map of method ``name`` for one image ``x`` and class ``target``."""
+    """The map of method ``name`` (a name in ``methods.METHODS``) for one image ``x`` and class
+    ``target``; for occlusion the whole ``OcclusionMap`` (the figure draws its relative change)
+    with the patch and stride of ``occlusion_geometry``."""
     if name == "occlusion":
         patch, stride = occlusion_geometry(x.shape)
         return occlusion.sensitivity_map(model, x, target, patch=patch, stride=stride)
@@ -287,7 +281,8 @@ def add_parser(sub, folder_type):
     p = sub.add_parser("explain", help="explain your model's prediction on image files",
                        description=__doc__,
                        formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("model", help="a saved .keras model, or course-cnn (the course CNN)")
+    p.add_argument("model", help="a saved .keras or .h5 model, or a course model: course-cnn "
+                   "(the course CNN), course-cnn-blobs, or a name of models.MODELS")
     p.add_argument("images", nargs="+", help="PNG or JPEG files")
     p.add_argument("--target", default="auto",
                    help="the class to explain: a class index, or auto (the predicted class)")

@@ -55,7 +55,6 @@ import functools
 import gzip
 import os
 import socket
-import tempfile
 import threading
 import urllib.parse
 import warnings
@@ -63,6 +62,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+
+from . import _files
 
 SOURCES = ("auto", "keras", "download", "bundled")
 FASHION_SOURCES = ("auto", "debian", "keras", "download")
@@ -275,22 +276,23 @@ def download(name: str, destination: Path, origin: str, read, file_hash=None,
              timeout: float = TIMEOUT):
     """Download ``origin + name`` with Keras' ``get_file`` and install it as ``destination``.
 
-    The file lands in a temporary folder beside ``destination``; ``read(path)`` must accept it
-    (it raises ValueError otherwise, and nothing is installed); then one ``os.replace`` puts it in
-    place. Returns what ``read`` returned. Raises OSError when the download fails.
+    The file lands under a temporary name beside ``destination`` (``_files.atomic_write``);
+    ``read(path)`` must accept it (it raises ValueError otherwise, and nothing is installed);
+    then it is flushed to disk and one ``os.replace`` puts it in place. Returns what ``read``
+    returned. Raises OSError when the download fails.
     """
     import keras
 
     destination.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(dir=destination.parent, prefix=".download-") as folder:
+    with _files.atomic_write(destination) as temporary:
         try:
             with _reads_wait_at_most(timeout):
-                path = keras.utils.get_file(name, origin=origin + name, cache_dir=folder,
-                                            cache_subdir=".", file_hash=file_hash)
+                keras.utils.get_file(temporary.name, origin=origin + name,
+                                     cache_dir=temporary.parent, cache_subdir=".",
+                                     file_hash=file_hash)
         except Exception as e:       # get_file wraps URL errors in a plain Exception
             raise OSError(f"downloading {origin + name} failed: {e}") from e
-        contents = read(Path(path))
-        os.replace(path, destination)
+        contents = read(temporary)
     return contents
 
 

@@ -43,7 +43,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _checks, _graph, features, max_activation, saliency
+from . import _checks, _files, _graph, features, max_activation, methods
 from ._checks import BATCH_SIZE
 
 IMAGE_COLUMN, ID_COLUMN = "image", "id"
@@ -82,8 +82,11 @@ def connect(address=None):
 
 def _model_spec(model):
     """(the model here, on the driver; what ships to the workers: ("keras", the bytes of a
-    .keras file) or ("builder", a zero-argument function)). The user's model is only saved."""
+    .keras file) or ("builder", a zero-argument function)). The user's model is only saved; a
+    file is read by the package's one loader, ``models.load``."""
     import keras
+
+    from . import models
 
     if isinstance(model, keras.Model):
         with tempfile.TemporaryDirectory() as folder:
@@ -100,7 +103,7 @@ def _model_spec(model):
         if path.suffix != ".keras" or not path.is_file():
             raise ValueError(f"model {str(model)!r} is not a .keras file; give a Keras model, the "
                              "path of a file saved with model.save('name.keras'), or a builder")
-        return keras.models.load_model(path), ("keras", path.read_bytes())
+        return models.load(path), ("keras", path.read_bytes())
     if callable(model):
         built = model()
         if not isinstance(built, keras.Model):
@@ -112,8 +115,8 @@ def _model_spec(model):
 
 
 def _load_model(spec):
-    """The model a worker uses, from what ``_model_spec`` shipped."""
-    import keras
+    """The model a worker uses, from what ``_model_spec`` shipped (a file: ``models.load``)."""
+    from . import models
 
     kind, value = spec
     if kind == "builder":
@@ -121,7 +124,7 @@ def _load_model(spec):
     with tempfile.TemporaryDirectory() as folder:
         path = Path(folder) / "model.keras"
         path.write_bytes(value)
-        return keras.models.load_model(path)
+        return models.load(path)
 
 
 # --------------------------------------------------------------------------- the data
@@ -156,7 +159,7 @@ def _arrays(data, ids):
         if x.ndim < 2:
             raise ValueError(f"data must be images (N, H, W, C), a list of .npy files or a "
                              f"ray.data.Dataset, got an array of shape {x.shape}")
-    ids = np.arange(len(x)) if ids is None else max_activation._check_ids(ids, len(x))
+    ids = np.arange(len(x)) if ids is None else _checks.example_ids(ids, len(x))
     return x, ids
 
 
@@ -299,15 +302,15 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
     local_model, spec = _model_spec(model)
     layers = _checks.layer_list(layers)
     pool = _checks.one_of(pool, "pool", features.POOLS)
-    count = max_activation._check_count(count)
-    names = max_activation._layer_names(local_model, layers)
+    count = _checks.top_count(count)
+    names = max_activation.layer_names(local_model, layers)
     batch_size = _graph.batch_size(local_model, batch_size)
     block_size = _positive(block_size, "block_size", auto=True)
     connect(address)
     n_workers, resources = _workers(n_workers, threads_per_worker)
     ds = _dataset(data, ids, image_column, id_column, block_size, n_workers)
     if not isinstance(data, _ray().data.Dataset):
-        max_activation._check_count(count, ds.count(), "the data")
+        _checks.top_count(count, ds.count(), "the data")
     args = (spec, names, count, pool, batch_size, (image_column, id_column), resources["num_cpus"])
     parts = _run(ds, _ScanWorker, args, n_workers, resources, map_options)
     scans = None
@@ -315,7 +318,7 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
         part = pickle.loads(row["part"])
         scans = part if scans is None else max_activation.merge(scans, part, count)
     n = 0 if scans is None else scans[names[0]].n_scanned
-    max_activation._check_count(count, n, "the data")
+    _checks.top_count(count, n, "the data")
     return scans
 
 
@@ -340,22 +343,22 @@ def _explained(method, model, x, target, options) -> np.ndarray:
 
 
 def _write_shard(out_dir: Path, ids, maps, file_format: str) -> Path:
-    """One block's maps and ids in one file, named by its first id; written to a temporary name
-    and renamed, so a file is complete or absent (a retried block writes it again)."""
+    """One block's maps and ids in one file, named by its first id, written atomically
+    (``_files.atomic_write``): a file is complete or absent (a retried block writes it again)."""
     path = out_dir / f"maps-{int(ids[0]):012d}.{file_format}"
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    if file_format == "npy":
-        table = np.empty(len(ids), [("id", np.int64), ("map", maps.dtype, maps.shape[1:])])
-        table["id"], table["map"] = ids, maps
-        with open(temporary, "wb") as f:
-            np.save(f, table)
-    else:
-        import pyarrow as pa
-        import pyarrow.parquet as pq
+    with _files.atomic_write(path) as temporary:
+        if file_format == "npy":
+            table = np.empty(len(ids), [("id", np.int64), ("map", maps.dtype, maps.shape[1:])])
+            table["id"], table["map"] = ids, maps
+            with open(temporary, "wb") as f:
+                np.save(f, table)
+        else:
+            import pyarrow as pa
+            import pyarrow.parquet as pq
 
-        tensors = pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(maps))
-        pq.write_table(pa.table({"id": pa.array(ids, pa.int64()), "map": tensors}), temporary)
-    os.replace(temporary, path)
+            tensors = pa.FixedShapeTensorArray.from_numpy_ndarray(np.ascontiguousarray(maps))
+            pq.write_table(pa.table({"id": pa.array(ids, pa.int64()), "map": tensors}),
+                           temporary)
     return path
 
 
@@ -370,7 +373,7 @@ class _ExplainWorker:
         self.image_column, self.id_column = columns
 
     def __call__(self, block: dict) -> dict:
-        ids = max_activation._check_ids(block[self.id_column], len(block[self.id_column]))
+        ids = _checks.example_ids(block[self.id_column], len(block[self.id_column]))
         if len(ids) == 0:
             return {"file": np.empty(0, object), "n": np.empty(0, np.int64)}
         order = np.argsort(ids, kind="stable")
@@ -398,7 +401,8 @@ def explain(model, data, method, out_dir, target, file_format: str = "npy", prog
             map_options=None, **options) -> list:
     r"""An attribution method over every image of a data set, on Ray, written to files.
 
-    method : a name (``"gradient"``, ``"smoothgrad"``, ``"grad_cam"``, ... ``saliency.METHODS``)
+    method : a name (``"gradient"``, ``"smoothgrad"``, ``"grad_cam"``, ``"rise"``, ...
+             ``methods.METHODS``)
              or a function f(model, x, target, \*\*options) returning one map per image
     out_dir : a new or empty folder (visible to every worker on a cluster); each block's maps go
              to one file ``maps-<first id>.npy`` (a structured array with fields "id" and "map")
@@ -414,7 +418,7 @@ def explain(model, data, method, out_dir, target, file_format: str = "npy", prog
     >>> ids, maps = read_explanations("maps/")        # maps[i] explains the image with id ids[i]
     """
     local_model, spec = _model_spec(model)
-    function = saliency.method(method)
+    function = methods.get(method)
     file_format = _checks.one_of(file_format, "file_format", FORMATS)
     block_size = _positive(block_size, "block_size", auto=True)
     connect(address)
@@ -425,10 +429,10 @@ def explain(model, data, method, out_dir, target, file_format: str = "npy", prog
     args = (spec, function, target, options, str(out_dir.resolve()), file_format,
             (image_column, id_column), resources["num_cpus"])
     shards = _run(ds, _ExplainWorker, args, n_workers, resources, map_options)
-    rows = list(_rows(shards, progress, f"explain: {getattr(function, '__name__', method)}",
+    rows = list(_rows(shards, progress, f"explain: {methods.name_of(method)}",
                       _n_blocks(ds)))
     rows.sort(key=lambda row: int(row["file"].split("-")[1].split(".")[0]))
-    manifest = {"method": getattr(function, "__name__", str(method)), "target": repr(target),
+    manifest = {"method": methods.name_of(method), "target": repr(target),
                 "format": file_format, "n_examples": int(sum(row["n"] for row in rows)),
                 "files": [row["file"] for row in rows]}
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=1))

@@ -29,7 +29,11 @@ source, seed, epochs and test accuracy). ``train`` checks its destination, train
 weights and that JSON as one file, ``mnist_<name>.zip``, to the user cache (``$CNN_HELPER_CACHE``
 or ``~/.cache/cnn_helper``) in one atomic rename. ``load`` prefers a valid cached file; one that
 cannot be used gives a warning naming it and the fault, and the shipped weights. Loading never
-changes a file, so it is safe while another process trains or saves.
+changes a file, so it is safe while another process trains or saves. (The files, and how they
+are written and read safely, are the weights store's: ``cnn_helper/_weights.py``.)
+
+``load`` is the package's one model loader: a course model's name, its command-line name
+("course-cnn"), or a ``.keras`` / ``.h5`` file you saved.
 
 Example
 -------
@@ -37,42 +41,46 @@ Example
 >>> model, info = load_with_info("cnn")          # info: where from, seed, epochs, accuracy
 >>> model, info = train("cnn", epochs=1)         # retrain; written to the cache
 >>> blobs = load("cnn_blobs")                    # the CNN trained with bright blobs added
+>>> mine = load("my_model.keras")                # a model you saved with model.save
 """
 from __future__ import annotations
 
-import hashlib
-import io
 import json
 import os
 import tempfile
 import time
 import warnings
-import zipfile
-import zlib
 from pathlib import Path
 
 import numpy as np
 
-from . import _checks, _graph
+from . import _checks, _graph, _weights
 from . import data as data_mod
+from ._weights import (  # noqa: F401  (models.save, models.info_problems, ...: the store's names)
+    AUGMENTED,
+    INFO_FIELDS,
+    INFO_MEMBER,
+    MODELS,
+    SHIPPED_DIR,
+    DamagedWeightsError,
+    archive_path,
+    cache_dir,
+    check_name,
+    info_problems,
+    save,
+    weight_paths,
+)
 
-MODELS = ("cnn", "logistic", "cnn_blobs", "fashion_cnn", "cnn_random_labels")
-SHIPPED_DIR = Path(__file__).parent / "trained"
+# MODELS (the course models' names) and AUGMENTED come from the weights store, ``_weights``, which
+# needs them to check a file; their architectures are BUILDERS, below.
 DEFAULTS = {"cnn": {"epochs": 12, "batch_size": 32, "learning_rate": 1e-3},
             "logistic": {"epochs": 20, "batch_size": 64, "learning_rate": 5e-3},
             "cnn_blobs": {"epochs": 12, "batch_size": 32, "learning_rate": 1e-3},
             "fashion_cnn": {"epochs": 10, "batch_size": 64, "learning_rate": 1e-3},
             "cnn_random_labels": {"epochs": 80, "batch_size": 32, "learning_rate": 1e-3}}
-AUGMENTED = {"cnn_blobs": "blobs"}
-"""The models trained with data augmentation, and which (the others see the images as they are)."""
 DATASET_OF = {"fashion_cnn": "fashion_mnist"}
 """The models trained on another data set than MNIST (``data.DATASETS``)."""
 PERMUTED_LABELS = ("cnn_random_labels",)
-
-
-def _check_name(name):
-    if name not in MODELS:
-        raise ValueError(f"model name {name!r} is not one of {MODELS}")
 
 
 def build_cnn(input_shape=(28, 28, 1), n_classes: int = 10):
@@ -113,210 +121,14 @@ BUILDERS = {"cnn": build_cnn, "logistic": build_logistic, "cnn_blobs": build_cnn
             "fashion_cnn": build_cnn, "cnn_random_labels": build_cnn}
 
 
-# --------------------------------------------------------------------------- files
+# --------------------------------------------------------------------------- loading
 #
-# One trained model is ONE file, ``mnist_<name>.zip``: ``info.json`` (how it was trained, and the
-# SHA-256 of the weights) and ``mnist_<name>.weights.h5`` (Keras weights). ``save`` writes it under
-# a temporary name in the same folder and renames it over the old one with ``os.replace``, a single
-# atomic step: a reader finds the old file or the new one, never half of one or a mismatched pair.
-# A reader reads the file once, into memory, so a save during a load cannot change what it reads;
-# and loading never writes, renames or deletes anything.
-#
-# The older two-file layout (``mnist_<name>.weights.h5`` + ``mnist_<name>.json``, still used by the
-# shipped weights) is read when no ``.zip`` exists; ``save`` never touches it.
-
-INFO_MEMBER = "info.json"
-INFO_FIELDS = {   # field: (test, what is allowed)
-    "data_source": (lambda v: isinstance(v, str), "a string"),
-    "seed": (lambda v: _checks.is_int(v) and v >= 0, "an int >= 0"),
-    "epochs": (lambda v: _checks.is_int(v) and v >= 1, "an int >= 1"),
-    "test_accuracy": (lambda v: isinstance(v, (int, float)) and not isinstance(v, bool)
-                      and 0 <= v <= 1, "a number in [0, 1]"),
-    "sha256": (lambda v: isinstance(v, str) and len(v) == 64
-               and all(c in "0123456789abcdef" for c in v), "64 hex digits"),
-}
-
-
-class DamagedWeightsError(ValueError):
-    """A weights file that exists but cannot be used; the message names the file and the fault."""
-
-
-def cache_dir() -> Path:
-    """Where retrained weights go: ``$CNN_HELPER_CACHE`` or ``$XDG_CACHE_HOME/cnn_helper``."""
-    if os.environ.get("CNN_HELPER_CACHE"):
-        return Path(os.environ["CNN_HELPER_CACHE"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return Path(base) / "cnn_helper"
-
-
-def archive_path(name: str, directory) -> Path:
-    """The one file that holds model ``name``'s weights and info in ``directory``."""
-    return Path(directory) / f"mnist_{name}.zip"
-
-
-def weight_paths(name: str, directory):
-    """(weights, JSON) of the two-file layout: the shipped weights and caches of older versions."""
-    directory = Path(directory)
-    return directory / f"mnist_{name}.weights.h5", directory / f"mnist_{name}.json"
-
-
-def _sha256(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
-
-
-def info_problems(info, name: str, with_checksum: bool = True) -> list:
-    """What is wrong with ``info`` as the description of trained model ``name`` ([] if nothing).
-
-    It must be a JSON object with ``model`` (= name) and the fields of ``INFO_FIELDS``: data_source,
-    seed, epochs, test_accuracy and, in a file (``with_checksum``), the weights' sha256; a model
-    of ``AUGMENTED`` also its ``augmentation`` (``augmentation_of``).
-
-    >>> info_problems({"model": "cnn", "seed": -1}, "cnn", with_checksum=False)
-    ['missing field(s) data_source, epochs, test_accuracy', 'seed=-1 (must be an int >= 0)']
-    """
-    if not isinstance(info, dict):
-        return [f"it holds a {type(info).__name__}, not a JSON object of fields"]
-    fields = dict(INFO_FIELDS, model=(lambda v: v == name, repr(name)))
-    if name in AUGMENTED:                          # an augmented model says how it was trained
-        fields["augmentation"] = (lambda v: isinstance(v, dict) and v.get("name") ==
-                                  AUGMENTED[name], f"a JSON object with name {AUGMENTED[name]!r}")
-    if not with_checksum:
-        del fields["sha256"]
-    missing = [key for key in fields if key not in info]
-    problems = [f"missing field(s) {', '.join(missing)}"] if missing else []
-    return problems + [f"{key}={info[key]!r} (must be {allowed})"
-                       for key, (fits, allowed) in fields.items()
-                       if key in info and not fits(info[key])]
-
-
-def save(model, name: str, info: dict, directory) -> Path:
-    """Write ``model``'s weights and ``info`` atomically as one file, ``mnist_<name>.zip``.
-
-    ``info`` needs data_source, seed, epochs and test_accuracy (``info_problems``); ``model`` is
-    filled in and the weights' SHA-256 added. The file is written under a temporary name in the
-    same folder, flushed to disk, then renamed over the old one: a crash or a concurrent ``load``
-    sees the old file or the new one, never a mix. Returns the file's path.
-
-    >>> save(model, "cnn", {"data_source": "bundled", "seed": 0, "epochs": 1,
-    ...                     "test_accuracy": 0.9}, "my_weights")     # -> my_weights/mnist_cnn.zip
-    """
-    _check_name(name)
-    info = dict(info)
-    info.setdefault("model", name)
-    problems = info_problems(info, name, with_checksum=False)
-    if problems:
-        raise ValueError(f"info for model {name!r} cannot be saved: {'; '.join(problems)}")
-    weights = _weights_bytes(model)
-    info["sha256"] = _sha256(weights)
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w") as archive:   # JSON errors raise here, before any file
-        archive.writestr(INFO_MEMBER, json.dumps(info, indent=2), zipfile.ZIP_DEFLATED)
-        archive.writestr(f"mnist_{name}.weights.h5", weights)
-    directory = Path(directory)
-    directory.mkdir(parents=True, exist_ok=True)
-    return _write_atomically(archive_path(name, directory), buffer.getvalue())
-
-
-def _weights_bytes(model) -> bytes:
-    """The bytes of ``model.save_weights`` (Keras needs a path ending in .weights.h5)."""
-    with tempfile.TemporaryDirectory() as folder:
-        path = os.path.join(folder, "model.weights.h5")
-        model.save_weights(path)
-        return Path(path).read_bytes()
-
-
-def _write_atomically(path: Path, data: bytes) -> Path:
-    """``data`` into ``path``: a temporary file next to it, fsync, then one ``os.replace``."""
-    fd, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(temporary, 0o644)                 # mkstemp makes owner-only files
-        os.replace(temporary, path)
-    except BaseException:                          # leave no temporary file behind
-        if os.path.exists(temporary):
-            os.remove(temporary)
-        raise
-    return path
-
-
-def _parse_info(text: bytes, where) -> dict:
-    try:
-        return json.loads(text)
-    except (ValueError, UnicodeDecodeError) as e:
-        raise DamagedWeightsError(f"{where}: not valid JSON ({e})") from e
-
-
-def _model_from(name: str, info, weights: bytes, info_where, weights_where):
-    """Model ``name`` with ``weights`` (bytes of a .weights.h5) after checking ``info`` and the
-    checksum; DamagedWeightsError naming the file and the fault otherwise."""
-    problems = info_problems(info, name)
-    if problems:
-        raise DamagedWeightsError(f"{info_where}: {'; '.join(problems)}")
-    if _sha256(weights) != info["sha256"]:
-        raise DamagedWeightsError(f"{weights_where}: the weights do not match the sha256 in "
-                                  f"{info_where} (changed or damaged after it was saved)")
-    model = BUILDERS[name]()
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / f"mnist_{name}.weights.h5"
-        path.write_bytes(weights)
-        try:
-            model.load_weights(path)
-        except Exception as e:                     # any HDF5 / Keras fault of a damaged file
-            raise DamagedWeightsError(f"{weights_where}: Keras cannot load it ({e})") from e
-    return model
-
-
-def _read_archive(name: str, path: Path):
-    """(model, info) from one ``.zip``: read once, so a concurrent save cannot change it."""
-    data = path.read_bytes()                       # FileNotFoundError when there is none
-    try:
-        with zipfile.ZipFile(io.BytesIO(data)) as archive:   # CRC-32 checked while reading
-            info_text = archive.read(INFO_MEMBER)
-            weights = archive.read(f"mnist_{name}.weights.h5")
-    except (zipfile.BadZipFile, KeyError, EOFError, zlib.error, OSError, ValueError) as e:
-        raise DamagedWeightsError(f"{path}: not a readable weights archive ({e})") from e
-    info = _parse_info(info_text, f"{path} ({INFO_MEMBER})")
-    return _model_from(name, info, weights, f"{path} ({INFO_MEMBER})", path), info
-
-
-def _read_pair(name: str, directory: Path):
-    """(model, info) from the two-file layout. An older cnn_helper writes the weights, then the
-    JSON: when they disagree, look once more after 0.2 s before calling them damaged."""
-    weights_path, meta_path = weight_paths(name, directory)
-    if not weights_path.exists() and not meta_path.exists():
-        raise FileNotFoundError(f"no {name} weights in {directory}")
-    for look in range(2):
-        missing = [p.name for p in (weights_path, meta_path) if not p.is_file()]
-        if missing:
-            raise DamagedWeightsError(f"{directory}: {' and '.join(missing)} missing from the pair")
-        info = _parse_info(meta_path.read_bytes(), meta_path)
-        weights = weights_path.read_bytes()
-        if look or (isinstance(info, dict) and info.get("sha256") == _sha256(weights)):
-            break
-        time.sleep(0.2)
-    return _model_from(name, info, weights, meta_path, weights_path), info
-
-
-def _read_cache(name: str, directory: Path):
-    """(model, info) from the cache: its ``.zip``, else an older version's pair of files."""
-    try:
-        return _read_archive(name, archive_path(name, directory))
-    except FileNotFoundError:
-        pass
-    except OSError as e:                           # no permission, a folder of that name, ...
-        raise DamagedWeightsError(f"{archive_path(name, directory)}: cannot be read ({e})") from e
-    try:
-        return _read_pair(name, directory)
-    except FileNotFoundError:
-        raise
-    except OSError as e:
-        raise DamagedWeightsError(f"{directory}: cannot read its {name} weights ({e})") from e
-
+# The files themselves (format, atomic save, safe reads) are the weights store's, ``_weights``;
+# here: which folder a course model comes from, and models saved by the user.
 
 WEIGHT_SOURCES = ("auto", "shipped", "cache")
+ALIASES = {"course-cnn": "cnn", "course-cnn-blobs": "cnn_blobs"}
+"""The command line's names of course models (``cnn-helper explain course-cnn photo.png``)."""
 
 
 def load_with_info(name: str = "cnn", source: str = "auto"):
@@ -333,11 +145,11 @@ def load_with_info(name: str = "cnn", source: str = "auto"):
     >>> info["loaded_from"], info["test_accuracy"]
     ('shipped', 0.974)
     """
-    _check_name(name)
+    check_name(name)
     _checks.one_of(source, "weights source", WEIGHT_SOURCES)
     if source in ("auto", "cache"):
         try:
-            model, info = _read_cache(name, cache_dir())
+            model, info = _weights.read(name, cache_dir(), BUILDERS[name])
             return model, dict(info, loaded_from=str(cache_dir()))
         except FileNotFoundError:
             if source == "cache":
@@ -348,13 +160,56 @@ def load_with_info(name: str = "cnn", source: str = "auto"):
             warnings.warn(f"the cached {name} weights cannot be used: {e}. Using the shipped "
                           f"weights instead; the file is left as it is (retrain with `python -m "
                           f"cnn_helper train --model {name}`, or delete it)", stacklevel=2)
-    model, info = _read_pair(name, SHIPPED_DIR)
+    model, info = _weights.read(name, SHIPPED_DIR, BUILDERS[name])
     return model, dict(info, loaded_from="shipped")
 
 
-def load(name: str = "cnn", source: str = "auto"):
-    """The trained model ``name`` (one of ``MODELS``), as :func:`load_with_info` finds it."""
-    return load_with_info(name, source)[0]
+def load(name_or_path="cnn", source: str = "auto"):
+    """A Keras model from a course model's name, its command-line name, or a saved model file.
+
+    ``name_or_path`` is one of:
+
+    - a name of ``MODELS`` ("cnn", "cnn_blobs", "fashion_cnn", "cnn_random_labels", ...): the
+      trained course model, as :func:`load_with_info` finds it (``source``: "auto", "shipped"
+      or "cache");
+    - a name of ``ALIASES`` ("course-cnn", "course-cnn-blobs"): the same, as the command line
+      names it;
+    - the path (str or Path) of a model file saved by Keras: ``.keras`` (``model.save``) or
+      legacy ``.h5``. It is loaded as it is, not compiled (``source`` must stay "auto").
+
+    Anything else, or a file Keras cannot read, is a one-line ValueError that names the value
+    and what is allowed. The CLI (``cli_explain.load_model``) and ``distributed`` load through it.
+
+    >>> model = load("cnn")                  # the course CNN (shipped or your retrained weights)
+    >>> model = load("course-cnn")           # the same, by its command-line name
+    >>> model = load("my_model.keras")       # a model you saved with model.save("my_model.keras")
+    """
+    name = ALIASES.get(name_or_path, name_or_path) if isinstance(name_or_path, str) else None
+    if name in MODELS:
+        return load_with_info(name, source)[0]
+    if isinstance(name_or_path, (str, os.PathLike)) and Path(name_or_path).is_file():
+        if source != "auto":
+            raise ValueError(f"source={source!r} chooses the weights of a course model "
+                             f"{MODELS}; a model file {str(name_or_path)!r} has only its own")
+        return _load_file(name_or_path)
+    raise ValueError(f"model {name_or_path!r} is not a course model {MODELS}, a command-line "
+                     f"name {tuple(ALIASES)} or an existing file (a .keras or .h5 model saved "
+                     "by model.save)")
+
+
+def _load_file(path):
+    """The model saved in ``path``, not compiled; a one-line ValueError if Keras cannot read it."""
+    import keras
+
+    if str(path).endswith(".weights.h5"):
+        raise ValueError(f"{str(path)!r} holds a model's weights only, not the model: build the "
+                         f"model, then call model.load_weights({str(path)!r})")
+    try:
+        return keras.saving.load_model(Path(path), compile=False)
+    except Exception as e:               # Keras raises many kinds; the user needs one line
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise ValueError(f"cannot load model {str(path)!r} (a .keras file saved by "
+                         f"model.save): {first}") from None
 
 
 # --------------------------------------------------------------------------- training
@@ -394,7 +249,7 @@ def augmentation_of(name: str):
     arguments of ``augmentation.add_blobs``)."""
     from . import augmentation
 
-    _check_name(name)
+    check_name(name)
     if name not in AUGMENTED:
         return None
     return json.loads(json.dumps(dict(name=AUGMENTED[name], **augmentation.BLOBS)))
@@ -412,7 +267,7 @@ def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None
 
     from . import augmentation
 
-    _check_name(name)
+    check_name(name)
     epochs, batch_size, learning_rate = _training_options(name, epochs, batch_size, learning_rate)
     seed_everything(_checks.seed(seed))
     model = BUILDERS[name](input_shape=x_train.shape[1:])
@@ -479,7 +334,7 @@ def train(name: str = "cnn", data_source: str = "auto", epochs=None, seed: int =
     seed, epochs, augmentation (None, or the blobs of "cnn_blobs"), seconds, training and test
     accuracy and ``loaded_from`` (the folder the weights were written to).
     """
-    _check_name(name)
+    check_name(name)
     epochs = _epochs(name, epochs)
     seed = _checks.seed(seed)
     destination = check_writable(cache_dir() if directory is None else directory)

@@ -112,6 +112,28 @@ def test_a_damaged_download_is_not_installed(server):
     assert not data.keras_cache_path().exists()
 
 
+def test_a_download_its_reader_rejects_leaves_the_folder_as_it_was(server, tmp_path):
+    """The download lands under a temporary name beside its destination; rejected by ``read``,
+    it is never installed: the file already there stays, and no temporary is left."""
+    origin, folder, _ = server
+    (folder / "datasets").mkdir()
+    (folder / "datasets" / "mnist.npz").write_bytes(b"not an npz file")
+    destination = tmp_path / "cache" / "mnist.npz"
+    destination.parent.mkdir()
+    destination.write_bytes(b"the file already there")
+    seen = []
+
+    def reject(path):
+        seen.append((path.read_bytes(), path.parent.parent))
+        raise ValueError("unreadable")
+
+    with pytest.raises(ValueError, match="unreadable"):
+        data.download("mnist.npz", destination, origin, reject)
+    assert seen == [(b"not an npz file", destination.parent)]      # read beside it, once
+    assert destination.read_bytes() == b"the file already there"
+    assert [p.name for p in destination.parent.iterdir()] == ["mnist.npz"]
+
+
 def test_a_missing_file_on_the_server_falls_back_and_says_why(server, capsys):
     origin, _, requests = server
     mnist = data.load("auto", origin=origin)

@@ -153,6 +153,55 @@ def test_load_rejects_unknown_names():
         models.load("cnn", "internet")
 
 
+# --------------------------------------------------------------------------- the one loader
+
+
+@pytest.fixture(scope="module")
+def saved_files(shipped_cnn, tmp_path_factory):
+    """The shipped CNN saved by Keras as .keras and as legacy .h5, and its weights alone."""
+    folder = tmp_path_factory.mktemp("saved")
+    shipped_cnn.save(folder / "my_cnn.keras")
+    shipped_cnn.save(folder / "my_cnn.h5")
+    shipped_cnn.save_weights(folder / "my_cnn.weights.h5")
+    return folder
+
+
+def test_load_takes_a_name_an_alias_or_a_model_file(shipped_cnn, saved_files):
+    """One loader for every form: course names, the command line's names, .keras and .h5 files
+    (str or Path); the model comes back as it was saved, not compiled."""
+    assert same_weights(weights_of(models.load("course-cnn")), weights_of(shipped_cnn))
+    blobs = models.load_with_info("cnn_blobs")[0]
+    assert same_weights(weights_of(models.load("course-cnn-blobs")), weights_of(blobs))
+    layers = [layer.name for layer in shipped_cnn.layers]
+    for path in (saved_files / "my_cnn.keras", str(saved_files / "my_cnn.keras"),
+                 saved_files / "my_cnn.h5"):
+        loaded = models.load(path)
+        assert same_weights(weights_of(loaded), weights_of(shipped_cnn))
+        assert [layer.name for layer in loaded.layers] == layers and not loaded.compiled
+
+
+@pytest.mark.parametrize("value, source, message", [
+    ("vgg", "auto", "model 'vgg' is not a course model ('cnn', 'logistic',"),
+    (42, "auto", "model 42 is not a course model"),
+    ("{folder}/missing.keras", "auto", "'{folder}/missing.keras' is not a course model"),
+    ("{folder}", "auto", "a command-line name ('course-cnn', 'course-cnn-blobs') or an existing "
+                         "file (a .keras or .h5 model"),
+    ("{folder}/junk.keras", "auto", "cannot load model '{folder}/junk.keras' (a .keras file"),
+    ("{folder}/my_cnn.weights.h5", "auto", "holds a model's weights only, not the model"),
+    ("{folder}/my_cnn.keras", "cache", "source='cache' chooses the weights of a course model"),
+], ids=["unknown_name", "not_a_name", "missing_file", "a_folder", "junk_file", "weights_only",
+        "source_of_a_file"])
+def test_load_errors_name_the_value_and_what_is_allowed(saved_files, value, source, message):
+    """A one-line ValueError of the package, never Keras' own exception or traceback."""
+    (saved_files / "junk.keras").write_bytes(b"not a zip of a Keras model")
+    if isinstance(value, str):
+        value, message = value.format(folder=saved_files), message.format(folder=saved_files)
+    with pytest.raises(ValueError) as error:
+        models.load(value, source)
+    assert message in str(error.value) and "\n" not in str(error.value)
+    assert type(error.value) is ValueError and error.value.__cause__ is None
+
+
 # --------------------------------------------------------------------------- training
 
 

@@ -1,6 +1,7 @@
-"""Data safety of cnn_helper.models: a save and a load running at the same time, the two-file
-layout of older versions, a read-only cache, info with missing fields, and ``train`` refusing a
-destination it cannot write before it trains."""
+"""Data safety of cnn_helper.models: a save and a load running at the same time (and two saves),
+the atomic write (fsync, then one rename), the two-file layout of older versions, a read-only
+cache, info with missing fields, and ``train`` refusing a destination it cannot write before it
+trains."""
 import hashlib
 import json
 import os
@@ -74,25 +75,12 @@ def test_loads_during_repeated_saves_are_consistent_and_lose_nothing(cnn_cache, 
     """Another process saves two versions (seed 0 and 1) in turn as fast as it can while this one
     loads for 1.5 s: each load returns the weights its info names, with no warning, and the
     cache ends holding exactly the last save, with no temporary, renamed or lost file."""
-    versions = [_random_cnn(10), _random_cnn(11)]
-    for seed, model in enumerate(versions):
-        model.save_weights(tmp_path / f"v{seed}.weights.h5")
+    versions = _two_versions(tmp_path)
     models.save(versions[0], "cnn", dict(INFO, seed=0), cnn_cache)
     stop = tmp_path / "stop"
-    writer = subprocess.Popen(
-        [sys.executable, "-c", WRITER, str(ROOT), str(tmp_path / "v0.weights.h5"),
-         str(tmp_path / "v1.weights.h5"), str(cnn_cache), str(stop)],
-        stdout=subprocess.PIPE, text=True)
+    writer = _start_writer(tmp_path, cnn_cache, stop)
     try:
-        assert writer.stdout.readline().strip() == "ready"
-        seen, end = [], time.monotonic() + 1.5
-        with warnings.catch_warnings():
-            warnings.simplefilter("error")                 # a "damaged" verdict would be a warning
-            while (time.monotonic() < end or len(set(seen)) < 2) \
-                    and time.monotonic() < end + 30:         # never hang if the writer dies
-                model, info = models.load_with_info("cnn", "cache")
-                assert same_weights(weights_of(model), weights_of(versions[info["seed"]]))
-                seen.append(info["seed"])
+        seen = _load_while_saving(versions, seconds=1.5)
     finally:
         stop.touch()
         printed = writer.communicate(timeout=60)[0]
@@ -103,6 +91,105 @@ def test_loads_during_repeated_saves_are_consistent_and_lose_nothing(cnn_cache, 
     model, info = models.load_with_info("cnn", "cache")
     assert info["seed"] == (saves - 1) % 2                 # the last save is the one kept
     assert same_weights(weights_of(model), weights_of(versions[info["seed"]]))
+
+
+def test_two_processes_saving_at_once_leave_one_whole_file(cnn_cache, tmp_path):
+    """Two processes save the two versions in turn, both as fast as they can, while this one
+    loads for 1 s: every load is consistent, and the cache ends holding one complete file, a
+    save of one of them, with no temporary file or folder of either left beside it."""
+    versions = _two_versions(tmp_path)
+    models.save(versions[0], "cnn", dict(INFO, seed=0), cnn_cache)
+    stop = tmp_path / "stop"
+    writers = [_start_writer(tmp_path, cnn_cache, stop) for _ in range(2)]
+    try:
+        seen = _load_while_saving(versions, seconds=1.0)
+    finally:
+        stop.touch()
+        printed = [writer.communicate(timeout=60)[0] for writer in writers]
+    assert [writer.returncode for writer in writers] == [0, 0], printed
+    assert set(seen) == {0, 1}
+    assert sorted(p.name for p in cnn_cache.iterdir()) == ["mnist_cnn.zip"]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model, info = models.load_with_info("cnn", "cache")
+    assert same_weights(weights_of(model), weights_of(versions[info["seed"]]))
+
+
+def _two_versions(folder):
+    """Two random CNNs (seed 0 and 1 in their info), their weights also written to ``folder``
+    for the writer processes."""
+    versions = [_random_cnn(10), _random_cnn(11)]
+    for seed, model in enumerate(versions):
+        model.save_weights(folder / f"v{seed}.weights.h5")
+    return versions
+
+
+def _start_writer(folder, cache, stop):
+    """A process running WRITER (the two versions of ``_two_versions`` in turn), once ready."""
+    writer = subprocess.Popen(
+        [sys.executable, "-c", WRITER, str(ROOT), str(folder / "v0.weights.h5"),
+         str(folder / "v1.weights.h5"), str(cache), str(stop)],
+        stdout=subprocess.PIPE, text=True)
+    assert writer.stdout.readline().strip() == "ready"
+    return writer
+
+
+def _load_while_saving(versions, seconds):
+    """Load the cached CNN again and again for ``seconds`` (and until both versions were seen):
+    each load must be the version its info names, with no warning. The seeds seen."""
+    seen, end = [], time.monotonic() + seconds
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")                 # a "damaged" verdict would be a warning
+        while (time.monotonic() < end or len(set(seen)) < 2) \
+                and time.monotonic() < end + 30:         # never hang if a writer dies
+            model, info = models.load_with_info("cnn", "cache")
+            assert same_weights(weights_of(model), weights_of(versions[info["seed"]]))
+            seen.append(info["seed"])
+    return seen
+
+
+# --------------------------------------------------------------------------- the atomic write
+
+
+def _record_calls(monkeypatch, calls, name):
+    """Record each call of ``os.<name>`` as (name, first argument) before making it."""
+    function = getattr(os, name)
+
+    def recorded(first, *args):
+        calls.append((name, first))
+        return function(first, *args)
+
+    monkeypatch.setattr(os, name, recorded)
+
+
+def test_a_save_reaches_the_disk_before_it_replaces_the_old_file(cnn_cache, monkeypatch):
+    """fsync of the new file, then one os.replace from a temporary file in the same folder (so
+    the rename cannot cross file systems): after a power cut the file is the old or the new one."""
+    models.save(_random_cnn(1), "cnn", INFO, cnn_cache)
+    calls = []
+    _record_calls(monkeypatch, calls, "fsync")
+    _record_calls(monkeypatch, calls, "replace")
+    path = models.save(_random_cnn(2), "cnn", dict(INFO, seed=2), cnn_cache)
+    assert [name for name, _ in calls] == ["fsync", "replace"]
+    temporary = Path(calls[1][1])
+    assert temporary.name == path.name and temporary.parent.parent == cnn_cache
+    assert sorted(p.name for p in cnn_cache.iterdir()) == ["mnist_cnn.zip"]
+    assert models.load_with_info("cnn", "cache")[1]["seed"] == 2
+
+
+def test_a_save_that_cannot_reach_the_disk_keeps_the_previous_file(cnn_cache, monkeypatch):
+    old = _random_cnn(1)
+    models.save(old, "cnn", INFO, cnn_cache)
+    before = _snapshot(cnn_cache)
+
+    def disk_fails(fd):
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(os, "fsync", disk_fails)
+    with pytest.raises(OSError, match="Input/output error"):
+        models.save(_random_cnn(2), "cnn", dict(INFO, seed=2), cnn_cache)
+    assert _snapshot(cnn_cache) == before                  # no temporary left, nothing changed
+    assert same_weights(weights_of(old), weights_of(models.load("cnn", "cache")))
 
 
 # --------------------------------------------------------------------------- older two-file layout
