@@ -29,6 +29,7 @@ gradient, which routes g to the max of each window: the lecture's "switches".
 """
 from __future__ import annotations
 
+import hashlib
 import warnings
 from dataclasses import dataclass
 
@@ -265,3 +266,28 @@ def gradients(model, req: Request, x, wrt=None):
     outputs = _graph.run_batched(lambda xb, *where: step(xb, channel, *where), req.batch_size,
                                  *arrays)
     return outputs[0] if wrt is None else outputs
+
+
+# --------------------------------------------------------------------------- seeded noise
+
+
+def image_keys(x) -> np.ndarray:
+    """A 63-bit key per image from its bytes: the same image gets the same noise wherever it is
+    (SmoothGrad's copies do not depend on the batch or on the image's place in it).
+
+    >>> image_keys(x_test[:2])                      # two int64 keys"""
+    return np.array([int.from_bytes(hashlib.blake2b(image.tobytes(), digest_size=8).digest(),
+                                    "little") >> 1 for image in x], np.int64)
+
+
+def standard_noise(keys, seed: int, j: int, shape) -> np.ndarray:
+    """Standard normal noise (N, *shape), float32: image i's copy j drawn from (key_i, seed, j)
+    by a stateless generator, so it is the same on every call and every machine's batch split.
+
+    >>> standard_noise(image_keys(x_test[:2]), 0, 0, (28, 28, 1)).shape    # (2, 28, 28, 1)"""
+    import tensorflow as tf
+
+    def draw(key):
+        return tf.random.stateless_normal(shape, seed=tf.stack([key, seed * 1_000_003 + j]))
+
+    return tf.map_fn(draw, tf.constant(keys), fn_output_signature=tf.float32).numpy()

@@ -98,22 +98,22 @@ def patch_bounds(locations, size: int, patch: int):
 
 
 def occluded(x, fill, bounds):
-    """Occluded copies, built from boolean masks: (B, H, W, C).
+    """Occluded copies, built from boolean masks (``keras.ops``): (B, H, W, C).
 
     x: one image (H, W, C) for every copy, or one per copy (B, H, W, C); fill: (C,), or
     (B, 1, 1, C) one per copy; bounds (4, B) int32: row start, row stop, col start, col stop of
     each patch. Pixel (r, c) of copy b is ``fill`` where r0[b] <= r < r1[b] and
     c0[b] <= c < c1[b], else x's.
     """
-    import tensorflow as tf
+    from keras import ops
 
-    r0, r1, c0, c1 = tf.unstack(bounds)
-    rows = tf.range(tf.shape(x)[-3])[None, :]
-    cols = tf.range(tf.shape(x)[-2])[None, :]
-    in_rows = (rows >= r0[:, None]) & (rows < r1[:, None])                  # (B, H)
-    in_cols = (cols >= c0[:, None]) & (cols < c1[:, None])                  # (B, W)
+    r0, r1, c0, c1 = (bounds[i][:, None] for i in range(4))
+    rows = ops.arange(ops.shape(x)[-3], dtype="int32")[None, :]
+    cols = ops.arange(ops.shape(x)[-2], dtype="int32")[None, :]
+    in_rows = (rows >= r0) & (rows < r1)                                    # (B, H)
+    in_cols = (cols >= c0) & (cols < c1)                                    # (B, W)
     mask = in_rows[:, :, None, None] & in_cols[:, None, :, None]            # (B, H, W, 1)
-    return tf.where(mask, tf.cast(fill, x.dtype), x)
+    return ops.where(mask, ops.cast(fill, x.dtype), x)
 
 
 def bounds_of(locations, image_shape, patch) -> np.ndarray:
@@ -139,23 +139,23 @@ def occlude(x, locations, patch=4, fill="extreme") -> np.ndarray:
         if bad.size:
             raise ValueError(f"centre coordinate {int(bad[0])} is outside the image, whose "
                              f"{'rows' if axis == 0 else 'cols'} are 0..{n - 1}")
-    return np.asarray(occluded(x, fill_value(fill, x), bounds_of(locations, x.shape, patch)))
+    from keras import ops
+
+    return ops.convert_to_numpy(occluded(x, fill_value(fill, x),
+                                         bounds_of(locations, x.shape, patch)))
 
 
-def occluded_copies(model, images, fills, bounds) -> _perturb.Copies:
+def occluded_copies(images, fills, bounds) -> _perturb.Copies:
     """Occlusion's copies for the perturbation engine: copy j is image ``image_of_copy[j]`` with
     the patch ``bounds[j]`` (row start, row stop, col start, col stop) painted with its fill."""
-    import tensorflow as tf
+    from keras import ops
 
     def make(shared, image, rows):
-        x, fill = tf.gather(shared[0], image), tf.gather(shared[1], image)
-        return occluded(x, fill[:, None, None, :], tf.transpose(rows[0]))
+        x, fill = ops.take(shared[0], image, axis=0), ops.take(shared[1], image, axis=0)
+        return occluded(x, fill[:, None, None, :], ops.transpose(rows[0]))
 
-    spec = _perturb.image_spec(model)
-    fill_spec = tf.TensorSpec((None, images.shape[-1]), spec.dtype)
-    return _perturb.Copies(("occlusion",), make, shared=(images, fills),
-                           shared_specs=(spec, fill_spec), per_copy=(bounds,),
-                           copy_specs=(tf.TensorSpec((None, 4), tf.int32),))
+    return _perturb.Copies(("occlusion",), make, shared=(images, fills.astype(images.dtype)),
+                           per_copy=(bounds.astype(np.int32),))
 
 
 def grid(image_shape, patch, stride):

@@ -56,16 +56,16 @@ def cam_layer(model, target) -> str:
 
 def _upsample(cam, size):
     """Maps (N, *spatial) at a layer's resolution, bilinearly resized to the input's ``size`` (1 or
-    2 axes, a tuple or a tensor): (N, *size, 1), one channel like a grey image. A NumPy array in,
-    an array out; a tensor in (inside a compiled step), a tensor out."""
-    import tensorflow as tf
+    2 axes): (N, *size, 1), one channel like a grey image. A NumPy array in, an array out; a
+    tensor in (inside a compiled step), a tensor out."""
+    from keras import ops
 
-    grid = tf.cast(cam, tf.float32)
+    grid = ops.cast(cam, "float32")
     if len(cam.shape) == 3:                                   # (N, h, w)
-        up = tf.image.resize(grid[..., None], size)
+        up = ops.image.resize(grid[..., None], tuple(size))
     else:                                                     # (N, length)
-        up = tf.image.resize(grid[:, :, None, None], tf.stack([size[0], 1]))[:, :, 0]
-    return up.numpy() if isinstance(cam, np.ndarray) else up
+        up = ops.image.resize(grid[:, :, None, None], (size[0], 1))[:, :, 0]
+    return ops.convert_to_numpy(up) if isinstance(cam, np.ndarray) else up
 
 
 def _check_layer(model, request, layer) -> str:
@@ -185,33 +185,32 @@ def layer_cam(model, x, target, layer=None, relu: bool = True, batch_size=BATCH_
 
 def _min_max(maps):
     """Each map (B, H, W, 1) scaled to [0, 1] by its own min and max; a constant map -> 0."""
-    import tensorflow as tf
+    from keras import ops
 
-    lo = tf.reduce_min(maps, axis=(1, 2, 3), keepdims=True)
-    span = tf.reduce_max(maps, axis=(1, 2, 3), keepdims=True) - lo
-    return tf.math.divide_no_nan(maps - lo, span)
+    lo = ops.min(maps, axis=(1, 2, 3), keepdims=True)
+    span = ops.max(maps, axis=(1, 2, 3), keepdims=True) - lo
+    return ops.divide_no_nan(maps - lo, span)
 
 
-def _masked_copies(model, x, A) -> _perturb.Copies:
+def _masked_copies(x, A) -> _perturb.Copies:
     """Score-CAM's copies for the perturbation engine: copy i * K + k is image i of x masked by
     its map k of A (N, *spatial, K), upsampled to the input's size and min-max scaled to
     [0, 1]; the copies are made inside the engine's compiled step."""
-    import tensorflow as tf
+    from keras import ops
+
+    size = x.shape[1:-1]
 
     def make(shared, image, rows):
-        images = tf.gather(shared[0], image)
-        masks = _upsample(rows[0], tf.shape(images)[1:-1])
+        images = ops.take(shared[0], image, axis=0)
+        masks = _upsample(rows[0], size)
         if len(masks.shape) == 3:                           # one spatial axis: (B, L, 1)
             masks = _min_max(masks[:, :, :, None])[:, :, :, 0]
         else:
             masks = _min_max(masks)
-        return images * tf.cast(masks, images.dtype)
+        return images * ops.cast(masks, images.dtype)
 
     maps = np.moveaxis(A, -1, 1).reshape((-1,) + A.shape[1:-1]).astype(np.float32)
-    return _perturb.Copies(("score-cam", A.shape[1:-1]), make,
-                           shared=(x,), shared_specs=(_perturb.image_spec(model),),
-                           per_copy=(maps,),
-                           copy_specs=(tf.TensorSpec((None,) + A.shape[1:-1], tf.float32),))
+    return _perturb.Copies(("score-cam", size), make, shared=(x,), per_copy=(maps,))
 
 
 def _channel_scores(model, request, A):
@@ -219,7 +218,7 @@ def _channel_scores(model, request, A):
     masked copies per compiled call."""
     n_images, n_channels = len(A), A.shape[-1]
     image = np.repeat(np.arange(n_images), n_channels)
-    scores = _perturb.scores(model, request.target, _masked_copies(model, request.x, A), image,
+    scores = _perturb.scores(model, request.target, _masked_copies(request.x, A), image,
                              request.batch_size)
     return scores.reshape(n_images, n_channels)
 

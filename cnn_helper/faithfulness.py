@@ -151,28 +151,24 @@ def _inputs(model, x, target, maps, baseline, batch_size):
 # --------------------------------------------------------------------------- the changed copies
 
 
-def _swapped_copies(model, a, b, keys, key_of_copy, threshold) -> _perturb.Copies:
+def _swapped_copies(a, b, keys, key_of_copy, threshold) -> _perturb.Copies:
     """Copies for the perturbation engine: copy c is image ``image_of_copy[c]`` of ``a`` with the
     pixels where ``keys[key_of_copy[c]] < threshold[c]`` taken from ``b`` (in every channel).
 
     keys (K, H, W) int32 is a table sent once: deletion's pixel ranks (one per image, the
     threshold the number of pixels removed), or MuFidelity's subsets (0 where a subset removes a
     cell, 1 elsewhere; the threshold 1)."""
-    import tensorflow as tf
+    from keras import ops
 
     def make(shared, image, rows):
-        changed = tf.gather(shared[2], rows[0]) < rows[1][:, None, None]     # (B, H, W)
-        return tf.where(changed[..., None], tf.gather(shared[1], image),
-                        tf.gather(shared[0], image))
+        changed = ops.take(shared[2], rows[0], axis=0) < rows[1][:, None, None]   # (B, H, W)
+        return ops.where(changed[..., None], ops.take(shared[1], image, axis=0),
+                         ops.take(shared[0], image, axis=0))
 
-    spec = _perturb.image_spec(model)
-    index = tf.TensorSpec((None,), tf.int32)
-    return _perturb.Copies(("swap pixels",), make, shared=(a, b, keys.astype(np.int32)),
-                           shared_specs=(spec, spec, tf.TensorSpec((None,) + a.shape[1:3],
-                                                                   tf.int32)),
+    return _perturb.Copies(("swap pixels",), make, shared=(a, b.astype(a.dtype),
+                                                           keys.astype(np.int32)),
                            per_copy=(np.asarray(key_of_copy, np.int32),
-                                     np.asarray(threshold, np.int32)),
-                           copy_specs=(index, index))
+                                     np.asarray(threshold, np.int32)))
 
 
 # --------------------------------------------------------------------------- deletion, insertion
@@ -198,7 +194,7 @@ def _curve(kind, model, x, target, maps, steps, baseline, batch_size) -> Curve:
     counts = np.arange(steps + 1) * pixels // steps
     a, b = (x, base) if kind == "deletion" else (base, x)
     images = np.repeat(np.arange(len(x)), steps + 1)
-    copies = _swapped_copies(model, a, b, _pixel_ranks(importance), images,
+    copies = _swapped_copies(a, b, _pixel_ranks(importance), images,
                              np.tile(counts, len(x)))
     scores = _perturb.scores(model, resolved, copies, images, batch_size)
     scores = scores.reshape(len(x), steps + 1)
@@ -274,7 +270,7 @@ def mufidelity(model, x, target, maps, n_subsets: int = 128, grid: int = 9, subs
     pixels = np.concatenate([pixels, np.zeros((1,) + pixels.shape[1:], bool)])   # + x itself
     n_copies = n_subsets + 1
     images = np.repeat(np.arange(len(x)), n_copies)
-    copies = _swapped_copies(model, x, base, 1 - pixels.astype(np.int32),
+    copies = _swapped_copies(x, base, 1 - pixels.astype(np.int32),
                              np.tile(np.arange(n_copies), len(x)), np.ones(len(images)))
     scores = _perturb.scores(model, resolved, copies, images, batch_size)
     scores = scores.reshape(len(x), n_copies)

@@ -131,35 +131,47 @@ def check_feature(model, target) -> Feature:
 
 
 # --------------------------------------------------------------------------- reading y_(l),k
-# TensorFlow functions, used inside the package's compiled steps (and differentiable there).
+# keras.ops functions, used inside the package's compiled steps (and differentiable there).
 
 
 def pool_maps(y, pool: str):
     """Global pooling of every map: (N, *spatial, C) -> (N, C) by max or mean over idx."""
-    import tensorflow as tf
+    from keras import ops
 
-    axes = list(range(1, len(y.shape) - 1))
+    axes = tuple(range(1, len(y.shape) - 1))
     if not axes:
         return y
-    return tf.reduce_max(y, axis=axes) if pool == "max" else tf.reduce_mean(y, axis=axes)
+    return ops.max(y, axis=axes) if pool == "max" else ops.mean(y, axis=axes)
+
+
+def _flat(maps):
+    """Maps (N, *spatial) as rows (N, prod(spatial))."""
+    from keras import ops
+
+    return ops.reshape(maps, (ops.shape(maps)[0], -1))
 
 
 def argmax_location(maps):
     """idx of the max of each map (N, *spatial) -> (N, n_spatial) int64; the first in row-major
     order when several are equal. Not differentiated: it only chooses where to read."""
-    import tensorflow as tf
+    from keras import ops
 
-    spatial = tf.shape(maps, out_type=tf.int64)[1:]
-    flat = tf.argmax(tf.reshape(maps, (tf.shape(maps)[0], -1)), axis=1)
-    return tf.transpose(tf.unravel_index(flat, spatial))
+    flat = ops.argmax(_flat(maps), axis=1)
+    spatial = ops.shape(maps)[1:]
+    return ops.cast(ops.stack(ops.unravel_index(flat, spatial), axis=1), "int64")
 
 
 def value_at(maps, locations):
     r""":math:`\y_{(l),idx,k}` of each map (N, *spatial) at its own idx, from locations
-    (N, n_spatial)."""
-    import tensorflow as tf
+    (N, n_spatial): the row-major index of idx read from each flattened map."""
+    from keras import ops
 
-    return tf.gather_nd(maps, tf.cast(locations, tf.int64), batch_dims=1)
+    locations = ops.cast(locations, "int64")
+    spatial = ops.shape(maps)[1:]
+    index = locations[:, 0]
+    for axis in range(1, len(spatial)):
+        index = index * ops.cast(spatial[axis], "int64") + locations[:, axis]
+    return ops.take_along_axis(_flat(maps), index[:, None], axis=1)[:, 0]
 
 
 def read(y, channel, pool: str = "max", locations=None):
@@ -172,16 +184,16 @@ def read(y, channel, pool: str = "max", locations=None):
     Returns (values (N,), locations (N, n_spatial) int64): where each value was read (the argmax
     for "mean" too; (N, 0) for a layer without spatial axes).
     """
-    import tensorflow as tf
+    from keras import ops
 
-    maps = tf.gather(y, channel, axis=-1)                         # y_(l),k: (N, *spatial)
+    maps = ops.take(y, channel, axis=-1)                           # y_(l),k: (N, *spatial)
     if len(maps.shape) == 1:
-        return maps, tf.zeros((tf.shape(maps)[0], 0), tf.int64)
+        return maps, ops.zeros((ops.shape(maps)[0], 0), "int64")
     if locations is not None:
-        return value_at(maps, locations), tf.cast(locations, tf.int64)
+        return value_at(maps, locations), ops.cast(locations, "int64")
     where = argmax_location(maps)
     if pool == "mean":
-        return tf.reduce_mean(tf.reshape(maps, (tf.shape(maps)[0], -1)), axis=1), where
+        return ops.mean(_flat(maps), axis=1), where
     return value_at(maps, where), where
 
 

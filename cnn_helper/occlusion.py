@@ -180,7 +180,7 @@ def _full_values(model, target, images, fills, copies, batch_size) -> tuple:
     copies = np.concatenate([copies, np.zeros((4, 1), np.int32)], axis=1)       # (4, M + 1)
     n_images, n_copies = len(images), copies.shape[1]
     bounds = np.tile(copies.T, (n_images, 1))                                    # (N (M + 1), 4)
-    values = _perturb.scores(model, target, _patches.occluded_copies(model, images, fills, bounds),
+    values = _perturb.scores(model, target, _patches.occluded_copies(images, fills, bounds),
                              np.repeat(np.arange(n_images), n_copies),
                              _graph.batch_size(model, batch_size))
     values = values.reshape(n_images, n_copies)

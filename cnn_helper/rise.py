@@ -73,19 +73,27 @@ def _grids(size, n_masks, grid_size, p, seed):
 
 
 def _upsampled_crops(grids, shifts, size):
-    """The masks (B, H, W) from grids (B, s, s) and shifts (B, 2) (TensorFlow, usable inside a
+    """The masks (B, H, W) from grids (B, s, s) and shifts (B, 2) (``keras.ops``, usable inside a
     compiled step): bilinear upsampling to ((s + 1) C_H, (s + 1) C_W), then the crop at each
     shift."""
-    import tensorflow as tf
+    from keras import ops
 
     grid_size = grids.shape[1]
     cells = _cells(size, grid_size)
-    up = tf.image.resize(tf.cast(grids, tf.float32)[..., None],
-                         [(grid_size + 1) * c for c in cells], "bilinear")[..., 0]
-    rows = shifts[:, :1] + tf.range(size[0])[None]                        # (B, H)
-    cols = shifts[:, 1:] + tf.range(size[1])[None]                        # (B, W)
-    up = tf.gather(up, rows, axis=1, batch_dims=1)                         # (B, H, up_W)
-    return tf.gather(up, cols, axis=2, batch_dims=1)                       # (B, H, W)
+    up = ops.image.resize(ops.cast(grids, "float32")[..., None],
+                          tuple((grid_size + 1) * c for c in cells), "bilinear")[..., 0]
+    shifts = ops.cast(shifts, "int32")
+    rows = shifts[:, :1] + ops.arange(size[0], dtype="int32")[None]        # (B, H)
+    cols = shifts[:, 1:] + ops.arange(size[1], dtype="int32")[None]        # (B, W)
+    up = ops.take_along_axis(up, rows[:, :, None], axis=1)                  # (B, H, up_W)
+    return ops.take_along_axis(up, cols[:, None, :], axis=2)                # (B, H, W)
+
+
+def _numpy(tensor) -> np.ndarray:
+    """A tensor of the masks as a NumPy array."""
+    from keras import ops
+
+    return ops.convert_to_numpy(tensor)
 
 
 def masks(image_shape, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5,
@@ -97,32 +105,29 @@ def masks(image_shape, n_masks: int = 4000, grid_size: int = 7, p: float = 0.5,
     """
     size, n_masks, grid_size, p = _check_geometry(image_shape, n_masks, grid_size, p)
     grids, shifts = _grids(size, n_masks, grid_size, p, _checks.seed(seed))
-    return np.asarray(_upsampled_crops(grids, shifts, size))
+    return _numpy(_upsampled_crops(grids, shifts, size))
 
 
 # --------------------------------------------------------------------------- the map
 
 
-def _masked_copies(model, images, fills, grids, shifts, mask) -> _perturb.Copies:
+def _masked_copies(images, fills, grids, shifts, mask) -> _perturb.Copies:
     r"""RISE's copies for the perturbation engine: copy c is image ``image_of_copy[c]`` masked
     by mask ``mask[c]``, :math:`\x \odot M_j + (1 - M_j) \odot f`; the mask is made inside the
     compiled step from its grid and shift (one trace per image size and grid size)."""
-    import tensorflow as tf
+    from keras import ops
 
-    size, grid_size = images.shape[1:3], grids.shape[1]
+    size = images.shape[1:3]
 
     def make(shared, image, rows):
-        x, fill = tf.gather(shared[0], image), tf.gather(shared[1], image)
-        grid, shift = tf.gather(shared[2], rows[0]), tf.gather(shared[3], rows[0])
-        kept = tf.cast(_upsampled_crops(grid, shift, size)[..., None], x.dtype)
+        x, fill = ops.take(shared[0], image, axis=0), ops.take(shared[1], image, axis=0)
+        grid, shift = ops.take(shared[2], rows[0], axis=0), ops.take(shared[3], rows[0], axis=0)
+        kept = ops.cast(_upsampled_crops(grid, shift, size)[..., None], x.dtype)
         return x * kept + (1 - kept) * fill
 
-    spec = _perturb.image_spec(model)
-    return _perturb.Copies(
-        ("rise", size, grid_size), make, shared=(images, fills, grids, shifts),
-        shared_specs=(spec, spec, tf.TensorSpec((None, grid_size, grid_size), tf.float32),
-                      tf.TensorSpec((None, 2), tf.int32)),
-        per_copy=(mask.astype(np.int32),), copy_specs=(tf.TensorSpec((None,), tf.int32),))
+    return _perturb.Copies(("rise", size), make, shared=(images, fills.astype(images.dtype),
+                                                         grids, shifts),
+                           per_copy=(mask.astype(np.int32),))
 
 
 def _scores(model, target, images, fills, grids, shifts, batch_size) -> np.ndarray:
@@ -130,7 +135,7 @@ def _scores(model, target, images, fills, grids, shifts, batch_size) -> np.ndarr
     pairs per compiled call."""
     n_images, n_masks = len(images), len(grids)
     image, mask = np.divmod(np.arange(n_images * n_masks), n_masks)
-    copies = _masked_copies(model, images, fills, grids, shifts, mask)
+    copies = _masked_copies(images, fills, grids, shifts, mask)
     return _perturb.scores(model, target, copies, image, batch_size).reshape(n_images, n_masks)
 
 
@@ -168,7 +173,7 @@ def rise(model, x, target, n_masks: int = 4000, grid_size: int = 7, p: float = 0
     total = np.zeros((len(images), size[0] * size[1]))
     for start in range(0, n_masks, MASK_CHUNK):
         chunk = slice(start, start + MASK_CHUNK)
-        kept = np.asarray(_upsampled_crops(grids[chunk], shifts[chunk], size), np.float64)
+        kept = _numpy(_upsampled_crops(grids[chunk], shifts[chunk], size)).astype(np.float64)
         total += scores[:, chunk] @ kept.reshape(len(kept), -1)
     maps = (total / (n_masks * p)).reshape((len(images),) + size + (1,)).astype(np.float32)
     return maps[0] if single else maps

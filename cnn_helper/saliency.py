@@ -55,8 +55,6 @@ Example
 """
 from __future__ import annotations
 
-import hashlib
-
 import numpy as np
 
 from . import _checks, _reference
@@ -66,9 +64,11 @@ from ._gradient import (  # noqa: F401 (public here: the rules and signs every m
     SIGNS,
     apply_sign,
     gradients,
+    image_keys,
     other_nonlinearities,
     relus_changed,
     request,
+    standard_noise,
 )
 from .cam import (  # noqa: F401 (the CAM family, importable from here too: saliency.grad_cam)
     cam_layer,
@@ -133,22 +133,6 @@ def deconvnet(model, x, target, batch_size=BATCH_SIZE, sign: str = "signed"):
     return gradient(model, x, target, "deconvnet", batch_size, sign)
 
 
-def _image_keys(x) -> np.ndarray:
-    """A 63-bit key per image from its bytes: the same image gets the same noise wherever it is."""
-    return np.array([int.from_bytes(hashlib.blake2b(image.tobytes(), digest_size=8).digest(),
-                                    "little") >> 1 for image in x], np.int64)
-
-
-def _noise(keys, seed: int, j: int, shape):
-    """Standard normal noise (N, *shape), float32: image i's copy j from seed (key_i, seed, j)."""
-    import tensorflow as tf
-
-    def draw(key):
-        return tf.random.stateless_normal(shape, seed=tf.stack([key, seed * 1_000_003 + j]))
-
-    return tf.map_fn(draw, tf.constant(keys), fn_output_signature=tf.float32).numpy()
-
-
 def _noisy_gradient_statistic(statistic: str, model, x, target, n_samples, noise, seed, rule,
                               keep_location, batch_size, sign):
     r"""The one computation behind smoothgrad, squaregrad and vargrad: with :math:`g_j` the
@@ -165,10 +149,10 @@ def _noisy_gradient_statistic(statistic: str, model, x, target, n_samples, noise
     x = req.x
     flat = x.reshape(len(x), -1)
     sigma = (noise * (flat.max(axis=1) - flat.min(axis=1))).reshape((-1,) + (1,) * (x.ndim - 1))
-    keys = _image_keys(x)
+    keys = image_keys(x)
     total, total_of_squares = 0.0, 0.0
     for j in range(n_samples):
-        noisy = x + (sigma * _noise(keys, seed, j, x.shape[1:])).astype(x.dtype)
+        noisy = x + (sigma * standard_noise(keys, seed, j, x.shape[1:])).astype(x.dtype)
         g = gradients(model, req, noisy).astype(np.float64)
         total, total_of_squares = total + g, total_of_squares + g * g
     mean, mean_of_squares = total / n_samples, total_of_squares / n_samples

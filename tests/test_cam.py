@@ -148,13 +148,13 @@ def test_the_cam_family_is_importable_from_saliency():
 
 def noisy_gradients(model, x, k, n_samples, noise, seed):
     """g_j for the copies smoothgrad draws (its noise, by its rule), from an independent tape."""
-    from cnn_helper.saliency import _image_keys, _noise  # internal contract: the noisy copies
+    from cnn_helper._gradient import image_keys, standard_noise  # internal contract: the copies
 
-    keys = _image_keys(x)
+    keys = image_keys(x)
     sigma = noise * (x.max(axis=(1, 2, 3)) - x.min(axis=(1, 2, 3)))[:, None, None, None]
     grads = []
     for j in range(n_samples):
-        noisy = tf.constant(x + sigma * _noise(keys, seed, j, x.shape[1:]))
+        noisy = tf.constant(x + sigma * standard_noise(keys, seed, j, x.shape[1:]))
         with tf.GradientTape() as tape:
             tape.watch(noisy)
             s = model(noisy)[:, k]
