@@ -8,8 +8,9 @@ with :math:`\tilde x` the image scaled to [-1, 1] by the model's input range. Fe
 visualization: g the target's value, :math:`R = \lambda_2\, \text{mean}(\tilde x^2) +
 \lambda_{TV}\, TV^2(\tilde x)`; inversion: g minus the distance of the representations,
 :math:`R = \lambda_\alpha\, \text{mean}|\tilde x|^\alpha + \lambda_{TV}\, TV^\beta(\tilde x)`.
-The callers build g, R and the compiled step; each piece below has one implementation here, in
-the order an image passes through them:
+The callers write g and R with ``keras.ops``; everything TensorFlow-specific (the FFT, the
+image warp, the random draws, the gradient tape and the compiled step) is here, one
+implementation of each piece, in the order an image passes through them:
 
 - **parameters -> image** (:func:`to_images`): the optimized parameters p are Fourier
   coefficients c, scaled by :math:`w_f` (:func:`fourier_scale`), or pixel logits; then
@@ -25,8 +26,9 @@ the order an image passes through them:
   rotation per step;
 - **priors** (:func:`normalised`, :func:`total_variation`): on :math:`\tilde x`, so one weight
   fits [0, 1], [-1, 1] and [0, 255] inputs;
-- **ascent** (:func:`adam`, :func:`ascend`): Adam steps on the parameters, batch after batch,
-  through one compiled step the caller builds.
+- **ascent** (:func:`ascent_step`, :func:`adam`, :func:`ascend`): the caller's gain becomes one
+  compiled step (tape, gradient, Adam), run batch after batch on the parameters;
+  :func:`compiled_for_batches` compiles any other function of batches (the final measures).
 
 Example
 -------
@@ -268,11 +270,68 @@ def adam(params, gradient, m, v, t, learning_rate, b1=0.9, b2=0.999, eps=1e-8):
     return params + step, m, v
 
 
+# --------------------------------------------------------------------------- the compiled ascent
+
+
+def compiled_for_batches(fn, *rows):
+    """``fn`` compiled (``tf.function``) once for batches of any size: ``rows`` gives the (shape,
+    dtype) of one example of each argument, so another batch size never traces again.
+
+    >>> measure = compiled_for_batches(values, ((28, 28, 1), "float32"), ((), "int32"))
+    >>> measure(images, channels)                # images (N, 28, 28, 1), channels (N,)
+    """
+    import tensorflow as tf
+
+    return tf.function(fn, input_signature=_batch_specs(rows))
+
+
+def _batch_specs(rows) -> list:
+    """A ``tf.TensorSpec`` per argument, for batches of any size of examples of the (shape,
+    dtype) in ``rows``."""
+    import tensorflow as tf
+
+    return [tf.TensorSpec((None,) + tuple(shape), dtype) for shape, dtype in rows]
+
+
+def ascent_step(spec: ImageSpec, transforms, gain, rows: list, n_priors: int):
+    r"""The compiled step (params, m, v, *per-image tensors, t, seed, weights) -> (params, m, v)
+    that :func:`ascend` runs: one Adam step (:func:`adam`) of ascent on
+
+    .. math::  G(p) = \text{gain}(\x, T_{seed,t}(\x), \ldots), \qquad \x = \text{to\_images}(p)
+
+    ``gain(images, seen, *per-image tensors, *priors)`` -> (N,) is the caller's objective, one
+    value per image (each image's gradient is its own); ``seen`` is T(images), the transformed
+    batch the model should see (:func:`transform`, drawn from (seed, t)). ``rows`` are the
+    (shape, dtype) of one image's row of each per-image tensor; ``weights`` (n_priors + 1,) are
+    the priors' weights then the learning rate, a tensor: changing them never traces again.
+
+    >>> def gain(images, seen, channels, l2):   # a channel's mean minus an l2 prior
+    ...     y = ops.take_along_axis(tap(seen)[0], channels[:, None, None, None], axis=-1)
+    ...     return ops.mean(y, axis=[1, 2, 3]) - l2 * ops.mean(images ** 2, axis=[1, 2, 3])
+    >>> step = ascent_step(spec, Transforms(), gain, [((), "int32")], n_priors=1)
+    """
+    import tensorflow as tf
+
+    def step(params, m, v, *args):
+        *per_image, t, seed, weights = args
+        *priors, learning_rate = tf.unstack(weights)
+        with tf.GradientTape() as tape:
+            tape.watch(params)
+            images = to_images(spec, params)
+            seen = transform(images, transforms, tf.stack([seed, t]), spec.low)
+            value = gain(images, seen, *per_image, *priors)
+        return adam(params, tape.gradient(value, params), m, v, t, learning_rate)
+
+    params = (spec.parameter_shape(), "float32")                   # params, m and v
+    scalars = [tf.TensorSpec((), tf.int32)] * 2 + [tf.TensorSpec((n_priors + 1,), tf.float32)]
+    return tf.function(step, input_signature=_batch_specs([params] * 3 + list(rows)) + scalars)
+
+
 def ascend(step, spec: ImageSpec, n: int, per_image: list, steps: int, seed: int, batch_size: int,
            bar, weights: tuple) -> np.ndarray:
-    """Run the compiled ``step`` (params, m, v, *per-image tensors, t, seed, weights) -> (params,
-    m, v) ``steps`` times on each batch of images; returns the final parameters (n, ...).
-    ``weights`` (learning rate, prior weights) are a tensor: changing them never retraces.
+    """Run the compiled ``step`` (:func:`ascent_step`) ``steps`` times on each batch of images;
+    returns the final parameters (n, ...). ``per_image`` are arrays (n, ...) cut into the same
+    batches; ``weights`` (prior weights, learning rate) become a tensor.
 
     >>> params = ascend(step, spec, n, [kind_ids, channels], 256, 0, 32, bar, (l2, tv, 0.05))
     """

@@ -56,7 +56,9 @@ from ._image_optim import (
     Transforms,
     adam,
     ascend,
+    ascent_step,
     check_settings,
+    compiled_for_batches,
     image_spec,
     initial_parameters,
     normalised,
@@ -131,58 +133,55 @@ def _kinds(model, targets: tuple):
 def objective(model, kinds: tuple):
     """The function (images, kind_ids, channels) -> (N,) target values: ONE forward pass to
     every layer the kinds read (``_graph.tap``), then each image's own channel read by
-    ``features.read`` with its kind's pooling or location.
+    ``features.read`` with its kind's pooling or location (``keras.ops``: it runs inside the
+    compiled step).
 
     >>> kinds = (("conv3", "max", None), ("logits", "max", None))
     >>> values = objective(model, kinds)
-    >>> values(images, tf.constant([0, 1]), tf.constant([12, 4]))   # conv3 k=12, then logit 4
+    >>> values(images, np.int32([0, 1]), np.int32([12, 4]))   # conv3 k=12, then logit 4
     """
-    import tensorflow as tf
+    from keras import ops
 
     layers = list(dict.fromkeys(layer for layer, _, _ in kinds))
     outputs = _graph.tap(model, layers)
 
     def values(images, kind_ids, channels):
         found = dict(zip(layers, outputs(images)))
-        total = tf.zeros(tf.shape(images)[:1])
+        total = ops.zeros(ops.shape(images)[:1])
         for j, (layer, pool, location) in enumerate(kinds):
-            y = tf.cast(found[layer], tf.float32)
-            mine = tf.minimum(channels, y.shape[-1] - 1)      # rows of other kinds: any channel
-            own = tf.gather(y, mine, axis=-1, batch_dims=1)[..., None]     # (N, *spatial, 1)
-            at = None if location is None else tf.tile([location], [tf.shape(y)[0], 1])
+            y = ops.cast(found[layer], "float32")
+            mine = ops.minimum(channels, y.shape[-1] - 1)     # rows of other kinds: any channel
+            at_mine = ops.reshape(mine, (-1,) + (1,) * (len(y.shape) - 1))
+            own = ops.take_along_axis(y, at_mine, axis=-1)                # (N, *spatial, 1)
+            at = None if location is None else ops.broadcast_to(
+                np.int32([location]), (ops.shape(y)[0], len(location)))  # every image's idx
             value, _ = features.read(own, 0, pool, at)
-            total += tf.where(kind_ids == j, value, 0.0)
+            total += ops.where(kind_ids == j, value, 0.0)
         return total
 
     return values
 
 
 def _compiled(model, kinds, spec, transforms):
-    """(the compiled ascent step, the compiled measure of the untransformed images), built once
+    r"""(the compiled ascent step, the compiled measure of the untransformed images), built once
     per model, kinds and image settings; targets, batch size, step number and the weights
-    (l2, tv, learning_rate) are tensors."""
-    import tensorflow as tf
+    (l2, tv, learning_rate) are tensors. The step ascends the gain
+    :math:`s(T(\x)) - \lambda_2\, \text{mean}(\tilde x^2) - \lambda_{TV}\, TV^2(\tilde x)`."""
+    from keras import ops
 
     def build():
         values = objective(model, kinds)
-        per_image = [tf.TensorSpec((None,), tf.int32)] * 2
-        params = tf.TensorSpec((None,) + spec.parameter_shape(), tf.float32)
-        scalars = [tf.TensorSpec((), tf.int32)] * 2 + [tf.TensorSpec((3,), tf.float32)]
 
-        @tf.function(input_signature=[params, params, params] + per_image + scalars)
-        def step(params, m, v, kind_ids, channels, t, seed, weights):
-            l2, tv, learning_rate = tf.unstack(weights)
-            with tf.GradientTape() as tape:
-                tape.watch(params)
-                images = to_images(spec, params)
-                seen = transform(images, transforms, tf.stack([seed, t]), spec.low)
-                gain = values(seen, kind_ids, channels) - l2 * tf.reduce_mean(
-                    normalised(spec, images) ** 2, axis=[1, 2, 3]) - tv * total_variation(
-                    normalised(spec, images))
-            return adam(params, tape.gradient(gain, params), m, v, t, learning_rate)
+        def gain(images, seen, kind_ids, channels, l2, tv):
+            # x~ is computed for each prior: one shared x~ would add the priors' gradients in
+            # another order, and Adam grows that last-bit change (seeded images would move)
+            return values(seen, kind_ids, channels) - l2 * ops.mean(
+                normalised(spec, images) ** 2, axis=[1, 2, 3]) - tv * total_variation(
+                normalised(spec, images))
 
-        measure = tf.function(values, input_signature=[
-            tf.TensorSpec((None,) + spec.shape, tf.float32)] + per_image)
+        per_image = [((), "int32")] * 2                               # kind_ids, channels
+        step = ascent_step(spec, transforms, gain, per_image, n_priors=2)
+        measure = compiled_for_batches(values, (spec.shape, "float32"), *per_image)
         return step, measure
 
     key = ("visualize", kinds, spec, transforms)

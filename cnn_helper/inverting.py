@@ -198,42 +198,37 @@ class Inversion:
 
 
 def representation_distance(phi, reference):
-    r""":math:`\|\phi - \phi_0\|^2 / \|\phi_0\|^2` per example (TensorFlow or NumPy arrays
-    (N, ...)); a zero reference counts as 1e-12."""
-    import tensorflow as tf
+    r""":math:`\|\phi - \phi_0\|^2 / \|\phi_0\|^2` per example (tensors or NumPy arrays
+    (N, ...), ``keras.ops``); a zero reference counts as 1e-12.
+
+    >>> np.asarray(representation_distance(np.ones((2, 3)), np.full((2, 3), 2.0)))  # 3 / 12
+    array([0.25, 0.25], dtype=float32)
+    """
+    from keras import ops
 
     axes = list(range(1, len(reference.shape)))
-    phi, reference = tf.cast(phi, tf.float32), tf.cast(reference, tf.float32)
-    return tf.reduce_sum((phi - reference) ** 2, axes) / tf.maximum(
-        tf.reduce_sum(reference ** 2, axes), 1e-12)
+    phi, reference = ops.cast(phi, "float32"), ops.cast(reference, "float32")
+    return ops.sum((phi - reference) ** 2, axes) / ops.maximum(
+        ops.sum(reference ** 2, axes), 1e-12)
 
 
 def _inversion_step(model, layer: str, spec, transforms):
     """The compiled step (params, m, v, reference, t, seed, weights) -> (params, m, v): Adam on
-    minus the loss of the module docstring; one per model, layer and image settings (the priors
-    and learning rate are the tensor ``weights``)."""
-    import tensorflow as tf
+    minus the loss of the module docstring (``_image_optim.ascent_step``); one per model, layer
+    and image settings (the priors and learning rate are the tensor ``weights``)."""
+    from keras import ops
 
     def build():
         tap = _graph.tap(model, [layer])
-        params = tf.TensorSpec((None,) + spec.parameter_shape(), tf.float32)
-        reference = tf.TensorSpec((None,) + _graph.output_shape(model, layer), tf.float32)
-        scalar, weights = tf.TensorSpec((), tf.int32), tf.TensorSpec((5,), tf.float32)
 
-        @tf.function(input_signature=[params, params, params, reference, scalar, scalar, weights])
-        def step(params, m, v, reference, t, seed, weights):
-            alpha, alpha_weight, beta, tv_weight, learning_rate = tf.unstack(weights)
-            with tf.GradientTape() as tape:
-                tape.watch(params)
-                images = _image_optim.to_images(spec, params)
-                seen = _image_optim.transform(images, transforms, tf.stack([seed, t]), spec.low)
-                scaled = _image_optim.normalised(spec, images)
-                gain = -representation_distance(tap(seen)[0], reference) - alpha_weight * \
-                    tf.reduce_mean(tf.abs(scaled) ** alpha, [1, 2, 3]) - \
-                    tv_weight * _image_optim.total_variation(scaled, beta)
-            return _image_optim.adam(params, tape.gradient(gain, params), m, v, t, learning_rate)
+        def gain(images, seen, reference, alpha, alpha_weight, beta, tv_weight):
+            scaled = _image_optim.normalised(spec, images)
+            return -representation_distance(tap(seen)[0], reference) - alpha_weight * \
+                ops.mean(ops.abs(scaled) ** alpha, [1, 2, 3]) - \
+                tv_weight * _image_optim.total_variation(scaled, beta)
 
-        return step
+        reference = (_graph.output_shape(model, layer), "float32")
+        return _image_optim.ascent_step(spec, transforms, gain, [reference], n_priors=4)
 
     key = ("invert", layer, spec, transforms)
     return _graph.memo(model, key, build)

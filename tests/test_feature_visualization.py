@@ -2,6 +2,9 @@
 inverting a representation (Mahendran & Vedaldi). Every value the results report is checked
 against an independent computation (``features.feature_values``, ``features.activations`` and
 NumPy), the optimizer against Keras' own Adam."""
+import re
+from pathlib import Path
+
 import keras
 import numpy as np
 import pytest
@@ -103,6 +106,26 @@ def test_pixel_parametrization_and_priors(shipped_cnn):
     tv = [feature_visualization.total_variation(v.images).numpy()[0] for v in (smooth, rough)]
     assert tv[0] < tv[1]
     assert smooth.values[0] > smooth.initial_values[0]
+
+
+def test_objective_reads_each_image_its_own_target(shipped_cnn, bundled):
+    x = bundled[1][0][:3]
+    targets = [Feature("conv3", 12, pool="mean"), Feature("conv2", 5, location=(3, 4)),
+               Feature("logits", 4)]
+    kinds = (("conv3", "mean", None), ("conv2", "max", (3, 4)), ("logits", "max", None))
+    values = feature_visualization.objective(shipped_cnn, kinds)
+    got = np.asarray(values(x, np.int32([0, 1, 2]), np.int32([12, 5, 4])))
+    expected = [features.feature_values(shipped_cnn, x[i:i + 1], t).values[0]
+                for i, t in enumerate(targets)]
+    np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("module", [feature_visualization, inverting], ids=lambda m: m.__name__)
+def test_the_methods_leave_tensorflow_to_the_image_optimization_core(module):
+    """TensorFlow-specific code lives in the private core (``_image_optim``); the methods write
+    their objectives with ``keras.ops``, so another Keras backend changes the core only."""
+    source = Path(module.__file__).read_text()
+    assert not re.findall(r"^.*(?:import tensorflow|\btf\.).*$", source, re.M)
 
 
 def test_transforms_with_zero_ranges_are_the_identity():
