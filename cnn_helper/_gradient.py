@@ -14,15 +14,10 @@ The target is resolved once (:func:`cnn_helper.features.resolve`: layer path, ch
 the locations where it is read), so a located ``Feature`` reads the same idx on the clean image
 and on every perturbed copy a method feeds (SmoothGrad's noisy copies, IG's path).
 
-**Backward rules** at each ReLU with forward input z and incoming gradient g:
-
-- "gradient"  : :math:`g \cdot [z > 0]`, ordinary back propagation;
-- "guided"    : :math:`g \cdot [z > 0] \cdot [g > 0]`, guided backpropagation;
-- "deconvnet" : :math:`\mathrm{ReLU}(g)` whatever z, the deconvnet.
-
-The two rules run on a clone of the model whose ReLUs carry a ``tf.custom_gradient`` (made once,
-weights refreshed on every call; your model is never modified). Max pooling keeps its ordinary
-gradient, which routes g to the max of each window: the lecture's "switches".
+**Backward rules** at each ReLU ("gradient", "guided", "deconvnet": the formulas are in
+:mod:`cnn_helper.saliency`'s docstring, which students read) run on a clone of the model whose
+ReLUs carry a ``tf.custom_gradient`` (``POLICIES``: one clone per rule, made once by
+``_override``, weights refreshed on every call); the user's model is never modified.
 
 **Signs**: "signed" (the raw map), "abs" (the lecture's "ignore the sign"), "positive",
 "negative" (the negative part, still <= 0, so signed = positive + negative).

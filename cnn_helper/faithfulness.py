@@ -369,14 +369,15 @@ def _labelled(chosen) -> dict:
 
 
 def measure(model, x, target, chosen, steps: int = 28, baseline="mean", n_subsets: int = 128,
-            seed: int = 0, batch_size=BATCH_SIZE) -> dict:
+            grid: int = 9, seed: int = 0, batch_size=BATCH_SIZE) -> dict:
     """Deletion, insertion and MuFidelity of several attribution methods on the same images:
     ``{label: [deletion Curve, insertion Curve, MuFidelity]}``, the input of :func:`ranking`.
 
     ``chosen``: method names of :mod:`cnn_helper.methods` (or functions), or a dict
     ``{label: method or (method, options)}``, e.g. ``{"|gradient|": ("gradient", {"sign":
     "abs"}), "occlusion": ("occlusion", {"fill": "zero"})}``. Every map is computed for ``target``
-    on x and measured with the same ``steps``, ``baseline``, ``n_subsets`` and ``seed``.
+    on x and measured with the same ``steps``, ``baseline``, ``n_subsets``, ``grid`` and
+    ``seed``.
 
     >>> results = measure(model, eights[:16], 8, ["gradient_x_input", "grad_cam", "rise"])
     >>> print(ranking(results))
@@ -386,6 +387,6 @@ def measure(model, x, target, chosen, steps: int = 28, baseline="mean", n_subset
         maps = method(model, x, target, **options)
         results[label] = [deletion(model, x, target, maps, steps, baseline, batch_size),
                           insertion(model, x, target, maps, steps, baseline, batch_size),
-                          mufidelity(model, x, target, maps, n_subsets, baseline=baseline,
+                          mufidelity(model, x, target, maps, n_subsets, grid, baseline=baseline,
                                      seed=seed, batch_size=batch_size)]
     return results
