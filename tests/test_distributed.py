@@ -3,6 +3,7 @@ scan gives exactly max_activation.scan's result, a worker killed mid-scan is res
 result is unchanged, explain writes one file per block that reads back as the in-process method's
 maps, and bad input stops on the driver with a message."""
 import os
+import subprocess
 import sys
 
 import numpy as np
@@ -132,3 +133,16 @@ def test_without_ray_the_error_says_how_to_install_it(monkeypatch):
     monkeypatch.setitem(sys.modules, "ray", None)
     with pytest.raises(ImportError, match=r"pip install cnn_helper\[ray\]"):
         distributed.connect()
+
+
+def test_the_package_imports_without_ray():
+    """``pip install cnn_helper`` without the ``ray`` extra: ``cnn_helper.distributed`` and its
+    public names import (Ray only when a function runs), in a fresh process where Ray is absent."""
+    code = ("import sys; sys.modules['ray'] = None\n"
+            "from cnn_helper import distributed\n"
+            "from cnn_helper.distributed import (BLOCKS_PER_WORKER, FORMATS, ID_COLUMN,\n"
+            "    IMAGE_COLUMN, connect, explain, read_explanations, scan)\n"
+            "assert callable(distributed.scan) and distributed.scan is scan\n")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    assert result.returncode == 0, result.stderr
