@@ -4,7 +4,7 @@ occluded copies, for :mod:`cnn_helper.occlusion` (which documents the geometry a
 
 Per spatial axis, patch size f, stride s, image size n: centres 0, s, 2s, ... < n; the patch
 centred at c covers ``c - (f - 1) // 2`` to ``c + f // 2`` (Keras' "same" split), clipped to
-the image. An occluded copy is built from boolean masks in TensorFlow: the outer product of a
+the image. An occluded copy is built from boolean masks (keras.ops): the outer product of a
 row and a column interval per copy.
 
 Example
