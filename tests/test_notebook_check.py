@@ -1,5 +1,5 @@
 """What nbval cannot see. nbval re-runs each lecture notebook and compares the outputs; it never
-reads the prose, and it accepts whatever the committed outputs are. Five checks, each a test per
+reads the prose, and it accepts whatever the committed outputs are. Seven checks, each a test per
 notebook of ``notebooks/`` whose failure names the notebook, the 0-based cell and the text:
 
 - ``repeated_prose``      two markdown cells that share a long run of text (a copied commentary):
@@ -14,9 +14,16 @@ notebook of ``notebooks/`` whose failure names the notebook, the 0-based cell an
 - ``execution_order``     code cells not executed, or not executed top to bottom in one run
 - ``foreign_images``      an image that ``python -m cnn_helper figures`` does not write, code that
                           reads an image file, an image output not drawn by matplotlib
+- ``claims``              a decimal number, a percentage or a location (a tuple of integers) in
+                          prose or maths that no code cell above prints (a decimal may also be
+                          a setting written in the code above): print it, then say it
+- ``exercises``           a notebook without a "# Exercises" section (except NO_EXERCISES), an
+                          exercise whose solution code or output is shown when the notebook
+                          opens, or that has no hidden written answer ("**Answer.** ...")
 
 Maths (``$...$``, ``$$...$$``, ``\\begin{...}``), code spans and blocks, HTML tags, link targets
-and URLs are not prose: they are masked before the prose rules run. The checks themselves are
+and URLs are not prose: they are masked before the prose rules run (``claims`` reads the maths
+too). The checks themselves are
 tested on small synthetic notebooks at the end of this file. No TensorFlow is imported.
 """
 import json
@@ -271,14 +278,155 @@ def foreign_images(nb) -> list:
     return findings
 
 
+# --- f. claims: numbers and locations in prose that no cell above prints ---
+
+DECIMAL = re.compile(r"(?<![\w.])-?(?:\d+\.\d+(?:[eE][-+]?\d+)?|\d+[eE][-+]?\d+)(?![\w.]*\d)")
+PERCENTAGE = re.compile(r"(?<![\w.])-?\d+(?:\.\d+)?(?=\s*\\?%)")
+LOCATION = re.compile(r"\(\s*-?\d+\s*(?:,\s*-?\d+\s*)+\)")
+
+
+def claimed_text(markdown: str) -> str:
+    """The prose and maths of a markdown cell: code, HTML tags, link targets and URLs masked
+    (a number in maths, ``$-96.5\\%$``, is a claim too)."""
+    text = markdown
+    for pattern in (FENCED_CODE, CODE_SPAN, HTML_TAG, LINK_TARGET, URL):
+        text = _blank(pattern, text)
+    return text
+
+
+def printed_text(cell) -> str:
+    """What a code cell printed or returned as text (streams and text/plain)."""
+    texts = [source({"source": o.get("text", "")}) + "\n"
+             + source({"source": o.get("data", {}).get("text/plain", "")})
+             for o in cell.get("outputs", [])]
+    return "\n".join(texts)
+
+
+def _without_sign(number: str) -> str:
+    return number.lstrip("-")
+
+
+def _is_printed(number: str, text: str, percent: bool) -> bool:
+    after = r"\s*%" if percent else r"(?![\w.]*\d)"
+    if re.search(rf"(?<![\w.])-?{re.escape(_without_sign(number))}{after}", text):
+        return True
+    if "e" in number.lower() and not percent:           # 1e-6 said, 1e-06 printed
+        return any(float(_without_sign(n)) == float(_without_sign(number))
+                   for n in DECIMAL.findall(text) if "e" in n.lower())
+    return False
+
+
+def _claims(text: str):
+    """(kind, claim) of each decimal number, percentage and integer tuple in ``text``."""
+    for m in PERCENTAGE.finditer(text):
+        yield "percentage", m.group()
+    for m in DECIMAL.finditer(text):
+        if not re.match(r"\s*\\?%", text[m.end():]):
+            yield "decimal number", m.group()
+    for m in LOCATION.finditer(text):
+        yield "location", m.group()
+
+
+def claims(nb) -> list:
+    """(cell, message) for each decimal number, percentage or location (a tuple of integers) in a
+    markdown cell that no code cell above it prints (a decimal may also be a setting written in
+    the code above)."""
+    findings, printed, code = [], "", ""
+    for i, cell in enumerate(nb["cells"]):
+        if cell["cell_type"] == "code":
+            printed += "\n" + printed_text(cell)
+            code += "\n" + source(cell)
+            continue
+        if cell["cell_type"] != "markdown":
+            continue
+        for kind, claim in _claims(claimed_text(source(cell))):
+            if kind == "location":
+                found = re.sub(r"\s+", "", claim) in re.sub(r"\s+", "", printed)
+            else:
+                found = (_is_printed(claim, printed, kind == "percentage")
+                         or (kind == "decimal number" and _is_printed(claim, code, False)))
+            if not found:
+                findings.append((i, f"the {kind} {claim!r} is not printed by a code cell above: "
+                                    "print it, then say it"))
+    return findings
+
+
+# --- g. exercises: solutions hidden until asked for, and a written answer ---
+
+QUESTION = re.compile(r"^\s*\*\*\d+\.")
+ANSWER = "**Answer.**"
+
+
+def _tags(cell) -> list:
+    return cell.get("metadata", {}).get("tags", [])
+
+
+def _hidden(cell, what: str) -> bool:
+    return bool(cell.get("metadata", {}).get("jupyter", {}).get(what, False))
+
+
+def _solution_problems(cell) -> list:
+    problems = []
+    if cell["cell_type"] == "code":
+        for what in ("source_hidden", "outputs_hidden"):
+            if not _hidden(cell, what):
+                problems.append(f"a solution cell whose {what.split('_')[0]} is shown: set its "
+                                f'metadata "jupyter": {{"{what}": true}}')
+    elif not _hidden(cell, "source_hidden") or not source(cell).lstrip().startswith(ANSWER):
+        problems.append(f"a written answer must start with {ANSWER!r} and be hidden "
+                        '("jupyter": {"source_hidden": true})')
+    return problems
+
+
+def _exercise_groups(nb):
+    """[(question cell, [(index, cell) up to the next question])] under the # Exercises heading."""
+    groups, inside = [], False
+    for i, cell in enumerate(nb["cells"]):
+        text = source(cell)
+        if cell["cell_type"] == "markdown" and re.match(r"^#+\s", text):
+            inside = bool(re.match(r"^#+\s+Exercises\b", text))
+        if inside and cell["cell_type"] == "markdown" and QUESTION.match(text):
+            groups.append((i, []))
+        elif inside and groups:
+            groups[-1][1].append((i, cell))
+    return groups
+
+
+def exercises(nb) -> list:
+    """(cell, message) for each exercise under "# Exercises" whose solution is not hidden (code
+    and outputs), or that has no hidden written answer, and for a notebook without exercises.
+    A code cell of an exercise is tagged "solution" (hidden) or "starter" (shown: the code the
+    student starts from)."""
+    groups = _exercise_groups(nb)
+    if not groups:
+        return [(0, 'no exercises: add a "# Exercises" section with questions "**1. ...**"')]
+    findings = []
+    for question, cells in groups:
+        solutions = [(i, c) for i, c in cells if "solution" in _tags(c)]
+        findings += [(i, f"exercise in cell {question}: {problem}") for i, c in solutions
+                     for problem in _solution_problems(c)]
+        findings += [(i, f"exercise in cell {question}: a code cell tagged neither \"solution\" "
+                         '(hidden) nor "starter" (given to the student)') for i, c in cells
+                     if c["cell_type"] == "code" and not {"solution", "starter"} & set(_tags(c))]
+        if not any(c["cell_type"] == "markdown" for _, c in solutions):
+            findings.append((question, f"no written answer: add a hidden markdown cell tagged "
+                                       f'"solution" starting with {ANSWER!r}'))
+    return sorted(findings)
+
+
 # --- the checks on the lecture notebooks ---
 
-CHECKS = [repeated_prose, leftovers, scaffolding, execution_order, foreign_images]
+CHECKS = [repeated_prose, leftovers, scaffolding, execution_order, foreign_images, claims,
+          exercises]
+# notebooks without exercises, and why
+NO_EXERCISES = {"Explorers": "it opens the explorers for the class to use live"}
 
 
 @pytest.mark.parametrize("notebook", NOTEBOOKS, ids=lambda p: p.stem)
 @pytest.mark.parametrize("check", CHECKS, ids=lambda f: f.__name__)
 def test_notebook(check, notebook):
+    if check is exercises and notebook.stem in NO_EXERCISES:
+        pytest.skip(f"{notebook.stem} has no exercises: {NO_EXERCISES[notebook.stem]}")
     findings = check(json.loads(notebook.read_text(encoding="utf-8")))
     assert not findings, f"{check.__name__}:\n" + "\n".join(
         f"{notebook.name} cell {i}: {message}" for i, message in findings)
@@ -445,3 +593,50 @@ def test_package_diagrams_and_matplotlib_figures_are_not_foreign():
                   f'![{name}](../images/{name}.png)',
                   code("fig, _ = plot.images(x)\nfig.savefig('out.png')\nfig", 1, figure))
     assert foreign_images(nb) == []
+
+
+def test_numbers_and_locations_said_but_not_printed_above_are_claims_to_check():
+    nb = notebook(code("print(f'P(9) = {p:.2f} at {loc}, drop {d:.1%}')", 1,
+                       stream("P(9) = 0.74 at (11, 8), drop -96.5%\nbound below 1e-06\n")),
+                  "P(9) is 0.74 at (11, 8), a drop of $-96.5\\%$, an error below 1e-6.",
+                  "P(9) is 0.77 at (10, 8), a drop of 96%: read off the colour bar.",
+                  code("x = 1", 2),
+                  "Before its cell: 0.5 and (3, 3).",
+                  code("sigma = 0.5\nprint(shape)", 3, stream("(3, 3)\n")))
+    assert [(cell, message.split(" is not")[0]) for cell, message in claims(nb)] == [
+        (2, "the percentage '96'"), (2, "the decimal number '0.77'"),
+        (2, "the location '(10, 8)'"), (4, "the decimal number '0.5'"),
+        (4, "the location '(3, 3)'")]
+
+
+def test_settings_in_code_integers_code_spans_and_links_are_not_claims():
+    nb = notebook(code("occlusion(x, patch=4, sigma=0.15)", 1),
+                  "With $\\sigma = 0.15$, a $4 \\times 4$ patch over 17 digits of conv3 map 57; "
+                  "`(2, 2)` and `0.3` are code; [a paper](https://arxiv.org/abs/1311.2901).")
+    assert claims(nb) == []
+
+
+def _solution(cell, *hidden):
+    cell.metadata.update(tags=["solution"], jupyter={what: True for what in hidden})
+    return cell
+
+
+def test_exercises_hide_their_solutions_and_write_an_answer():
+    starter = code("ring = make_ring()", 1)
+    starter.metadata["tags"] = ["starter"]
+    nb = notebook("# Lesson", "# Exercises\n\nTry each one first.",
+                  "**1. Rings.** Which map responds?", starter,
+                  _solution(code("print(best)", 2, stream("map 3\n")),
+                            "source_hidden", "outputs_hidden"),
+                  _solution(nbformat.v4.new_markdown_cell("**Answer.** Map 3 responds."),
+                            "source_hidden"),
+                  "**2. Squares.** Where is the largest drop?",
+                  _solution(code("print(drop)", 3, stream("-12%\n")), "source_hidden"),
+                  code("print(drop)", 4),
+                  _solution(nbformat.v4.new_markdown_cell("The drop is 12%.")))
+    assert [(cell, message.split(": ", 1)[1][:40]) for cell, message in exercises(nb)] == [
+        (7, "a solution cell whose outputs is shown: "),
+        (8, 'a code cell tagged neither "solution" (h'),
+        (9, "a written answer must start with '**Answ")]
+    assert exercises(notebook("# Lesson", code("x = 1", 1))) == [
+        (0, 'no exercises: add a "# Exercises" section with questions "**1. ...**"')]
