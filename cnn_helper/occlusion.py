@@ -110,6 +110,25 @@ class OcclusionMap:
     fill: np.ndarray
     strategy: str = "full"
 
+    def on_pixels(self, values, image_shape) -> np.ndarray:
+        r"""A map's ``values`` (..., R, C), one per patch centre, on the pixel grid
+        ``image_shape`` (H, W, ...) of its image: every pixel takes the value of its nearest patch
+        centre. Along an axis of n pixels with stride s (centres 0, s, 2s, ...), pixel p takes
+        the centre of index
+
+        .. math::  j(p) = \min(\lfloor (p + \lfloor s/2 \rfloor) / s \rfloor,\; n_{centres} - 1)
+
+        (halfway between two centres, the later one), so the map covers every pixel, the last
+        row and column included; with stride 1 it is the map itself.
+
+        >>> r = sensitivity_map(model, x_test[0], 8, stride=2)     # a (14, 14) map
+        >>> r.on_pixels(r.relative, (28, 28)).shape
+        (28, 28)
+        """
+        rows, cols = (np.minimum((np.arange(n) + s // 2) // s, len(centres) - 1)
+                      for n, s, centres in zip(image_shape[:2], self.stride, self.locations))
+        return np.asarray(values)[..., rows, :][..., cols]
+
     def example(self, i: int) -> "OcclusionMap":
         """The map of image i of a batch result."""
         if np.ndim(self.unoccluded) == 0:
@@ -311,12 +330,7 @@ def attribution(model, x, target, patch=4, stride=1, fill="extreme",
     result = sensitivity_map(model, x, target, patch, stride, fill, keep_location, batch_size,
                              strategy)
     drop = -np.asarray(result.delta, np.float32)
-    single = drop.ndim == 2
-    drop = drop[None] if single else drop
-    rows, cols = (np.minimum((np.arange(n) + s // 2) // s, len(centres) - 1)
-                  for n, s, centres in zip(np.shape(x)[-3:-1], result.stride, result.locations))
-    maps = drop[:, rows][:, :, cols][..., None]
-    return maps[0] if single else maps
+    return result.on_pixels(drop, np.shape(x)[-3:-1])[..., None]
 
 
 def incremental_cost(model, target, patch=4, image_shape=None) -> incremental.Cost:

@@ -282,3 +282,72 @@ def test_saliency_scale_bad_value():
     x, maps = _saliency_inputs()
     with pytest.raises(ValueError, match=r"scale 'all' is not one of \('each', 'row'"):
         plot.saliency_maps(x, maps, scale="all")
+
+
+# ------------------------------------------------------------------------- occlusion over the input
+
+
+def test_a_stride_2_occlusion_map_covers_every_pixel():
+    """Each pixel shows its nearest patch centre's value, the rule of occlusion.attribution: the
+    map and its overlay cover the whole image, the last row and column included."""
+    import keras
+
+    from cnn_helper import occlusion
+
+    keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((8, 10, 1)),
+                              keras.layers.Conv2D(2, 3, activation="tanh"),
+                              keras.layers.Flatten(), keras.layers.Dense(3)])
+    image = np.random.default_rng(5).uniform(0, 1, (8, 10, 1)).astype("float32")
+    r = occlusion.sensitivity_map(model, image, 1, patch=3, stride=(2, 3))
+    assert r.relative.shape == (4, 4)        # centres: rows 0, 2, 4, 6; columns 0, 3, 6, 9
+    drop = occlusion.attribution(model, image, 1, patch=3, stride=(2, 3))[..., 0]
+    fig, axes = plot.occlusion_map(image, r)
+    for ax in axes[1:]:                                    # the map, and the map over the input
+        drawn = ax.images[-1]
+        assert tuple(drawn.get_extent()) == (-0.5, 9.5, 7.5, -0.5)
+        assert ax.get_xlim() == (-0.5, 9.5) and ax.get_ylim() == (7.5, -0.5)
+        np.testing.assert_allclose(drawn.get_array(), -drop / abs(r.unoccluded), rtol=1e-5,
+                                   atol=1e-7)
+        assert drawn.get_array()[7, 9] == r.relative[3, 3]   # last pixel: the last centre (6, 9)
+    assert ax.images[0].get_array().shape == (8, 10)         # under it, the input itself
+
+
+# --------------------------------------------------------------------------- Zeiler & Fergus crops
+
+
+def _zeiler_fergus_of_white_crops():
+    """Two all-white 5x5 receptive-field crops of a 28x28 image: one inside it, one cut by its
+    top-left corner to 3x4 (its field reaches rows -2..2, columns -1..3)."""
+    from cnn_helper.inverting import ZeilerFergus
+
+    regions = ((slice(10, 15), slice(4, 9)), (slice(0, 3), slice(0, 4)))
+    windows = (((10, 15), (4, 9)), ((-2, 3), (-1, 4)))
+    crops = tuple(np.ones((rows.stop - rows.start, cols.stop - cols.start))
+                  for rows, cols in regions)
+    return ZeilerFergus(features.Feature("conv2", 5), "gradient", np.array([3, 7]),
+                        np.array([1.5, 1.2]), np.array([[6, 3], [0, 0]]), regions, windows,
+                        np.zeros((2, 28, 28, 1)), crops, crops), regions
+
+
+def test_zeiler_fergus_frames_each_crop():
+    zf, regions = _zeiler_fergus_of_white_crops()
+    fig, axes = plot.zeiler_fergus(zf, cols=2)
+    for c, (rows, cols) in enumerate(regions):
+        for ax in (axes[0, c], axes[0, 3 + c]):            # the saliency and the input patch
+            frame, = patches(ax, "crop")
+            assert frame.get_xy() == (cols.start - 0.5, rows.start - 0.5)
+            assert (frame.get_width(), frame.get_height()) == \
+                (cols.stop - cols.start, rows.stop - rows.start)
+            assert not frame.get_fill() and frame.get_linewidth() > 0
+            assert frame.get_edgecolor()[:3] not in ((1, 1, 1), (0, 0, 0))   # seen on both
+
+
+def test_zeiler_fergus_montage_frames_each_tile():
+    zf, regions = _zeiler_fergus_of_white_crops()
+    fig, axes = plot.zeiler_fergus_montage(zf, cols=2)
+    for ax in axes:
+        frames = patches(ax, "tile frame")
+        assert [(f.get_width(), f.get_height()) for f in frames] == [(5, 5), (4, 3)]
+        assert frames[0].get_x() == -0.5 and frames[1].get_x() > 5 - 0.5    # side by side
+        assert all(not f.get_fill() and f.get_linewidth() > 0 for f in frames)

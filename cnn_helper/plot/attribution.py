@@ -18,7 +18,6 @@ from ._common import (
     describe,
     display_colour,
     image_array,
-    squeeze_image,
     value_text,
 )
 from .core import (
@@ -219,22 +218,15 @@ def relative_or_delta(result, relative: bool):
     return np.asarray(result.delta, dtype=float), "change" + why
 
 
-def occlusion_extent(result) -> tuple:
-    """The imshow extent that centres each cell of an occlusion map on its patch centre, so that
-    a stride > 1 map lines up with the image's pixels."""
-    rows, cols = result.locations
-    s_r, s_c = result.stride
-    return cols[0] - s_c / 2, cols[-1] + s_c / 2, rows[-1] + s_r / 2, rows[0] - s_r / 2
-
-
 def occlusion_map(x, result, relative: bool = True, title=None, size=2.6):
     """An occlusion sensitivity map (``occlusion.sensitivity_map``) beside and over its image.
 
     Left: the input; middle: the map (``result.relative``, or ``result.delta`` when ``relative``
     is False or the un-occluded value is 0) with the diverging colormap centred at 0 and its
-    colour bar; right: the same map laid half-transparent over the input. Each cell is centred
-    on its patch centre, so a stride > 1 map lines up with the pixels. Blue: hiding the patch
-    there lowers the target; red: raises it. For a batch result draw one image:
+    colour bar; right: the same map laid half-transparent over the input. Each pixel shows the
+    value of its nearest patch centre (``OcclusionMap.on_pixels``, as in
+    ``occlusion.attribution``), so a stride > 1 map covers the whole image. Blue: hiding the
+    patch there lowers the target; red: raises it. For a batch result draw one image:
     ``result.example(i)``.
 
     >>> r = occlusion.sensitivity_map(model, x, 8)
@@ -243,18 +235,15 @@ def occlusion_map(x, result, relative: bool = True, title=None, size=2.6):
     result = _one_map(result, x)
     x = _one_image(x, result)
     values, name = relative_or_delta(result, relative)
-    extent = occlusion_extent(result)
-    height, width = squeeze_image(x).shape[:2]
     lim = symmetric_limit(values)
+    values = result.on_pixels(values, x.shape)        # every pixel, its patch centre's value
     fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size + 0.5))
     show_image(axes[0], x, f"input: {value_text(result.unoccluded)}")
     for ax, alpha in ((axes[1], 1.0), (axes[2], 0.65)):
         if alpha < 1:
             show_image(ax, x)
-        im = ax.imshow(values, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, alpha=alpha, extent=extent,
+        im = ax.imshow(values, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, alpha=alpha,
                        interpolation="nearest")
-        ax.set_xlim(-0.5, width - 0.5)
-        ax.set_ylim(height - 0.5, -0.5)
         ax.set_xticks([])
         ax.set_yticks([])
     axes[1].set_title(name, fontsize=9)

@@ -14,6 +14,7 @@ import math
 import matplotlib
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from .. import _checks
 from ._common import describe, image_array, rescale, squeeze_image
@@ -21,6 +22,7 @@ from ._common import describe, image_array, rescale, squeeze_image
 SIGNED_CMAP = "RdBu_r"      # red: positive, blue: negative, white: 0
 IMAGE_CMAP = "gray"
 MAGNITUDE_CMAP = "Reds"     # 0: white, large: dark red (the positive half of SIGNED_CMAP)
+FRAME_COLOUR = "0.55"       # the frame of a crop: mid grey, seen on white and on black
 MAP_CHANNELS = ("sum", "max_abs")
 
 
@@ -151,12 +153,25 @@ def _montage_canvas(tiles, cols: int, signed: bool, titled: bool):
     return canvas, (h, w, gap, top)
 
 
-def montage(tiles, titles=None, cols=None, title=None, signed=False, size=1.1, ax=None):
+def _frame_tiles(ax, tiles, cols: int, geometry):
+    """A thin grey frame (a Rectangle, gid "tile frame") around each tile's own extent."""
+    h, w, gap, top = geometry
+    for i, t in enumerate(tiles):
+        r, c = divmod(i, cols)
+        ax.add_patch(Rectangle((c * (w + gap) - 0.5, r * (h + top) + top - 0.5), t.shape[1],
+                               t.shape[0], fill=False, edgecolor=FRAME_COLOUR, linewidth=0.8,
+                               gid="tile frame"))
+
+
+def montage(tiles, titles=None, cols=None, title=None, signed=False, size=1.1, ax=None,
+            frame=False):
     """Images (of possibly different sizes) tiled into ONE axes, each with its own scale.
 
     A grey tile is stretched to its own [min, max]; a ``signed`` tile is drawn with the diverging
-    colormap, centred at 0 by its own max |value|. ``titles`` go above the tiles. One axes and one
-    image however many tiles, so it is quick to redraw (the explorers use it).
+    colormap, centred at 0 by its own max |value|. ``titles`` go above the tiles; ``frame``
+    draws a thin grey frame around each tile, so a crop whose border rows are white (or black)
+    keeps its extent. One axes and one image however many tiles, so it is quick to redraw (the
+    explorers use it).
     """
     if isinstance(tiles, dict) or hasattr(tiles, "element_spec"):
         raise TypeError(f"tiles must be a list of images, got {describe(tiles)}")
@@ -178,6 +193,8 @@ def montage(tiles, titles=None, cols=None, title=None, signed=False, size=1.1, a
         ax.imshow(canvas, cmap=cmap.with_extremes(bad="white"), vmin=-1 if signed else 0, vmax=1,
                   interpolation="nearest")
     ax.axis("off")
+    if frame:
+        _frame_tiles(ax, tiles, cols, (h, w, gap, top))
     for i, text in enumerate(titles or []):
         r, c = divmod(i, cols)
         ax.text(c * (w + gap) + (w - 1) / 2, r * (h + top) + top - 1.5, text, ha="center",

@@ -8,9 +8,10 @@ import math
 
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.patches import Rectangle
 
 from ._common import check_result, squeeze_image
-from .core import finish, montage, show_image, show_signed
+from .core import FRAME_COLOUR, finish, montage, show_image, show_signed
 
 RULE_NAMES = {"gradient": "saliency", "guided": "guided backprop", "deconvnet": "deconvnet"}
 
@@ -36,10 +37,15 @@ def _rule_name(rule: str) -> str:
 
 def _place_in_window(ax, im, region, window):
     """Draw a crop at its input coordinates inside the whole (unclipped) receptive field window, so
-    a field cut by the image border keeps the scale of the others (the outside stays blank)."""
+    a field cut by the image border keeps the scale of the others (the outside stays blank), with
+    a thin grey frame (gid "crop") on the crop's extent: a crop whose border rows are white (or
+    black on black) keeps its size."""
     (r_slice, c_slice), ((r_lo, r_hi), (c_lo, c_hi)) = region[:2], window[:2]
     im.set_extent((c_slice.start - 0.5, c_slice.stop - 0.5, r_slice.stop - 0.5,
                    r_slice.start - 0.5))
+    ax.add_patch(Rectangle((c_slice.start - 0.5, r_slice.start - 0.5),
+                           c_slice.stop - c_slice.start, r_slice.stop - r_slice.start, fill=False,
+                           edgecolor=FRAME_COLOUR, linewidth=1.0, gid="crop"))
     ax.set_xlim(c_lo - 0.5, c_hi - 0.5)
     ax.set_ylim(r_hi - 0.5, r_lo - 0.5)
     ax.patch.set_hatch("///")           # hatched: outside the image
@@ -60,7 +66,8 @@ def zeiler_fergus(zf, cols: int = 3, magnitude: bool = False, size: float = 1.5,
     Left: the saliency of each example's max location, cropped to its receptive field (signed,
     diverging and centred at 0 per tile; or its magnitude with ``magnitude=True``). Right: the
     matching input patches, titled with the example index and the feature's value. A field cut by
-    the image border is drawn at its place in the whole field, the outside hatched.
+    the image border is drawn at its place in the whole field, the outside hatched; a thin grey
+    frame marks each crop's extent.
 
     >>> fig, axes = zeiler_fergus(inverting.zeiler_fergus(model, x_test, Feature("conv2", 5)))
     """
@@ -92,14 +99,15 @@ def zeiler_fergus_montage(zf, cols: int = 3, title=None, size=1.1):
     """The Zeiler & Fergus figure (``inverting.zeiler_fergus``) drawn quickly: two montages.
 
     Left: the saliency of each example's max location cropped to its receptive field (diverging,
-    centred at 0 per tile); right: the matching input patches titled with example index and value.
-    Two axes and two images however many examples (the feature explorer redraws it on a click).
+    centred at 0 per tile); right: the matching input patches titled with example index and value,
+    each tile in a thin grey frame. Two axes and two images however many examples (the feature
+    explorer redraws it on a click).
     """
     zf = _check_zeiler_fergus(zf)
     fig, axes = plt.subplots(1, 2)
-    montage(zf.saliency_patches, [""] * len(zf), cols=cols, signed=True, ax=axes[0])
+    montage(zf.saliency_patches, [""] * len(zf), cols=cols, signed=True, ax=axes[0], frame=True)
     montage(zf.patches, [f"#{i}: {v:.2f}" for i, v in zip(zf.indices, zf.values)], cols=cols,
-            ax=axes[1])
+            ax=axes[1], frame=True)
     h, w = axes[1].images[0].get_array().shape[:2]       # size the figure to the montages
     width = 2 * size * cols + 0.2
     height = (width / 2.06) * h / w + 0.4                 # each axes: width / (2 + wspace) wide

@@ -12,7 +12,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ._common import squeeze_image
-from .attribution import occlusion_extent, relative_or_delta, show_map
+from .attribution import relative_or_delta, show_map
 from .core import SIGNED_CMAP, finish, show_image, show_signed, symmetric_limit, to_map
 from .layers import tile_channels
 
@@ -136,13 +136,14 @@ def _bars(ax, p, highlight, names):
         ax.text(min(v, 0.78) + 0.02, i, f"{v:.2f}", va="center", fontsize=7)
 
 
-def _occlusion_on(ax, result, title):
-    """An occlusion map (``OcclusionMap`` of one image) drawn over the image's pixel grid, each
-    cell centred on its patch centre; relative change where defined, else the change."""
+def _occlusion_on(ax, result, image_shape, title):
+    """An occlusion map (``OcclusionMap`` of one image) drawn on the image's pixel grid
+    ``image_shape``, each pixel the value of its nearest patch centre; relative change where
+    defined, else the change."""
     values, _ = relative_or_delta(result, True)
     lim = symmetric_limit(np.nan_to_num(values))
-    ax.imshow(values, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, interpolation="nearest",
-              extent=occlusion_extent(result))
+    ax.imshow(result.on_pixels(values, image_shape), cmap=SIGNED_CMAP, vmin=-lim, vmax=lim,
+              interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=9)
@@ -173,7 +174,8 @@ def explanation(image, probabilities, maps: dict, target: int, class_names=None,
     axes[1].set_box_aspect(1)
     for ax, (name, m) in zip(axes[2:], maps.items()):
         if hasattr(m, "unoccluded"):
-            _occlusion_on(ax, m, f"{name}: change of p({names[target]})")
+            _occlusion_on(ax, m, squeeze_image(image).shape,
+                          f"{name}: change of p({names[target]})")
             continue
         m = np.asarray(m, dtype=float)
         m = to_map(m) if m.ndim == 3 else m
