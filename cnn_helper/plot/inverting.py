@@ -88,7 +88,7 @@ def zeiler_fergus(zf, cols: int = 3, magnitude: bool = False, size: float = 1.5,
         _place_in_window(left, im, zf.regions[i], zf.windows[i])
         im = show_image(right, zf.patches[i], f"#{zf.indices[i]}: {zf.values[i]:.2f}")
         _place_in_window(right, im, zf.regions[i], zf.windows[i])
-    fig.suptitle(title or f"{zf.target.layer_name}, map k={zf.target.channel}: "
+    fig.suptitle(title or f"{zf.target}: "
                           f"{_rule_name(zf.rule)} (left) and patch (right) of the {n} maximally "
                           "activating examples", fontsize=10)
     fig.tight_layout()
@@ -113,6 +113,6 @@ def zeiler_fergus_montage(zf, cols: int = 3, title=None, size=1.1):
     height = (width / 2.06) * h / w + 0.4                 # each axes: width / (2 + wspace) wide
     fig.set_size_inches(width, height)
     fig.subplots_adjust(0, 0, 1, 1 - 0.4 / height, wspace=0.06)
-    fig.suptitle(title or f"{zf.target.layer_name}, k={zf.target.channel}: {_rule_name(zf.rule)} "
+    fig.suptitle(title or f"{zf.target}: {_rule_name(zf.rule)} "
                           "(left) and patch (right) in the receptive field of the max", fontsize=9)
     return finish(fig), axes

@@ -36,9 +36,10 @@ def _limits(result) -> tuple:
 
 
 def _names(targets) -> list:
-    """Short tile titles: "k=5" when every target is a channel of one layer, else the target."""
+    """Short tile titles: "k=5" when every target is a channel of one layer, else the target in
+    the lecture's notation (y_(conv3),k=5)."""
     layers = {t.layer_name for t in targets}
-    return [f"k={t.channel}" if len(layers) == 1 else str(t).replace("y_", "") for t in targets]
+    return [f"k={t.channel}" if len(layers) == 1 else str(t) for t in targets]
 
 
 def visualizations(vis, cols: int = 8, size: float = 1.2, title=None):
