@@ -10,7 +10,6 @@ import os
 os.environ.setdefault("MPLBACKEND", "Agg")
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
 
-import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
 
@@ -57,16 +56,6 @@ def shipped_logistic():
     from cnn_helper import models
 
     return models.load("logistic", "shipped")
-
-
-def weights_of(model):
-    """A copy of every weight array of ``model``, to check later that nothing changed it."""
-    return [np.array(w, copy=True) for w in model.get_weights()]
-
-
-def same_weights(a, b) -> bool:
-    return len(a) == len(b) and all(x.shape == y.shape and np.array_equal(x, y)
-                                    for x, y in zip(a, b))
 
 
 @pytest.fixture(scope="session")

@@ -4,8 +4,8 @@ split at conv3 and finished in NumPy, a residual block of MobileNetV2 replayed l
 import keras
 import numpy as np
 import pytest
-from conftest import same_weights, weights_of
 from keras import layers
+from model_weights import same_weights, weights_of
 
 from cnn_helper import ablation
 

@@ -8,7 +8,7 @@ shipped weights: a bright square beside test 8 #17 no longer turns it into anoth
 import keras
 import numpy as np
 import pytest
-from conftest import same_weights, weights_of
+from model_weights import same_weights, weights_of
 
 from cnn_helper import CNN_Helper, augmentation, models, occlusion
 from cnn_helper.augmentation import BlobbedImages, add_blobs, blob_squares, paint_squares

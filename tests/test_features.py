@@ -2,8 +2,8 @@
 import keras
 import numpy as np
 import pytest
-from conftest import same_weights, weights_of
 from keras import layers
+from model_weights import same_weights, weights_of
 
 from cnn_helper import (
     Feature,

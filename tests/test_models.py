@@ -10,7 +10,7 @@ import zipfile
 import keras
 import numpy as np
 import pytest
-from conftest import same_weights, weights_of
+from model_weights import same_weights, weights_of
 
 from cnn_helper import models
 

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import keras
 import pytest
-from conftest import same_weights, weights_of
+from model_weights import same_weights, weights_of
 
 from cnn_helper import data, models
 
