@@ -6,6 +6,8 @@ student's typo is answered before any graph is built.
 """
 from __future__ import annotations
 
+import numbers
+
 import numpy as np
 
 BATCH_SIZE = "auto"
@@ -212,6 +214,76 @@ def labels_of(y, name: str = "y") -> np.ndarray:
     if y.ndim != 1:
         raise ValueError(f"{name} has shape {y.shape}; give one label per example (N,)")
     return y
+
+
+def _kind(label) -> str:
+    """What a label is as far as ``==`` goes: 'string', 'bytes', 'number' (bool too) or 'other'.
+    Labels of two kinds are never equal: 8 != '8' != b'8'."""
+    if isinstance(label, str):
+        return "string"
+    if isinstance(label, bytes):
+        return "bytes"
+    return "number" if isinstance(label, (numbers.Number, np.bool_)) else "other"
+
+
+_KIND_WORDS = {"string": ("strings", "a string", "str"), "bytes": ("bytes", "bytes", "bytes"),
+               "number": ("integers", "a number", "int")}
+"""Per kind of label: the words for many and for one, and the type that converts to it."""
+
+
+def _as_kind(label, kind: str):
+    """``label`` written as a label of ``kind`` (8, '8', b'8'), or None when it cannot be."""
+    text = label.decode(errors="replace") if isinstance(label, bytes) else str(label)
+    if kind == "number":
+        return int(text) if text.lstrip("+-").isdigit() else None
+    return text if kind == "string" else text.encode()
+
+
+def labels_present(y) -> list:
+    """The distinct labels of ``y`` (N,), sorted, as Python values (to show in a message)."""
+    try:
+        return np.unique(y).tolist()
+    except TypeError:                                      # an object array of mixed kinds
+        return sorted(set(np.asarray(y).tolist()), key=repr)
+
+
+def _kind_advice(label, y_kind: str, present: list, name: str, wanted: str, scalar: bool) -> str:
+    """Why ``label`` matches none of the labels ``present`` in y (they are of kind ``y_kind``),
+    and how to ask for it: the same label in y's kind when y has it, or y converted."""
+    kind = _kind(label)
+    many = ("numbers" if y_kind == "number" and not all(isinstance(v, int) for v in present)
+            else _KIND_WORDS[y_kind][0])
+    one = "an int" if isinstance(label, numbers.Integral) else _KIND_WORDS[kind][1]
+    shown = ", ".join(map(repr, present[:2])) + (", ..." if len(present) > 2 else "")
+    said = f"{wanted}={label!r} is {one}" if scalar else f"{wanted} holds {label!r}, {one}"
+    twin = _as_kind(label, y_kind)
+    fix = (f"pass {wanted + '=' if scalar else ''}{twin!r}" if twin in present
+           else f"pass one of the labels present: {present}")
+    if y_kind != "number" and all(_as_kind(v, kind) is not None for v in present):
+        fix += f" or {name} as {_KIND_WORDS[kind][0]} ({name}.astype({_KIND_WORDS[kind][2]}))"
+    return f"{name} holds {many} ({shown}); {said}: {fix}"
+
+
+def wanted_labels(y, labels, name: str = "y", wanted: str = "labels") -> list:
+    """``labels`` (one label or a list of them) as a list, checked against the labels of ``y``.
+
+    A label of another kind than y's can never equal one of them: an int where y holds strings
+    (read from a CSV file, ``y.astype(str)``), a string where y holds ints. That is a TypeError
+    saying so and how to make them one kind, not "no example has label 8" beside a list showing 8.
+
+    >>> wanted_labels(y.astype(str), 8)
+    TypeError: y holds strings ('0', '1', ...); labels=8 is an int: pass labels='8' or y as ...
+    """
+    labels = labels.tolist() if isinstance(labels, np.ndarray) else labels
+    scalar = isinstance(labels, (str, bytes)) or not hasattr(labels, "__iter__")
+    chosen = [labels] if scalar else list(labels)
+    present = labels_present(y)
+    y_kinds = {_kind(v) for v in present}
+    y_kind = y_kinds.pop() if len(y_kinds) == 1 else "other"        # "other": mixed or none
+    for label in chosen:
+        if "other" not in (y_kind, _kind(label)) and _kind(label) != y_kind:
+            raise TypeError(_kind_advice(label, y_kind, present, name, wanted, scalar))
+    return chosen
 
 
 def batches(n: int, size: int):

@@ -4,7 +4,9 @@ order.
 ``scan`` reports examples by their position in the order the dataset yields them, so a dataset whose
 order changes from one pass to the next (reshuffling, ``deterministic=False``) or that never ends is
 refused, with the way to build it. The checks read the pipeline's stages (its Python objects and the
-ops of the functions it applies): tf.data internals, kept here, apart from the ranking.
+ops of the functions it applies): tf.data internals, kept here, apart from the ranking. A dataset
+that does not declare its shape in full (``from_generator`` with ``tf.TensorSpec(None)``) is read
+as it comes: each element is one image or a batch by its actual shape, checked against the model.
 
 >>> for x in dataset_batches(model, ds, batch_size=256):   # float32 batches (B, H, W, C)
 ...     ...
@@ -89,8 +91,9 @@ def _order_problem(ds):
 
 
 def _check_dataset(model, ds):
-    """The shape of the dataset's images, checked: a clear error for a dataset scan cannot read
-    or whose indices would mean nothing (see ``_order_problem``)."""
+    """The spec of the dataset's images, checked: a clear error for a dataset scan cannot read,
+    whose indices would mean nothing (see ``_order_problem``), or whose declared shape is neither
+    one image of the model nor a batch of them. An unknown rank or size is checked per element."""
     import tensorflow as tf
 
     problem = _order_problem(ds)
@@ -102,20 +105,31 @@ def _check_dataset(model, ds):
         raise TypeError(f"the dataset must yield images x or tuples (x, y, ...); its elements are "
                         f"{spec}")
     expected = _graph.input_shape(model)
-    shape = tuple(spec.shape) if spec.shape.rank is not None else ()
-    if not (_checks.fits_shape(shape, expected) or _checks.fits_shape(shape[1:], expected)):
+    shape = tuple(spec.shape) if spec.shape.rank is not None else None
+    if shape is not None and not (_checks.fits_shape(shape, expected)
+                                  or _checks.fits_shape(shape[1:], expected)):
         raise ValueError(f"the dataset yields images of shape {shape}; model {model.name!r} "
                          f"expects batches (N, {', '.join(map(str, expected))})")
-    return shape
+    return spec
 
 
-def _checked_batch(model, x, seen: int) -> np.ndarray:
+def _shape_advice(expected) -> str:
+    """How to give a dataset its shape, for a model whose one image has shape ``expected``."""
+    batch = ", ".join(map(str, (None,) + expected))
+    return (f"Give the dataset its shape: Dataset.from_generator(..., output_signature="
+            f"tf.TensorSpec(({batch}), tf.float32)) for batches, or tf.TensorSpec({expected}, "
+            f"tf.float32) for single images (after a map: tf.ensure_shape)")
+
+
+def _checked_batch(model, x, seen: int, spec) -> np.ndarray:
     """One batch of a dataset, checked like an array (``_graph.check_images``): float32."""
-    x = np.asarray(x)
     expected = _graph.input_shape(model)
-    if not _checks.fits_shape(x.shape[1:], expected):
-        raise ValueError(f"the dataset yields a batch of shape {x.shape}; model {model.name!r} "
-                         f"expects (N, {', '.join(map(str, expected))})")
+    if x.ndim == 0 or not _checks.fits_shape(x.shape[1:], expected):
+        unknown = (f" (its element_spec has unknown rank, so scan reads each element's shape "
+                   f"as it comes). {_shape_advice(expected)}") if spec.shape.rank is None else ""
+        raise ValueError(f"the dataset yields an element of shape "
+                         f"{x.shape} after {seen} examples; model {model.name!r} expects images "
+                         f"{expected} or batches (N, {', '.join(map(str, expected))}){unknown}")
     if np.issubdtype(x.dtype, np.number) and not np.all(np.isfinite(x)):
         raise ValueError(f"data contains NaN or infinite values (in examples "
                          f"{seen}..{seen + len(x) - 1})")
@@ -127,16 +141,37 @@ def _checked_batch(model, x, seen: int) -> np.ndarray:
                         "y)) for a model trained on [0, 1] images") from None
 
 
+def _as_batches(arrays, expected, batch_size):
+    """The arrays a dataset yields, as batches: an array of the shape of one image (``expected``)
+    joins the next batch of up to ``batch_size`` images of its shape; any other is a batch."""
+    images = []
+    for x in arrays:
+        single = _checks.fits_shape(x.shape, expected)
+        if images and (not single or x.shape != images[0].shape or len(images) == batch_size):
+            yield np.stack(images)
+            images = []
+        if single:
+            images.append(x)
+        else:
+            yield x
+    if images:
+        yield np.stack(images)
+
+
 def dataset_batches(model, ds, batch_size):
-    """Batches of images from a tf.data.Dataset of x or (x, y, ...); single images are batched."""
-    if _checks.fits_shape(_check_dataset(model, ds), _graph.input_shape(model)):
-        ds = ds.batch(batch_size)                # single images: batch them here
+    """Batches of images from a tf.data.Dataset of x or (x, y, ...); single images are batched:
+    by tf.data when their shape is declared in full, else here, as they come (unknown rank or
+    size, e.g. ``from_generator(..., output_signature=tf.TensorSpec(None, tf.float32))``)."""
+    spec, expected = _check_dataset(model, ds), _graph.input_shape(model)
+    if spec.shape.is_fully_defined() and _checks.fits_shape(tuple(spec.shape), expected):
+        ds = ds.batch(batch_size)
 
     def batches():
         seen = 0
-        for element in ds:
-            x = element[0] if isinstance(element, (tuple, list)) else element
-            yield _checked_batch(model, x, seen)
+        arrays = (np.asarray(element[0] if isinstance(element, (tuple, list)) else element)
+                  for element in ds)
+        for x in _as_batches(arrays, expected, batch_size):
+            yield _checked_batch(model, x, seen, spec)
             seen += len(x)
         if seen == 0:
             raise ValueError("data is an empty dataset: it yielded no example")

@@ -63,7 +63,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _files
+from . import _checks, _files
 
 SOURCES = ("auto", "keras", "download", "bundled")
 FASHION_SOURCES = ("auto", "debian", "keras", "download")
@@ -439,9 +439,8 @@ def select_labels(x, y, labels):
     x, y = np.asarray(x), np.asarray(y)
     if len(x) != len(y):
         raise ValueError(f"x has {len(x)} examples but y has {len(y)} labels")
-    wanted = np.atleast_1d(labels)
-    indices = np.flatnonzero(np.isin(y, wanted))
+    indices = np.flatnonzero(np.isin(y, _checks.wanted_labels(y, labels)))
     if len(indices) == 0:
-        present = sorted(int(v) for v in np.unique(y))
-        raise ValueError(f"no example has label {labels!r}; labels present: {present}")
+        raise ValueError(f"no example has label {labels!r}; labels present: "
+                         f"{_checks.labels_present(y)}")
     return x[indices], y[indices], indices

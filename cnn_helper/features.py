@@ -343,14 +343,14 @@ def class_means(values, y, classes=None) -> dict:
                          "label per example, at least one example")
     if not np.issubdtype(values.dtype, np.number) and values.dtype != bool:
         raise TypeError(f"values has dtype {values.dtype}; give numbers to average")
-    present = np.unique(labels)
     if classes is None:
-        classes = present.tolist()
+        classes = _checks.labels_present(labels)
     elif isinstance(classes, (str, bytes)) or not hasattr(classes, "__iter__"):
         raise TypeError(f"classes must be a list of labels, got {classes!r}")
+    classes = _checks.wanted_labels(labels, classes, "y", "classes")
     missing = [c for c in classes if not np.any(labels == c)]
     if missing:
         raise ValueError(f"classes {missing} have no example in y (labels present: "
-                         f"{present.tolist()}); leave them out of classes")
+                         f"{_checks.labels_present(labels)}); leave them out of classes")
     return {c: ClassMean(values[labels == c].mean(axis=0, dtype=np.float64).astype(np.float32),
                          int(np.sum(labels == c))) for c in classes}

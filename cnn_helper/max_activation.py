@@ -131,7 +131,8 @@ def top_examples(model, x, target, count: int = 9, labels=None, y=None,
              probability of class k) or a ``Feature`` (pooled by max/mean, or at a location)
     labels, y : restrict the ranking to the examples whose label ``y[i]`` is in ``labels`` (an int
              or a list), the lecture's :math:`\X' = \{\x^{(i)} | y^{(i)} = 8\}`. Indices still
-             refer to the full ``x``. y holds one label per example, or one-hot rows (N, C)
+             refer to the full ``x``. y holds one label per example, or one-hot rows (N, C);
+             labels are of y's kind ('8' where y holds strings: 8 would be a TypeError saying so)
     Returns ``TopExamples(target, high, low)``: high descending, low ascending, ties by lower index.
 
     >>> r = top_examples(model, x_test, 8, count=9, labels=8, y=y_test)   # best and worst 8s
@@ -267,7 +268,8 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
     data   : an array of images (N, H, W, C) (batched by ``batch_size``), or a ``tf.data.Dataset``
              yielding batches of x or (x, y, ...) (single images are batched by ``batch_size``).
              Its images are checked like an array's (float, or integers for a model that
-             scales its input itself).
+             scales its input itself); a dataset of unknown shape (``from_generator`` with
+             ``tf.TensorSpec(None)``) is read as it comes, each element checked by its shape.
     layers : one layer name (or layer) or a list of them; conv or dense layers
     Returns ``{layer name: LayerScan}``; ``LayerScan.channel(k)`` gives channel k in the form
     ``top_examples`` returns. Equal values are ranked by lower example index.
