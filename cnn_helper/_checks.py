@@ -105,11 +105,25 @@ def _dataset_advice(x, name: str) -> str:
             f"{name}.as_numpy_iterator()])")
 
 
+def _same_rank_arrays(x) -> bool:
+    """Whether ``x`` is a list or tuple of arrays of one rank (2 or more) and different shapes:
+    images (or batches) that do not stack, not an (images, labels) pair, whose labels have a
+    lower rank than its images."""
+    if not isinstance(x, (tuple, list)) or len(x) < 2:
+        return False
+    try:
+        ranks = {np.ndim(item) for item in x}
+    except ValueError:                                     # a ragged item
+        return False
+    return len(ranks) == 1 and ranks.pop() >= 2
+
+
 def array_of(x, name: str = "x") -> np.ndarray:
     """``x`` as a NumPy array of numbers (an array, a list of images, a tf.Tensor all work).
 
     A TypeError that says what ``x`` is and how to get the array otherwise: a tf.data.Dataset
-    (take its images out), an (images, labels) pair (give the images alone), a dict, None.
+    (take its images out), an (images, labels) pair (give the images alone), a dict, None; a
+    ValueError for a list of images of different shapes, which cannot be stacked.
     """
     if hasattr(x, "element_spec") and hasattr(x, "cardinality"):          # a tf.data.Dataset
         raise TypeError(f"{name} is a tf.data.Dataset; give an array of images instead, e.g. "
@@ -122,6 +136,11 @@ def array_of(x, name: str = "x") -> np.ndarray:
     except ValueError:                   # items of different shapes, e.g. (images, labels)
         array = None
     if array is None or array.dtype == object:
+        if _same_rank_arrays(x):
+            raise ValueError(f"{name} is a {type(x).__name__} of {len(x)} images of different "
+                             f"shapes {_shapes(x)}: they cannot be stacked into one batch; give "
+                             "one array (N, H, W, C) (np.concatenate joins batches), or a list "
+                             "of images of one shape (resize or crop them to the model's input)")
         if isinstance(x, (tuple, list)) and 2 <= len(x) <= 3 and np.ndim(x[0]) >= 3:
             raise TypeError(f"{name} is a {type(x).__name__} of {len(x)} arrays of shapes "
                             f"{_shapes(x)}, like (images, labels); give the images alone: "

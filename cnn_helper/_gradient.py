@@ -109,6 +109,35 @@ def other_nonlinearities(model) -> tuple:
         name for name, path in _graph.walk(model) if _layers.other_nonlinearity(path[-1])))
 
 
+def opaque_layers(model) -> tuple:
+    """Names of the layers whose computation cnn_helper cannot see inside: ``Lambda`` layers and
+    layers of the user's own classes that declare no activation (a ReLU inside them is not
+    found). Guided backpropagation and the deconvnet leave them as they are: whatever ReLU they
+    apply keeps its plain gradient.
+
+    >>> opaque_layers(model)          # ('lam',) for a model with Lambda(..., name="lam")"""
+    import keras
+
+    def opaque(layer) -> bool:
+        if isinstance(layer, keras.layers.Lambda):
+            return True
+        return not isinstance(layer, keras.Model) and \
+            not type(layer).__module__.startswith("keras") and \
+            _layers.relu_of(layer) is None and _layers.other_nonlinearity(layer) is None
+
+    return _graph.memo(model, ("opaque layers",), lambda: tuple(
+        name for name, path in _graph.walk(model) if opaque(path[-1])))
+
+
+def _opaque_note(model) -> str:
+    """The sentence the guided rules' warnings add about ``opaque_layers`` ("" when none)."""
+    found = opaque_layers(model)
+    if not found:
+        return ""
+    return (f"; layers {list(found)} are Lambda or custom layers whose computation cnn_helper "
+            "cannot see inside, so a ReLU in them keeps its plain gradient")
+
+
 def has_relu(model) -> bool:
     """Whether any layer of ``model`` (nested models entered) applies a ReLU."""
     return _graph.memo(model, ("has a ReLU",), lambda: any(
@@ -119,19 +148,22 @@ def network(model, rule: str):
     """The model itself, or its clone whose ReLUs follow ``rule`` (weights refreshed now).
 
     A model without any ReLU is its own network for every rule (with a warning): its clone would
-    change nothing.
+    change nothing. The warnings name the layers the rule leaves as they are: other
+    non-linearities, and layers it cannot see inside (``opaque_layers``).
     """
     if _checks.one_of(rule, "rule", RULES) == "gradient":
         return model
     if not has_relu(model):
         warnings.warn(f"model {model.name!r} has no ReLU that {rule} can change (ReLU as a layer "
                       "activation, a ReLU layer or an Activation('relu') layer): the result "
-                      "equals the plain gradient", stacklevel=4)
+                      f"equals the plain gradient{_opaque_note(model)}", stacklevel=4)
         return model
-    if other_nonlinearities(model):
-        warnings.warn(f"{rule} changes the backward pass of ReLUs only; layers "
-                      f"{list(other_nonlinearities(model))} of model {model.name!r} have other "
-                      "non-linearities and keep their plain gradient", stacklevel=4)
+    if other_nonlinearities(model) or opaque_layers(model):
+        others = list(other_nonlinearities(model))
+        warnings.warn(f"{rule} changes the backward pass of ReLUs only"
+                      + (f"; layers {others} of model {model.name!r} have other non-linearities "
+                         "and keep their plain gradient" if others else "")
+                      + _opaque_note(model), stacklevel=4)
     return _override.clone_with(model, POLICIES[rule])
 
 

@@ -35,23 +35,31 @@ from ._checks import BATCH_SIZE
 
 
 def cam_layer(model, target) -> str:
-    """The layer the CAM methods use by default: the last layer with a spatial map at or before
-    the target's layer (for a head class, the last spatial layer before the head). Maps of size 1
-    (a global pooling with keepdims, MobileNet's 1x1 "conv_preds" head) show nothing: skipped."""
+    """The layer the CAM methods use by default: the last layer with a spatial map called at or
+    before the target's layer, in the model's run order (``_graph.program``: nested models
+    entered, a subclassed one through its functional twin; for a head class, the last spatial
+    layer before the head). Maps of size 1 (a global pooling with keepdims, MobileNet's 1x1
+    "conv_preds" head) show nothing: skipped.
+
+    >>> cam_layer(model, 8)                         # the course CNN
+    'conv3'
+    """
     import keras
 
     feature = features.check_feature(model, target)
-    walked = list(_graph.walk(model))
-    names = [name for name, _ in walked]
-    stop = names.index(_graph.path_name(model, feature.layer))
-    for name, path in reversed(walked[:stop + 1]):
-        if isinstance(path[-1], keras.layers.InputLayer):
-            continue
+    target_name = _graph.path_name(model, feature.layer)
+    calls = _graph.program(model).calls
+    stop = next(i for i, call in enumerate(calls) if call.name == target_name)
+    called = list(dict.fromkeys(call.name for call in calls[:stop + 1]
+                                if call.computes and isinstance(call.layer, keras.layers.Layer)))
+    for name in reversed(called):
         shape = _graph.output_shape(model, name)
         if len(shape) >= 2 and any(n is None or n > 1 for n in shape[:-1]):
             return name
-    raise ValueError(f"model {model.name!r} has no layer with a spatial map before layer "
-                     f"{feature.layer_name!r}; its layers are {names}")
+    shapes = {name: _graph.output_shape(model, name) for name in called}
+    raise ValueError(f"model {model.name!r} has no layer with a spatial map at or before layer "
+                     f"{feature.layer_name!r}; the layers it calls up to there have output "
+                     f"shapes {shapes}: give a Feature of a layer with a map (H, W, C)")
 
 
 def _upsample(cam, size):

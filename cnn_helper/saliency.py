@@ -38,7 +38,10 @@ the backward rule at each ReLU with forward input z and incoming gradient g:
 
 The two rules run on a clone of the model whose ReLUs carry a ``tf.custom_gradient`` (made once,
 weights refreshed on every call; your model is never modified). Max pooling keeps its ordinary
-gradient, which routes g to the max of each window: the lecture's "switches".
+gradient, which routes g to the max of each window: the lecture's "switches". Only the ReLUs the
+package can see are changed (``relus_changed``): other non-linearities
+(``other_nonlinearities``) and layers it cannot see inside, a ``Lambda`` or a custom layer
+(``opaque_layers``), keep their plain gradient, and a warning names them.
 
 ``sign`` is an option of every method: "signed" (the raw map), "abs" (the lecture's "ignore the
 sign": strong positive or negative influence), "positive", "negative" (the negative part, still
@@ -65,6 +68,7 @@ from ._gradient import (  # noqa: F401 (public here: the rules and signs every m
     apply_sign,
     gradients,
     image_keys,
+    opaque_layers,
     other_nonlinearities,
     relus_changed,
     request,

@@ -346,21 +346,6 @@ def test_model_is_not_mutated():
                for layer in (model.get_layer("conv"), model.get_layer("act")))
 
 
-def test_subclassed_inner_model_is_a_clear_error():
-    class Block(keras.Model):
-        def __init__(self, **kw):
-            super().__init__(**kw)
-            self.dense = layers.Dense(3, activation="relu")
-
-        def call(self, x):
-            return self.dense(x)
-
-    inp = keras.Input((4,))
-    model = keras.Model(inp, layers.Dense(1)(Block(name="block")(inp)))
-    with pytest.raises(TypeError, match="block"):
-        S.guided_backprop(model, X_HAND, 0)
-
-
 def test_no_relu_warns_and_equals_the_gradient():
     model = strided(seed=2)
     model = keras.Model(model.inputs[0], model.get_layer("c1").output)   # tanh only

@@ -13,9 +13,11 @@ retrace (a new number of images or chunk size does: the shapes are kept static, 
 """
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 
-from .. import _checks, _graph, _layers, _override
+from .. import _checks, _gradient, _graph, _layers, _override
 from .walk import check_location, field, held_gates, layer_field
 
 MODES = ("linear", "model")
@@ -188,6 +190,17 @@ def _step_for(model, layer, mode, kwargs):
                        lambda: _support_step(net, layer))
 
 
+def _warn_if_opaque(model, mode: str):
+    """The linear twin cannot make a Lambda or custom layer linear: say so, since a ReLU inside
+    one can hide a dependency, and the measured field can then be smaller than the structural."""
+    opaque = _gradient.opaque_layers(model) if mode == "linear" else ()
+    if opaque:
+        warnings.warn(f"layers {list(opaque)} of model {model.name!r} are Lambda or custom layers "
+                      "that the linear twin keeps as they are: a ReLU or a max inside them can "
+                      "hide dependencies, so the measured support may be smaller than the "
+                      "receptive field", stacklevel=3)
+
+
 def empirical_support(model, layer, location, x=None, channel=None, mode: str = "linear",
                       n_samples: int = 4, seed: int = 0, batch_size=_checks.BATCH_SIZE,
                       **kwargs):
@@ -224,6 +237,7 @@ def empirical_support(model, layer, location, x=None, channel=None, mode: str = 
     import tensorflow as tf
 
     _checks.one_of(mode, "mode", MODES)
+    _warn_if_opaque(model, mode)
     rf, x, kwargs = _measured(model, layer, x, kwargs)
     many = isinstance(location, list)
     locations = np.asarray([check_location(rf, i) for i in (location if many else [location])],
