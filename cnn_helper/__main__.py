@@ -7,6 +7,9 @@ figures  redraw every static image the notebooks embed (the lecture diagrams) in
 explain  explain a model's predictions on image files: one figure per image and an index.html
 
 Every command takes --verbose: show TensorFlow's native start-up lines (as CNN_HELPER_VERBOSE=1).
+A bad value is a usage error (exit 2); a --data source that cannot give the data (no Keras cache,
+no answer from the origin, a damaged file) is one line on stderr with the sources to use instead
+(exit 1).
 """
 from __future__ import annotations
 
@@ -105,13 +108,28 @@ def _check_out(parser, command: str, folder) -> None:
 
 def _check_data(parser, model: str, source: str):
     """The model's data set has ``source`` (Fashion-MNIST has no bundled subset, MNIST no
-    Debian package); exit 2 naming the sources it has otherwise."""
+    Debian package), and a source that may download has an origin URL; exit 2 saying what is
+    wrong otherwise."""
     from . import data, models
 
     dataset = models.DATASET_OF.get(model, "mnist")
     if source not in data.DATASETS[dataset]:
         parser.error(f"--data {source}: model {model} is trained on {dataset}, whose sources are "
                      f"{', '.join(data.DATASETS[dataset])}")
+    if source in ("auto", "download"):
+        try:
+            data.data_origin()
+        except ValueError as e:
+            parser.error(f"--data {source} would download from ${data.ORIGIN_VARIABLE}: {e}")
+
+
+def _data_options(sources) -> str:
+    """The command line's words for sources to use instead: "--data download, --data bundled or
+    --data auto" (``data.reword`` puts them in place of Python's source='download' / ...)."""
+    options = [f"--data {source}" for source in sources]
+    if len(options) == 1:
+        return options[0]
+    return f"{', '.join(options[:-1])} or {options[-1]}"
 
 
 def _parser():
@@ -159,16 +177,23 @@ def main(argv=None) -> int:
     if args.verbose:
         _quiet.ask_for_verbose()
     _check_out(commands[args.command], args.command, args.out)
-    if args.command == "train":
-        _check_data(commands["train"], args.model, args.data)
+    if args.command in ("tour", "train"):          # the commands that take --data
+        _check_data(commands[args.command], getattr(args, "model", "cnn"), args.data)  # tour: cnn
     if args.command == "explain":
         return cli_explain.run(args)
-    if args.command == "tour":
-        tour(args.out, args.data)
-    elif args.command == "train":
-        train(args.model, args.data, args.epochs, args.seed, args.out)
-    elif args.command == "figures":
-        figures(args.out)
+    from . import data
+
+    try:
+        if args.command == "tour":
+            tour(args.out, args.data)
+        elif args.command == "train":
+            train(args.model, args.data, args.epochs, args.seed, args.out)
+        elif args.command == "figures":
+            figures(args.out)
+    except data.SourceError as e:                  # no cache, no download: one line, exit 1
+        print(f"cnn-helper {args.command}: error: {data.reword(str(e), _data_options)}",
+              file=sys.stderr)
+        return 1
     return 0
 
 

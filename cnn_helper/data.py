@@ -54,6 +54,7 @@ import contextlib
 import functools
 import gzip
 import os
+import re
 import socket
 import threading
 import urllib.parse
@@ -96,6 +97,50 @@ class MNIST:
     name: str = "mnist"
 
 
+# --------------------------------------------------------------------------- errors
+
+
+class SourceError(Exception):
+    """A source cannot give its data set: its files are missing or damaged, or the download
+    failed. Raised as one of the three errors below, each also the built-in error that says how.
+    The message advises other sources in Python's words (``source_option``: source='bundled');
+    ``reword`` puts them in other words (the command line's ``--data bundled``)."""
+
+
+class SourceMissing(SourceError, FileNotFoundError):
+    """The source's files are not on this machine."""
+
+
+class SourceUnreadable(SourceError, ValueError):
+    """A file of the source is damaged, or is not the data set."""
+
+
+class DownloadFailed(SourceError, ConnectionError):
+    """The origin did not answer, or what it sent could not be read."""
+
+
+def source_option(*sources) -> str:
+    """The advice to use one of ``sources`` instead, in Python's words.
+
+    >>> source_option("download", "bundled")
+    "source='download' / 'bundled'"
+    """
+    return "source=" + " / ".join(repr(source) for source in sources)
+
+
+_ADVICE = re.compile(r"source=('\w+'(?: / '\w+')*)")
+"""What ``source_option`` writes."""
+
+
+def reword(message: str, words) -> str:
+    """``message`` with each advice that ``source_option`` wrote given as ``words(sources)``.
+
+    >>> reword("or use source='download' / 'bundled'", lambda sources: " or ".join(sources))
+    'or use download or bundled'
+    """
+    return _ADVICE.sub(lambda advice: words(re.findall(r"'(\w+)'", advice.group(1))), message)
+
+
 def keras_home() -> Path:
     """Keras' folder: ``$KERAS_HOME`` or ``~/.keras``."""
     return Path(os.environ.get("KERAS_HOME") or os.path.join(os.path.expanduser("~"), ".keras"))
@@ -132,8 +177,8 @@ def _read_npz(path: Path):
         return ((to_images(x_train), y_train.astype(np.int64)),
                 (to_images(x_test), y_test.astype(np.int64)))
     except Exception as e:  # a truncated or foreign file: say which file and why
-        raise ValueError(f"MNIST cache file {path} is unreadable ({type(e).__name__}: {e}); "
-                         "delete it or use source='bundled'") from e
+        raise SourceUnreadable(f"MNIST cache file {path} is unreadable ({type(e).__name__}: "
+                               f"{e}); delete it or use {source_option('bundled')}") from e
 
 
 def read_idx(path) -> np.ndarray:
@@ -156,7 +201,7 @@ def read_idx(path) -> np.ndarray:
         if values.size != int(np.prod(shape)):
             raise ValueError(f"holds {values.size} values, its header says {shape}")
     except (OSError, EOFError, ValueError) as e:
-        raise ValueError(f"IDX file {path} is unreadable ({type(e).__name__}: {e})") from e
+        raise SourceUnreadable(f"IDX file {path} is unreadable ({type(e).__name__}: {e})") from e
     return values.reshape(shape)
 
 
@@ -165,7 +210,8 @@ def _read_fashion(folder: Path):
     x_train, y_train, x_test, y_test = (read_idx(folder / name) for name in FASHION_FILES)
     for x, y, name in ((x_train, y_train, FASHION_FILES[0]), (x_test, y_test, FASHION_FILES[2])):
         if x.shape[1:] != (28, 28) or len(x) != len(y):
-            raise ValueError(f"{folder / name}: images of shape {x.shape} for {len(y)} labels")
+            raise SourceUnreadable(f"{folder / name}: images of shape {x.shape} for {len(y)} "
+                                   "labels")
     return ((to_images(x_train), y_train.astype(np.int64)),
             (to_images(x_test), y_test.astype(np.int64)))
 
@@ -324,9 +370,9 @@ def _load_mnist_from(source: str, origin, timeout: float):
     """(splits, source used, why "auto" fell back or None)."""
     path = keras_cache_path()
     if source == "keras" and not path.is_file():
-        raise FileNotFoundError(
+        raise SourceMissing(
             f"MNIST source 'keras' needs the Keras cache file {path}, which does not exist "
-            "(set KERAS_HOME, or use source='download' / 'bundled' / 'auto')")
+            f"(set KERAS_HOME, or use {source_option('download', 'bundled', 'auto')})")
     if source != "bundled" and path.is_file():
         try:
             return _read_npz(path), "keras", None
@@ -340,8 +386,9 @@ def _load_mnist_from(source: str, origin, timeout: float):
         if splits is not None:
             return splits, "download", None
         if source == "download":
-            raise ConnectionError(f"MNIST source 'download': {why}. Use source='bundled' for the "
-                                  "5,000 digits shipped with the package")
+            raise DownloadFailed(f"MNIST source 'download': {why}. Use "
+                                 f"{source_option('bundled')} for the 5,000 digits shipped with "
+                                 "the package")
         return _load_bundled(), "bundled", why
     return _load_bundled(), "bundled", None
 
@@ -367,11 +414,11 @@ def _load_fashion_from(source: str, origin, timeout: float):
                              lambda o: _download_fashion(o, timeout))
         if splits is not None:
             return splits, "download", None
-    raise FileNotFoundError(
+    raise SourceMissing(
         f"Fashion-MNIST (source {source!r}) is not on this machine: install Debian's package "
         f"(apt-get install {FASHION_DEBIAN_PACKAGE}, files in {FASHION_DEBIAN_DIR}), or put "
         f"{', '.join(FASHION_FILES)} in {fashion_cache_dir()}"
-        + (f"; the download failed: {why}" if why else "; or use source='download'"))
+        + (f"; the download failed: {why}" if why else f"; or use {source_option('download')}"))
 
 
 def _describe(dataset: str, used: str, origin, why) -> str:
