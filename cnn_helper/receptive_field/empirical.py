@@ -79,6 +79,7 @@ up as a non-zero gradient, for every input."""
 def _twin(model, mode, held):
     """The network to differentiate: the model or its linear twin, with the ``held`` gates
     (``{id(merge): positions}``, from ``walk.held_gates``) held."""
+    _warn_if_opaque(model, mode)
     if not held:
         return _override.clone_with(model, LINEAR) if mode == "linear" else model
     base = _linear_layer if mode == "linear" else (lambda layer, config: None)
@@ -198,7 +199,7 @@ def _warn_if_opaque(model, mode: str):
         warnings.warn(f"layers {list(opaque)} of model {model.name!r} are Lambda or custom layers "
                       "that the linear twin keeps as they are: a ReLU or a max inside them can "
                       "hide dependencies, so the measured support may be smaller than the "
-                      "receptive field", stacklevel=3)
+                      "receptive field", stacklevel=5)
 
 
 def empirical_support(model, layer, location, x=None, channel=None, mode: str = "linear",
@@ -237,7 +238,6 @@ def empirical_support(model, layer, location, x=None, channel=None, mode: str = 
     import tensorflow as tf
 
     _checks.one_of(mode, "mode", MODES)
-    _warn_if_opaque(model, mode)
     rf, x, kwargs = _measured(model, layer, x, kwargs)
     many = isinstance(location, list)
     locations = np.asarray([check_location(rf, i) for i in (location if many else [location])],
