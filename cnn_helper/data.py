@@ -50,29 +50,32 @@ Example
 """
 from __future__ import annotations
 
-import contextlib
 import functools
 import gzip
 import os
 import re
-import socket
-import threading
-import urllib.parse
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from . import _checks, _files
+from . import _checks
+from ._downloads import (  # noqa: F401 (public here: where the data sets are downloaded from)
+    KERAS_ORIGIN,
+    ORIGIN_VARIABLE,
+    TIMEOUT,
+    check_timeout,
+    data_origin,
+    download,
+    fetch_when_answering,
+    origin_silence,
+)
 
 SOURCES = ("auto", "keras", "download", "bundled")
 FASHION_SOURCES = ("auto", "debian", "keras", "download")
 BUNDLED_TEST_PER_CLASS = 100
 SPLIT_SEED = 0
-KERAS_ORIGIN = "https://storage.googleapis.com/tensorflow/tf-keras-datasets/"
-ORIGIN_VARIABLE = "CNN_HELPER_DATA_ORIGIN"
-TIMEOUT = 5.0
 """Seconds "auto" waits for the origin to answer (connection, and each read of a download)."""
 MNIST_FILE = "mnist.npz"
 MNIST_SHA256 = "731c5ac602752760c8e48fbffcf8c3b850d9dc2a2aedcf2cc48468fc17b673d1"
@@ -257,103 +260,6 @@ def _load_bundled():
     return (x[train], y[train]), (x[test], y[test])   # fancy indexing: fresh, writable copies
 
 
-# --------------------------------------------------------------------------- downloads
-
-_SILENT_ORIGINS = {}
-"""Origins that did not answer in this process, with why: "auto" does not wait for them again."""
-
-
-def data_origin(origin=None) -> str:
-    """The folder URL downloads come from: ``origin``, else ``$CNN_HELPER_DATA_ORIGIN``, else
-    ``KERAS_ORIGIN``; always ending in "/"."""
-    origin = origin or os.environ.get(ORIGIN_VARIABLE) or KERAS_ORIGIN
-    parts = urllib.parse.urlsplit(origin)
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise ValueError(f"origin {origin!r} is not an http(s) folder URL, e.g. {KERAS_ORIGIN!r}")
-    return origin if origin.endswith("/") else origin + "/"
-
-
-def _check_timeout(timeout) -> float:
-    if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-        raise ValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
-    return float(timeout)
-
-
-def origin_silence(origin: str, timeout: float = TIMEOUT):
-    """None when ``origin``'s host accepts a connection within ``timeout`` seconds, else why not.
-
-    The name lookup and the connection run in a daemon thread that is given ``timeout`` seconds:
-    a lookup that hangs offline does not hold up the caller. A silent origin is remembered."""
-    if origin in _SILENT_ORIGINS:
-        return _SILENT_ORIGINS[origin]
-    parts = urllib.parse.urlsplit(origin)
-    address = (parts.hostname, parts.port or (443 if parts.scheme == "https" else 80))
-    outcome = []
-
-    def connect():
-        try:
-            socket.create_connection(address, timeout=timeout).close()
-            outcome.append(None)
-        except OSError as e:
-            outcome.append(f"{type(e).__name__}: {e}")
-
-    probe = threading.Thread(target=connect, daemon=True)
-    probe.start()
-    probe.join(timeout)
-    why = outcome[0] if outcome else f"no answer within {timeout:g} s"
-    if why is not None:
-        _SILENT_ORIGINS[origin] = why
-    return why
-
-
-@contextlib.contextmanager
-def _reads_wait_at_most(seconds: float):
-    """Every socket read or connect made inside waits at most ``seconds`` (Keras' downloader,
-    urllib's ``urlretrieve``, takes no timeout of its own)."""
-    before = socket.getdefaulttimeout()
-    socket.setdefaulttimeout(seconds)
-    try:
-        yield
-    finally:
-        socket.setdefaulttimeout(before)
-
-
-def download(name: str, destination: Path, origin: str, read, file_hash=None,
-             timeout: float = TIMEOUT):
-    """Download ``origin + name`` with Keras' ``get_file`` and install it as ``destination``.
-
-    The file lands under a temporary name beside ``destination`` (``_files.atomic_write``);
-    ``read(path)`` must accept it (it raises ValueError otherwise, and nothing is installed);
-    then it is flushed to disk and one ``os.replace`` puts it in place. Returns what ``read``
-    returned. Raises OSError when the download fails.
-    """
-    import keras
-
-    destination.parent.mkdir(parents=True, exist_ok=True)
-    with _files.atomic_write(destination) as temporary:
-        try:
-            with _reads_wait_at_most(timeout):
-                keras.utils.get_file(temporary.name, origin=origin + name,
-                                     cache_dir=temporary.parent, cache_subdir=".",
-                                     file_hash=file_hash)
-        except Exception as e:       # get_file wraps URL errors in a plain Exception
-            raise OSError(f"downloading {origin + name} failed: {e}") from e
-        contents = read(temporary)
-    return contents
-
-
-def _fetch(what: str, origin, timeout, fetch):
-    """``fetch(origin)`` once the origin answers; (contents, None) or (None, why it failed)."""
-    origin = data_origin(origin)
-    why = origin_silence(origin, timeout)
-    if why is not None:
-        return None, f"{origin} did not answer ({why})"
-    try:
-        return fetch(origin), None
-    except (OSError, ValueError) as e:
-        return None, f"{what} could not be downloaded: {e}"
-
-
 # --------------------------------------------------------------------------- loading
 
 DATASETS = {"mnist": SOURCES, "fashion_mnist": FASHION_SOURCES}
@@ -382,7 +288,8 @@ def _load_mnist_from(source: str, origin, timeout: float):
             warnings.warn(f"{e}; falling back to the bundled MNIST subset", stacklevel=4)
             return _load_bundled(), "bundled", None
     if source in ("auto", "download"):
-        splits, why = _fetch("MNIST", origin, timeout, lambda o: _download_mnist(o, timeout))
+        splits, why = fetch_when_answering("MNIST", origin, timeout,
+                                           lambda o: _download_mnist(o, timeout))
         if splits is not None:
             return splits, "download", None
         if source == "download":
@@ -410,7 +317,7 @@ def _load_fashion_from(source: str, origin, timeout: float):
             return _read_fashion(folders[name]), name, None
     why = None
     if source in ("auto", "download"):
-        splits, why = _fetch("Fashion-MNIST", origin, timeout,
+        splits, why = fetch_when_answering("Fashion-MNIST", origin, timeout,
                              lambda o: _download_fashion(o, timeout))
         if splits is not None:
             return splits, "download", None
@@ -446,7 +353,7 @@ def load(source: str = "auto", verbose: bool = True, dataset: str = "mnist", ori
         raise ValueError(f"dataset {dataset!r} is not one of {tuple(DATASETS)}")
     if source not in DATASETS[dataset]:
         raise ValueError(f"{dataset} source {source!r} is not one of {DATASETS[dataset]}")
-    timeout = _check_timeout(timeout)
+    timeout = check_timeout(timeout)
     load_from = _load_mnist_from if dataset == "mnist" else _load_fashion_from
     (train, test), used, why = load_from(source, origin, timeout)
     if verbose:
