@@ -180,8 +180,17 @@ def _read_npz(path: Path):
         return ((to_images(x_train), y_train.astype(np.int64)),
                 (to_images(x_test), y_test.astype(np.int64)))
     except Exception as e:  # a truncated or foreign file: say which file and why
-        raise SourceUnreadable(f"MNIST cache file {path} is unreadable ({type(e).__name__}: "
-                               f"{e}); delete it or use {source_option('bundled')}") from e
+        raise SourceUnreadable(f"MNIST cache file {path} is unreadable ({_why_unreadable(e)}); "
+                               f"delete it or use {source_option('bundled')}") from e
+
+
+def _why_unreadable(error: Exception) -> str:
+    """Why ``np.load`` could not read a file. A file that is no .npz at all, numpy takes for
+    pickled Python objects and advises ``allow_pickle=``: advice never to follow for a file
+    from the network, so it is not passed on."""
+    if "allow_pickle" in str(error):
+        return "not a .npz file of arrays"
+    return f"{type(error).__name__}: {error}"
 
 
 def read_idx(path) -> np.ndarray:

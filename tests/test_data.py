@@ -157,6 +157,16 @@ def test_corrupt_keras_cache_under_keras_is_a_clear_error(keras_home):
     assert str(path) in str(err.value)
 
 
+def test_a_file_that_is_no_npz_is_named_without_numpy_pickle_advice(keras_home):
+    path = keras_home / "datasets" / "mnist.npz"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"<html>a captive portal's page, not MNIST</html>" * 20)
+    with pytest.raises(ValueError, match="unreadable") as err:
+        data.load_mnist("keras", verbose=False)
+    assert str(path) in str(err.value) and "not a .npz file of arrays" in str(err.value)
+    assert "allow_pickle" not in str(err.value) and "pickle.load" not in str(err.value)
+
+
 def test_foreign_npz_under_keras_names_the_file(keras_home):
     path = keras_home / "datasets" / "mnist.npz"
     path.parent.mkdir(parents=True)
