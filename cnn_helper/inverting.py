@@ -107,7 +107,9 @@ def _spatial(model, target) -> Feature:
     if len(shape) < 2:
         raise ValueError(f"layer {target.layer_name!r} has no spatial map (its output shape is "
                          f"{shape}); the Zeiler & Fergus figure needs a convolutional or pooling "
-                         "layer")
+                         "layer. For this feature, draw its top examples with plot.max_activating"
+                         "(x, max_activation.top_examples(model, x, target)) and their saliency "
+                         "with saliency.gradient(model, images, target)")
     return target
 
 

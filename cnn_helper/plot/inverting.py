@@ -24,10 +24,22 @@ def _check_zeiler_fergus(zf):
     """``zf`` when it is a ZeilerFergus result; a TypeError saying how to make one otherwise."""
     hint = None
     if hasattr(zf, "high") and hasattr(zf, "target"):                 # TopExamples
-        hint = ("these are top examples: compute the figure's data with inverting.zeiler_fergus("
-                "model, x, result.target, examples=result)")
+        hint = _top_examples_advice(zf)
     return check_result(zf, "zf", "ZeilerFergus", ZEILER_FERGUS_FIELDS,
                         "inverting.zeiler_fergus(model, x, target)", hint)
+
+
+def _top_examples_advice(examples) -> str:
+    """What to do with top examples given instead of the figure's data: compute the data, or,
+    for a feature without a spatial map (a class, a dense unit), the figures that fit it."""
+    if np.shape(examples.high.locations)[-1] == 0:
+        return (f"these are the top examples of {examples.target}, which has no spatial map, so "
+                "there is no receptive field to crop: draw them with plot.max_activating(x, "
+                "result) and their saliency with plot.saliency_maps(x[result.high.indices], "
+                "saliency.gradient(model, x[result.high.indices], result.target)); the Zeiler & "
+                "Fergus figure needs a Feature of a convolutional or pooling layer")
+    return ("these are top examples: compute the figure's data with inverting.zeiler_fergus("
+            "model, x, result.target, examples=result)")
 
 
 def _rule_name(rule: str) -> str:
