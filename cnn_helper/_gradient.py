@@ -79,16 +79,18 @@ def _relu_with_rule(rule: str, forward):
 
 
 def _replace_relus(rule: str):
-    """A clone policy: every ReLU (a layer's activation or a ReLU layer) gets backward ``rule``."""
+    """A clone policy: every ReLU (a layer's activation, a ReLU layer or a ``keras.ops.relu``
+    node) gets backward ``rule``."""
     def replace(layer, config):
         import keras
 
         forward = _layers.relu_of(layer)
         if forward is None:
             return None
-        if isinstance(layer, keras.layers.ReLU):
+        if isinstance(layer, keras.layers.ReLU) or _layers.is_operation(layer):
+            # a ReLU layer or a keras.ops.relu(h) node: an Activation of the same name
             return keras.layers.Activation(_relu_with_rule(rule, forward), name=layer.name,
-                                           dtype=layer.dtype_policy)
+                                           dtype=getattr(layer, "dtype_policy", None))
         config["activation"] = _relu_with_rule(rule, forward)
         return layer.__class__.from_config(config)
 
@@ -106,7 +108,8 @@ def other_nonlinearities(model) -> tuple:
 
     >>> other_nonlinearities(model)                  # () for the course CNN: ReLUs only"""
     return _graph.memo(model, ("other non-linearities",), lambda: tuple(
-        name for name, path in _graph.walk(model) if _layers.other_nonlinearity(path[-1])))
+        name for name, path in _graph.walk_operations(model)
+        if _layers.other_nonlinearity(path[-1])))
 
 
 def opaque_layers(model) -> tuple:
@@ -141,7 +144,7 @@ def _opaque_note(model) -> str:
 def has_relu(model) -> bool:
     """Whether any layer of ``model`` (nested models entered) applies a ReLU."""
     return _graph.memo(model, ("has a ReLU",), lambda: any(
-        _layers.relu_of(path[-1]) is not None for _, path in _graph.walk(model)))
+        _layers.relu_of(path[-1]) is not None for _, path in _graph.walk_operations(model)))
 
 
 def network(model, rule: str):

@@ -243,18 +243,27 @@ def window(layer) -> Window | None:
 # --------------------------------------------------------------------------- non-linearities
 
 
+OPERATION_RELUS = {"Relu": "relu", "Relu6": "relu6"}
+"""The ``keras.ops`` nodes of a functional graph that are ReLUs (``keras.ops.relu(h)``), with the
+``tf.nn`` function each applies."""
+
+
 def relu_of(layer):
     """The forward ReLU that ``layer`` applies, or None.
 
-    Three forms: a ReLU as a layer's activation (``Conv2D(..., activation="relu")``,
-    ``Activation("relu")``), or a ``ReLU`` layer (possibly with max_value, negative_slope or
-    threshold, whose own forward function is returned).
+    Four forms: a ReLU as a layer's activation (``Conv2D(..., activation="relu")``,
+    ``Activation("relu")``), a ``ReLU`` layer (possibly with max_value, negative_slope or
+    threshold, whose own forward function is returned), or a ``keras.ops.relu`` (or relu6) node of
+    a functional graph.
 
     >>> relu_of(keras.layers.Conv2D(8, 3, activation="relu"))        # tf.nn.relu
     """
     import keras
     import tensorflow as tf
 
+    if is_operation(layer):
+        name = OPERATION_RELUS.get(type(layer).__name__)
+        return None if name is None else getattr(tf.nn, name)
     if isinstance(layer, keras.layers.ReLU):
         c = layer.get_config()
         if c.get("max_value") is None and not c.get("negative_slope") and not c.get("threshold"):
@@ -281,6 +290,8 @@ def other_nonlinearity(layer) -> str | None:
 
     if isinstance(layer, keras.Model) or relu_of(layer) is not None:
         return None
+    if is_operation(layer):                   # keras.ops.sigmoid(h), ...: OP_ACTIVATIONS
+        return type(layer).__name__ if is_activation(layer) else None
     if isinstance(layer, classes(*ELEMENTWISE_ACTIVATIONS)):
         return type(layer).__name__
     name = getattr(getattr(layer, "activation", None), "__name__", "linear")

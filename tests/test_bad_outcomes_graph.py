@@ -49,6 +49,29 @@ def test_the_guided_rules_run_on_a_functional_model_with_a_lambda(rule):
     assert model.get_layer("c2").activation is keras.activations.relu   # the model is untouched
 
 
+@pytest.mark.parametrize("rule", ["guided_backprop", "deconvnet"])
+def test_a_keras_ops_relu_node_follows_the_guided_rules(rule):
+    """``keras.ops.relu(h)`` in a functional graph is an operation node, not a layer: it used to
+    keep its plain gradient without a word. It is now a ReLU like a ReLU layer."""
+    model = _with_lambda(lambda t: keras.ops.relu(t))
+    same = _with_lambda(layers.ReLU(name="r"))
+    same.set_weights(model.get_weights())
+    x = _images(3, (10, 10, 1))
+    method = getattr(saliency, rule)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")               # no warning: nothing is left as it was
+        s = method(model, x, 1)
+    np.testing.assert_allclose(s, method(same, x, 1), rtol=1e-5, atol=1e-7)
+    assert len(saliency.relus_changed(model, rule.split("_")[0])) == 2   # the node and c2
+
+
+def test_a_keras_ops_nonlinearity_node_is_named_by_the_guided_rules():
+    model = _with_lambda(lambda t: keras.ops.sigmoid(t))
+    assert saliency.other_nonlinearities(model) == ("sigmoid",)
+    with pytest.warns(UserWarning, match=r"sigmoid"):
+        saliency.guided_backprop(model, _images(2, (10, 10, 1)), 1)
+
+
 def test_a_layer_with_weights_that_cannot_be_rebuilt_is_refused_with_the_true_reason():
     class Scale(layers.Layer):
         def __init__(self, make, **kwargs):      # a function argument: no config to rebuild it

@@ -5,8 +5,9 @@
   with it.
 - :mod:`.twin`      : the functional twin of a subclassed model that has been called (its
   ``call`` traced on a symbolic input, same layers).
-- :mod:`.lookup`    : layers by name, ``walk``, ``layer_names``, ``find_layer``, ``path_name``;
-  a layer of a nested model is "outer/inner".
+- :mod:`.lookup`    : layers by name, ``walk`` (``walk_operations``: with the ``keras.ops``
+  nodes), ``layer_names``, ``find_layer``, ``path_name``; a layer of a nested model is
+  "outer/inner".
 - :mod:`.traversal` : the model's graph, read in one place: ``program(model)``, its layer calls
   in run order, nested models entered, tensors numbered; ``run`` executes it. The forward pass,
   the receptive-field walk, incremental occlusion and the batch size all follow it.
@@ -29,11 +30,12 @@ from .cache import memo
 from .compiled import input_spec
 from .forward import forward, tap
 from .inputs import check_images, input_shape, model_input, takes_integer_images
-from .lookup import find_layer, layer_names, path_name, walk
+from .lookup import find_layer, layer_names, path_name, walk, walk_operations
 from .shapes import output_shape
 from .traversal import Call, Program, graph_model, output_layer, program, run
 
-__all__ = ["memo", "graph_model", "walk", "layer_names", "find_layer", "path_name",
+__all__ = ["memo", "graph_model", "walk", "walk_operations", "layer_names", "find_layer",
+           "path_name",
            "output_layer", "model_input", "input_shape", "input_spec", "takes_integer_images",
            "check_images", "output_shape", "program", "run", "Call", "Program", "tap", "forward",
            "batch_size", "run_batched", "MEMORY_PER_CALL", "MAX_BATCH", "FREE_SIZE_BATCH"]

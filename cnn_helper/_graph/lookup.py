@@ -20,6 +20,24 @@ def walk(model, prefix=""):
                 yield inner_name, [layer] + inner_path
 
 
+def walk_operations(model, prefix=""):
+    """``walk``, with the operation nodes of functional models too: a ``keras.ops`` function
+    called on the graph's tensors (``keras.ops.relu(h)``) is a node that holds no weights and is
+    no layer, so ``model.layers`` leaves it out.
+
+    >>> [type(path[-1]).__name__ for _, path in walk_operations(model)]  # ['InputLayer', 'Conv2D',
+    ...                                                                  #  'Relu', ...]
+    """
+    import keras
+
+    for layer in getattr(model, "operations", model.layers):
+        name = prefix + layer.name
+        yield name, [layer]
+        if isinstance(layer, keras.Model):
+            for inner_name, inner_path in walk_operations(layer, name + "/"):
+                yield inner_name, [layer] + inner_path
+
+
 def layer_names(model) -> list:
     """Names of every layer; layers of nested models as "outer/inner"."""
     return [name for name, _ in walk(model)]
