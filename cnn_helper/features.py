@@ -152,26 +152,30 @@ def _flat(maps):
 
 
 def argmax_location(maps):
-    """idx of the max of each map (N, *spatial) -> (N, n_spatial) int64; the first in row-major
-    order when several are equal. Not differentiated: it only chooses where to read."""
+    """idx of the max of each map (N, *spatial) -> (N, n_spatial) int32; the first in row-major
+    order when several are equal. Not differentiated: it only chooses where to read. (Indices
+    inside TensorFlow are int32: on CPUs without int64 oneDNN kernels an int64 op prints an error
+    line; the arrays the package returns hold int64.)"""
     from keras import ops
 
-    flat = ops.argmax(_flat(maps), axis=1)
+    flat = ops.cast(ops.argmax(_flat(maps), axis=1), "int32")
     spatial = ops.shape(maps)[1:]
-    return ops.cast(ops.stack(ops.unravel_index(flat, spatial), axis=1), "int64")
+    return ops.stack(ops.unravel_index(flat, spatial), axis=1)
 
 
 def value_at(maps, locations):
     r""":math:`\y_{(l),idx,k}` of each map (N, *spatial) at its own idx, from locations
-    (N, n_spatial): the row-major index of idx read from each flattened map."""
+    (N, n_spatial): the row-major index of idx read from each flattened map (``tf.gather``:
+    ``keras.ops.take_along_axis`` makes its indices int64)."""
+    import tensorflow as tf
     from keras import ops
 
-    locations = ops.cast(locations, "int64")
+    locations = ops.cast(locations, "int32")
     spatial = ops.shape(maps)[1:]
     index = locations[:, 0]
     for axis in range(1, len(spatial)):
-        index = index * ops.cast(spatial[axis], "int64") + locations[:, axis]
-    return ops.take_along_axis(_flat(maps), index[:, None], axis=1)[:, 0]
+        index = index * ops.cast(spatial[axis], "int32") + locations[:, axis]
+    return tf.gather(_flat(maps), index, axis=1, batch_dims=1)
 
 
 def read(y, channel, pool: str = "max", locations=None):
@@ -181,16 +185,16 @@ def read(y, channel, pool: str = "max", locations=None):
     locations : None: pool the map k, "max" as the value at its argmax idx (found on this y, so
                 the derivative is :math:`\partial \y_{(l),idx,k}` at that one idx) or "mean";
                 (N, n_spatial): the value :math:`\y_{(l),idx,k}` at each example's given idx
-    Returns (values (N,), locations (N, n_spatial) int64): where each value was read (the argmax
+    Returns (values (N,), locations (N, n_spatial) int32): where each value was read (the argmax
     for "mean" too; (N, 0) for a layer without spatial axes).
     """
     from keras import ops
 
     maps = ops.take(y, channel, axis=-1)                           # y_(l),k: (N, *spatial)
     if len(maps.shape) == 1:
-        return maps, ops.zeros((ops.shape(maps)[0], 0), "int64")
+        return maps, ops.zeros((ops.shape(maps)[0], 0), "int32")
     if locations is not None:
-        return value_at(maps, locations), ops.cast(locations, "int64")
+        return value_at(maps, locations), ops.cast(locations, "int32")
     where = argmax_location(maps)
     if pool == "mean":
         return ops.mean(_flat(maps), axis=1), where
@@ -296,7 +300,7 @@ def feature_values(model, x, target, batch_size=_checks.BATCH_SIZE) -> FeatureVa
     feature = check_feature(model, target)
     x, _ = _graph.check_images(model, x)
     forward = _graph.forward(model, [feature.layer])
-    at = None if feature.location is None else np.asarray([feature.location], np.int64)
+    at = None if feature.location is None else np.asarray([feature.location], np.int32)
 
     def values_and_locations(xb):
         return read(forward(xb)[0], feature.channel, feature.pool,
@@ -304,7 +308,7 @@ def feature_values(model, x, target, batch_size=_checks.BATCH_SIZE) -> FeatureVa
 
     values, locations = _graph.run_batched(values_and_locations,
                                            _graph.batch_size(model, batch_size), x)
-    return FeatureValues(values.astype(np.float32), locations)
+    return FeatureValues(values.astype(np.float32), locations.astype(np.int64))
 
 
 # --------------------------------------------------------------------------- per class

@@ -169,15 +169,11 @@ def _candidate_locations(y, rows):
     computed for the whole batch."""
     import tensorflow as tf
 
-    shape = tf.shape(y, out_type=tf.int64)
-    spatial, n_channels = shape[1:-1], shape[-1]
-    n_loc = tf.reduce_prod(spatial)
-    flat_index = (tf.cast(rows, tf.int64)[:, :, None] * n_loc + tf.range(n_loc)[None, None, :]) \
-        * n_channels + tf.range(n_channels)[:, None, None]                         # (C, n, P)
-    maps = tf.gather(tf.reshape(y, [-1]), tf.reshape(flat_index, [-1, n_loc]))   # (C n, P)
-    maps = tf.reshape(maps, tf.concat([[-1], spatial], 0))
-    where = features.argmax_location(maps)                                       # (C n, n_spatial)
-    return tf.reshape(where, tf.concat([tf.shape(rows, out_type=tf.int64), [len(y.shape) - 2]], 0))
+    channels_first = tf.transpose(y, [len(y.shape) - 1] + list(range(len(y.shape) - 1)))
+    maps = tf.gather(channels_first, rows, axis=1, batch_dims=1)          # (C, n, *spatial)
+    spatial = tf.shape(maps)[2:]
+    where = features.argmax_location(tf.reshape(maps, tf.concat([[-1], spatial], 0)))
+    return tf.reshape(where, tf.concat([tf.shape(rows), [len(y.shape) - 2]], 0))
 
 
 def _merge_batch(kept, values, index, y, count):
@@ -188,7 +184,7 @@ def _merge_batch(kept, values, index, y, count):
 
     best = _top(values, count)
     if len(y.shape) == 2:                                 # Dense: the unit itself, no location
-        where = tf.zeros(tf.concat([tf.shape(best.indices), [0]], 0), tf.int64)
+        where = tf.zeros(tf.concat([tf.shape(best.indices), [0]], 0), tf.int32)
     else:
         where = _candidate_locations(y, best.indices)
     both = [tf.concat([a, b], axis=1)
@@ -209,12 +205,12 @@ def _scan_step(model, layers, pool: str, count: int):
         for name in layers:      # per side: values (C, n), indices (C, n), locations (C, n, n_sp)
             shape = _graph.output_shape(model, name)
             side = [tf.TensorSpec((shape[-1], None), tf.float32),
-                    tf.TensorSpec((shape[-1], None), tf.int64),
-                    tf.TensorSpec((shape[-1], None, len(shape) - 1), tf.int64)]
+                    tf.TensorSpec((shape[-1], None), tf.int32),
+                    tf.TensorSpec((shape[-1], None, len(shape) - 1), tf.int32)]
             state_spec.append([side, list(side)])
 
         @tf.function(input_signature=[_graph.input_spec(model, "float32"),
-                                      tf.TensorSpec((None,), tf.int64), state_spec])
+                                      tf.TensorSpec((None,), tf.int32), state_spec])
         def step(x, index, state):
             new_state = []
             for y, (high, low) in zip(tap(x), state):
@@ -308,17 +304,21 @@ def _with_positions(batches, bar):
         bar.update(len(x))
 
 
-def _scan_batches(model, layers, names, pool: str, count: int, batches) -> dict:
-    """The one scan loop (``scan`` and ``scan_part``): batches (x, ascending example indices)
-    through the compiled step; ``{layer name: LayerScan}`` of what it kept."""
+def _scan_batches(model, layers, names, pool: str, count: int, batches, ids=None) -> dict:
+    """The one scan loop (``scan`` and ``scan_part``): batches (x, ascending positions 0, 1, ...)
+    through the compiled step; ``{layer name: LayerScan}`` of what it kept, each position
+    reported as ``ids[position]`` when ``ids`` are given. (Positions are int32 inside TensorFlow:
+    an int64 op prints an error line on CPUs without int64 oneDNN kernels; ids may be any int64.)
+    """
     import tensorflow as tf
 
     step = _scan_step(model, layers, pool, count)
     state, seen = _empty_state(step), 0
     for x, index in batches:
-        state = step(x, tf.constant(index, tf.int64), state)
+        state = step(x, tf.constant(index, tf.int32), state)
         seen += len(x)
-    return {name: LayerScan(name, pool, seen, _examples(high), _examples(low, sign=-1.0))
+    return {name: LayerScan(name, pool, seen, _examples(high, ids=ids),
+                            _examples(low, sign=-1.0, ids=ids))
             for name, (high, low) in zip(names, state)}
 
 
@@ -330,10 +330,12 @@ def _empty_state(step) -> list:
              for side in layer_spec] for layer_spec in step.input_signature[2]]
 
 
-def _examples(side, sign: float = 1.0) -> Examples:
-    """A kept (values, indices, locations) as Examples; the Low side was ranked by -value."""
-    values, indices, locations = (np.asarray(t) for t in side)
-    return Examples(indices, sign * values, locations)
+def _examples(side, sign: float = 1.0, ids=None) -> Examples:
+    """A kept (values, positions, locations) as Examples, positions read as ``ids[position]``
+    when ids are given; the Low side was ranked by -value."""
+    values, positions, locations = (np.asarray(t) for t in side)
+    indices = positions.astype(np.int64) if ids is None else ids[positions]
+    return Examples(indices, sign * values, locations.astype(np.int64))
 
 
 # --------------------------------------------------------------------------- parts and merge
@@ -367,8 +369,9 @@ def scan_part(model, x, ids, layers, count: int = 9, pool: str = "max",
     order = np.argsort(ids, kind="stable")          # the step ranks ties by column order
     if np.any(order != np.arange(len(ids))):
         x, ids = x[order], ids[order]
-    batches = ((x[s], ids[s]) for s in _checks.batches(len(x), batch_size))
-    return _scan_batches(model, layers, names, pool, count, batches)
+    positions = np.arange(len(x))
+    batches = ((x[s], positions[s]) for s in _checks.batches(len(x), batch_size))
+    return _scan_batches(model, layers, names, pool, count, batches, ids=ids)
 
 
 def merge(a, b, count=None):
