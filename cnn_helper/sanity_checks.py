@@ -28,7 +28,10 @@ A constant map (all zero: a Grad-CAM whose ReLU cut everything) has no rank orde
 
 Your model is never changed: the layers are randomized in a copy (``_override.clone_with``,
 functional, Sequential, nested and called subclassed models), whose compiled gradient steps are
-built once and reused for every step; each step is one batched call of the method.
+built once and reused for every step; each step is one batched call of the method. The four
+measures of a step's maps are one compiled TensorFlow step too (``similarity``'s ``ranks_of``,
+``ssim_of``, ``hog_of``, ``pearson_of``, in float64), traced once per shape of maps; the
+trained model's side (its ranks, |m| / max |m|, HOG features) is computed once.
 
 Example
 -------
@@ -99,52 +102,53 @@ class DataRandomization:
 # --------------------------------------------------------------------------- comparing maps
 
 
-def _flat_maps(maps, what: str):
-    """(signed m (N, H, W), |m| (N, H, W)) of maps (N, H, W, C); channels summed."""
+def _checked(maps, what: str) -> np.ndarray:
+    """maps (N, H, W, C) as float64."""
     maps = np.asarray(maps, np.float64)
     if maps.ndim != 4:
         raise ValueError(f"{what} must be maps (N, H, W, C), got shape {maps.shape}")
-    return maps.sum(axis=-1), np.abs(maps).sum(axis=-1)
+    return maps
 
 
-def _unit_max(m):
-    """Each map divided by its largest value (a zero map stays zero)."""
-    top = m.max(axis=(1, 2), keepdims=True)
-    return np.divide(m, top, out=np.zeros_like(m), where=top > 0)
+def _features(maps) -> dict:
+    """What the four measures read from a float64 tensor of maps (N, H, W, C), in a compiled
+    step: the ranks of m and of |m| (channels summed; (2N, pixels), m's first), |m| / max |m| (a
+    zero map stays zero) and its HOG features (left out when the maps are too small for one
+    block)."""
+    import tensorflow as tf
 
-
-def _hog_of(unit_maps):
-    """HOG features (module docstring's cells and blocks) of maps (N, H, W); None when the maps
-    are too small for one block."""
-    cells = tuple(max(1, side // HOG_CELLS) for side in unit_maps.shape[1:])
-    if any(side // c < b for side, c, b in zip(unit_maps.shape[1:], cells, HOG_BLOCK)):
-        return None
-    return similarity.hog(unit_maps, 9, cells, HOG_BLOCK)
-
-
-def _features(maps, what: str) -> dict:
-    """What the four measures read from maps (N, H, W, C): the ranks of m and |m|, |m| / max |m|
-    and its HOG features."""
-    from scipy.stats import rankdata
-
-    signed, magnitude = _flat_maps(maps, what)
-    n, unit = len(signed), _unit_max(magnitude)
-    return {"shape": signed.shape, "ranks": rankdata(signed.reshape(n, -1), axis=1),
-            "ranks_abs": rankdata(magnitude.reshape(n, -1), axis=1), "unit": unit,
-            "hog": _hog_of(unit)}
+    signed, magnitude = tf.reduce_sum(maps, axis=-1), tf.reduce_sum(tf.abs(maps), axis=-1)
+    unit = tf.math.divide_no_nan(magnitude, tf.reduce_max(magnitude, axis=[1, 2], keepdims=True))
+    both = tf.reshape(tf.stack([signed, magnitude]), (-1, signed.shape[1] * signed.shape[2]))
+    features = {"ranks": similarity.ranks_of(both), "unit": unit}
+    cells = tuple(max(1, side // HOG_CELLS) for side in unit.shape[1:])
+    if all(side // c >= b for side, c, b in zip(unit.shape[1:], cells, HOG_BLOCK)):
+        features["hog"] = similarity.hog_of(unit, 9, cells, HOG_BLOCK)
+    return features
 
 
 def _compare(reference: dict, maps: dict) -> dict:
-    """{measure: (N,)} from the ``_features`` of the reference and of the maps."""
-    if reference["shape"] != maps["shape"]:
-        raise ValueError(f"reference maps {reference['shape']} and maps {maps['shape']} (channels "
-                         "summed) differ: compare maps of the same images")
-    hog = np.full(len(maps["unit"]), np.nan) if maps["hog"] is None else \
-        similarity.pearson_rows(maps["hog"], reference["hog"])
-    return {"spearman": similarity.pearson_rows(maps["ranks"], reference["ranks"]),
-            "spearman_abs": similarity.pearson_rows(maps["ranks_abs"], reference["ranks_abs"]),
-            "ssim": similarity.ssims(maps["unit"], reference["unit"], data_range=1.0),
-            "hog": hog}
+    """{measure: (N,)} from the ``_features`` of the reference and of the maps (tensors)."""
+    import tensorflow as tf
+
+    ones = tf.ones_like(maps["unit"][:, 0, 0])                    # SSIM's data range, 1
+    spearman, spearman_abs = tf.split(similarity.pearson_of(maps["ranks"], reference["ranks"]),
+                                      2)
+    hog = similarity.pearson_of(maps["hog"], reference["hog"]) if "hog" in maps else \
+        ones * np.nan
+    return {"spearman": spearman, "spearman_abs": spearman_abs,
+            "ssim": similarity.ssim_of(maps["unit"], reference["unit"], ones), "hog": hog}
+
+
+def _measured(reference: dict, maps) -> dict:
+    """``_compare`` of the reference's features with those of maps: one compiled step."""
+    return _compare(reference, _features(maps))
+
+
+def _measure(reference: dict, maps) -> dict:
+    """{measure: (N,) NumPy} of maps (N, H, W, C) against the reference's ``_features``."""
+    measured = similarity.compiled(_measured)(reference, _checked(maps, "maps"))
+    return {name: values.numpy() for name, values in measured.items()}
 
 
 def similarities(reference, maps) -> dict:
@@ -154,7 +158,11 @@ def similarities(reference, maps) -> dict:
 
     >>> similarities(saliency.gradient(model, x, 8), saliency.guided_backprop(model, x, 8))
     """
-    return _compare(_features(reference, "reference"), _features(maps, "maps"))
+    reference, maps = _checked(reference, "reference"), _checked(maps, "maps")
+    if reference.shape[:-1] != maps.shape[:-1]:
+        raise ValueError(f"reference maps {reference.shape[:-1]} and maps {maps.shape[:-1]} "
+                         "(channels summed) differ: compare maps of the same images")
+    return _measure(similarity.compiled(_features)(reference), maps)
 
 
 # --------------------------------------------------------------------------- the method
@@ -320,9 +328,9 @@ def model_randomization(model, x, target, method, mode: str = "cascading", layer
     copy = _override.clone_with(model, _COPY)          # your model's current weights
     chosen = _chosen_layers(copy, layers)
     original = explain(copy, x, target)
-    reference = _features(original, "reference")
+    reference = similarity.compiled(_features)(_checked(original, "reference"))
     maps, measures = _randomized_maps(copy, chosen, mode, seed, explain, x, target,
-                                      lambda step: _compare(reference, _features(step, "maps")))
+                                      lambda step: _measure(reference, step))
     return ModelRandomization(mode, name, chosen, original, maps,
                               *(np.stack([m[key] for m in measures]) for key in MEASURES))
 

@@ -1,5 +1,10 @@
-r"""How alike two maps are: the structural similarity index (SSIM), and histograms of oriented
-gradients (HOG) compared by correlation.
+r"""How alike two maps are: rank correlation (Spearman), the structural similarity index (SSIM),
+and histograms of oriented gradients (HOG) compared by correlation.
+
+**Spearman.** The Pearson correlation of the ranks of two vectors (:func:`spearman_rows`). The
+rank of :math:`x_i` among the D values of x is 1 for the smallest; tied values share the mean of
+the ranks they cover, so that rank :math:`x_i` = (number of values below :math:`x_i`) + (number
+equal to it, :math:`x_i` included, + 1) / 2, as ``scipy.stats.rankdata`` gives it.
 
 **SSIM.** Wang, Bovik, Sheikh & Simoncelli (2004), "Image quality assessment: from error
 visibility to structural similarity". For two maps a and b, over every ``window`` x ``window``
@@ -35,10 +40,18 @@ Adebayo et al. (2018) compare two saliency maps by the Pearson correlation of th
 features (:func:`hog_similarity`): it sees whether the same edges run in the same directions
 in the same places, whatever their exact intensities.
 
+**Computing them.** Each measure is written once, in TensorFlow, on float64 tensors of a whole
+stack of maps: ``ranks_of``, ``pearson_of``, ``ssim_of``, ``hog_of``. They run inside compiled
+steps (:func:`compiled`: a ``tf.function``, traced once per shape of maps and then reused), so
+that ``sanity_checks`` can measure a step's maps in the same compiled call. The functions without
+``_of`` take and return NumPy arrays: they check their input and run the compiled step.
+
 >>> ssim(approximate_map, exact_map)            # 0.97: close
 >>> hog(maps).shape                              # (N, features) for maps (N, H, W)
 """
 from __future__ import annotations
+
+import functools
 
 import numpy as np
 
@@ -46,13 +59,136 @@ K1, K2 = 0.01, 0.03
 HOG_EPSILON = 1e-5
 
 
-def _local_means(x, window: int):
-    """Means of each map of x (N, H, W) over every window x window square that fits inside it."""
-    from scipy.ndimage import uniform_filter
+@functools.cache
+def compiled(fn, any_size: bool = False):
+    """``fn`` compiled by TensorFlow (``tf.function``), one per function: traced on its first
+    call for each shape of its tensors and each value of its Python arguments (a window size,
+    cells), then reused. ``any_size``: after a second shape, one trace serves tensors of every
+    size (for a function that reads no size from its tensors: rows of any length).
 
-    half = window // 2
-    means = uniform_filter(x, size=(1, window, window), mode="reflect")
-    return means[:, half:x.shape[1] - half, half:x.shape[2] - half]
+    >>> compiled(ssim_of)(a, b, ranges, window=7)     # a, b: float64 stacks (N, H, W)
+    """
+    import tensorflow as tf
+
+    return tf.function(fn, autograph=False, reduce_retracing=any_size)
+
+
+def _run(fn, *arrays, any_size: bool = False, **static):
+    """``fn`` compiled, called on ``arrays`` as float64 and ``static`` Python values: NumPy."""
+    step = compiled(fn, any_size)
+    return step(*(np.asarray(a, np.float64) for a in arrays), **static).numpy()
+
+
+# --------------------------------------------------------------------------- correlations
+
+
+def ranks_of(x):
+    """The rank of each value among the values of its row of x (N, D), ties their mean rank
+    (module docstring): (N, D), as ``scipy.stats.rankdata(x, axis=1)``. A row holding a NaN is
+    all NaN.
+
+    The rows are sorted; in sorted order, a run of equal values at positions first..last (from
+    0) all get the rank (first + last) / 2 + 1; the ranks then go back to the values' own
+    places. The rows are laid end to end, so that every row starts a new run."""
+    import tensorflow as tf
+
+    n, d = tf.shape(x)[0], tf.shape(x)[1]
+    row_starts = tf.reshape(tf.broadcast_to(tf.range(n)[:, None] * d, (n, d)), [-1])
+    order = tf.reshape(tf.argsort(x, axis=1), [-1]) + row_starts     # one permutation of N * D
+    ordered = tf.gather(tf.reshape(x, [-1]), order)
+    new_run = tf.concat([[True], ordered[1:] != ordered[:-1]], 0) | (row_starts == tf.range(n * d))
+    firsts = tf.cast(tf.where(new_run)[:, 0], tf.int32)               # where each run starts
+    run = tf.cumsum(tf.cast(new_run, tf.int32)) - 1                   # the run of each position
+    first, last = tf.gather(firsts, run), tf.gather(tf.concat([firsts[1:], [n * d]], 0) - 1, run)
+    ranks = tf.cast(first + last - 2 * row_starts, x.dtype) / 2 + 1
+    ranks = tf.reshape(tf.gather(ranks, tf.math.invert_permutation(order)), (n, d))
+    has_nan = tf.reduce_any(tf.math.is_nan(x), axis=1, keepdims=True)
+    return tf.where(has_nan, tf.constant(np.nan, x.dtype), ranks)
+
+
+def pearson_of(a, b):
+    """The Pearson correlation of each row of a with the same row of b, tensors (N, D) -> (N,)
+    (:func:`pearson_rows`)."""
+    import tensorflow as tf
+
+    a = a - tf.reduce_mean(a, axis=1, keepdims=True)
+    b = b - tf.reduce_mean(b, axis=1, keepdims=True)
+    norms = tf.sqrt(tf.reduce_sum(a * a, axis=1) * tf.reduce_sum(b * b, axis=1))
+    return tf.where(norms > 0, tf.reduce_sum(a * b, axis=1) / norms,
+                    tf.constant(np.nan, a.dtype))
+
+
+def _spearman_of(a, b):
+    """The Spearman correlation of each row of a with the same row of b: (N,)."""
+    return pearson_of(ranks_of(a), ranks_of(b))
+
+
+def _rows(a, b, what: str):
+    """a and b as float64 arrays (N, D) of the same shape."""
+    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+    if a.shape != b.shape or a.ndim != 2:
+        raise ValueError(f"{what} compares rows of two arrays of the same shape (N, D); got "
+                         f"{a.shape} and {b.shape}")
+    return a, b
+
+
+def pearson_rows(a, b) -> np.ndarray:
+    r"""The Pearson correlation of each row of a with the same row of b, (N, D) -> (N,):
+    :math:`\sum (a - \bar a)(b - \bar b) / \sqrt{\sum (a - \bar a)^2 \sum (b - \bar b)^2}`;
+    NaN where a row is constant (the correlation is undefined).
+
+    >>> pearson_rows([[1, 2, 3]], [[2, 4, 7]])       # array([0.99339927])
+    """
+    return _run(pearson_of, *_rows(a, b, "pearson_rows"), any_size=True)
+
+
+def spearman_rows(a, b) -> np.ndarray:
+    """The Spearman rank correlation of each row of a with the same row of b, (N, D) -> (N,):
+    the Pearson correlation of their ranks (ties get their mean rank), as
+    ``scipy.stats.spearmanr`` computes it; NaN where a row is constant.
+
+    >>> spearman_rows([[1, 2, 3]], [[2, 4, 70]])      # array([1.])
+    """
+    return _run(_spearman_of, *_rows(a, b, "spearman_rows"), any_size=True)
+
+
+# --------------------------------------------------------------------------- SSIM
+
+
+def _local_means(x, window: int):
+    """Means of each map of x (N, H, W) over every window x window square that fits inside it:
+    the sums of ``window`` shifted rows, then of ``window`` shifted columns of those."""
+    import tensorflow as tf
+
+    rows, cols = x.shape[1] - window + 1, x.shape[2] - window + 1
+    sums = tf.add_n([x[:, i:i + rows] for i in range(window)])
+    sums = tf.add_n([sums[:, :, j:j + cols] for j in range(window)])
+    return sums / window ** 2
+
+
+def _fitting_window(shape, window: int = 7) -> int:
+    """``window`` (odd), shrunk to the largest odd size that fits maps of ``shape`` (H, W)."""
+    side = min(shape)
+    return min(window, side - (1 - side % 2))
+
+
+def ssim_of(a, b, ranges, window: int = 7):
+    """The mean SSIM of each pair of maps of two float64 stacks (N, H, W), b the reference, with
+    the data ranges L ``ranges`` (N,): (N,) (:func:`ssims`)."""
+    import tensorflow as tf
+
+    window = _fitting_window(a.shape[1:], window)
+    n = window * window
+    scale = n / (n - 1) if n > 1 else 1.0
+    mu_a, mu_b = _local_means(a, window), _local_means(b, window)
+    var_a = scale * (_local_means(a * a, window) - mu_a ** 2)
+    var_b = scale * (_local_means(b * b, window) - mu_b ** 2)
+    cov = scale * (_local_means(a * b, window) - mu_a * mu_b)
+    c1, c2 = ((K1 * ranges) ** 2)[:, None, None], ((K2 * ranges) ** 2)[:, None, None]
+    index = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)
+             / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
+    equal = tf.cast(tf.reduce_all(a == b, axis=[1, 2]), a.dtype)
+    return tf.where(ranges == 0, equal, tf.reduce_mean(index, axis=[1, 2]))
 
 
 def _stacks(a, b, what: str):
@@ -66,27 +202,14 @@ def _stacks(a, b, what: str):
 
 def ssims(a, b, data_range=None, window: int = 7) -> np.ndarray:
     """The mean SSIM of each pair of 2-D maps of two stacks (N, H, W): (N,) float64. ``b`` is the
-    reference; ``data_range`` None takes each reference map's own range of values. Every pair is
-    computed in one pass of the filters (the same numbers as :func:`ssim` pair by pair)."""
+    reference; ``data_range`` None takes each reference map's own range of values. All pairs
+    are computed in one compiled step (the same numbers as :func:`ssim` pair by pair)."""
     a, b = _stacks(a, b, "ssims")
-    side = min(a.shape[1:])
-    window = min(window, side - (1 - side % 2))
-    if window < 1:
+    if _fitting_window(a.shape[1:], window) < 1:
         raise ValueError(f"the maps {a.shape[1:]} are too small for a window")
-    L = np.ptp(b.reshape(len(b), -1), axis=1) if data_range is None else \
+    ranges = np.ptp(b.reshape(len(b), -1), axis=1) if data_range is None else \
         np.full(len(b), float(data_range))
-    n = window * window
-    scale = n / (n - 1) if n > 1 else 1.0
-    mu_a, mu_b = _local_means(a, window), _local_means(b, window)
-    var_a = scale * (_local_means(a * a, window) - mu_a ** 2)
-    var_b = scale * (_local_means(b * b, window) - mu_b ** 2)
-    cov = scale * (_local_means(a * b, window) - mu_a * mu_b)
-    c1, c2 = ((K1 * L) ** 2)[:, None, None], ((K2 * L) ** 2)[:, None, None]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        index = ((2 * mu_a * mu_b + c1) * (2 * cov + c2)
-                 / ((mu_a ** 2 + mu_b ** 2 + c1) * (var_a + var_b + c2)))
-    equal = np.all(a == b, axis=(1, 2))
-    return np.where(L == 0, equal.astype(float), index.mean(axis=(1, 2)))
+    return _run(ssim_of, a, b, ranges, window=int(window))
 
 
 def ssim(a, b, data_range=None, window: int = 7) -> float:
@@ -112,20 +235,71 @@ def _pair_of_ints(value, name: str) -> tuple:
     return tuple(int(v) for v in pair)
 
 
+def _central_differences(maps, axis: int):
+    """m[i + 1] - m[i - 1] along ``axis`` (1: rows, 2: columns) of maps (N, H, W); 0 on the
+    first and last row or column."""
+    import tensorflow as tf
+
+    if maps.shape[axis] < 3:
+        return tf.zeros_like(maps)
+    ahead, behind = [slice(None)] * 3, [slice(None)] * 3
+    ahead[axis], behind[axis] = slice(2, None), slice(None, -2)
+    padding = [[0, 0]] * 3
+    padding[axis] = [1, 1]
+    return tf.pad(maps[tuple(ahead)] - maps[tuple(behind)], padding)
+
+
 def _cell_histograms(maps, orientations: int, cell: tuple):
-    """Step 1 and 2: (N, cell rows, cell cols, orientations), each cell's mean magnitude per bin."""
-    g_row, g_col = np.zeros_like(maps), np.zeros_like(maps)
-    g_row[:, 1:-1] = maps[:, 2:] - maps[:, :-2]
-    g_col[:, :, 1:-1] = maps[:, :, 2:] - maps[:, :, :-2]
-    magnitude = np.hypot(g_row, g_col)
-    angle = np.rad2deg(np.arctan2(g_row, g_col)) % 180
-    bins = np.minimum((angle / (180 / orientations)).astype(int), orientations - 1)
-    n, rows, cols = len(maps), maps.shape[1] // cell[0], maps.shape[2] // cell[1]
-    votes = np.zeros((n, rows * cell[0], cols * cell[1], orientations))
+    """Step 1 and 2: (N, cell rows, cell cols, orientations), each cell's mean magnitude per bin.
+    Every kept pixel adds its magnitude to one bin, numbered across all cells of all maps."""
+    import tensorflow as tf
+
+    g_row, g_col = _central_differences(maps, 1), _central_differences(maps, 2)
+    magnitude = tf.sqrt(g_row ** 2 + g_col ** 2)
+    angle = tf.math.floormod(tf.math.atan2(g_row, g_col) * (180 / np.pi), 180)
+    bins = tf.minimum(tf.cast(angle / (180 / orientations), tf.int32), orientations - 1)
+    n, rows, cols = tf.shape(maps)[0], maps.shape[1] // cell[0], maps.shape[2] // cell[1]
     kept = (slice(None), slice(0, rows * cell[0]), slice(0, cols * cell[1]))
-    np.put_along_axis(votes, bins[kept][..., None], magnitude[kept][..., None], axis=-1)
-    votes = votes.reshape(n, rows, cell[0], cols, cell[1], orientations)
-    return votes.sum(axis=(2, 4)) / (cell[0] * cell[1])
+    cell_row = np.arange(rows * cell[0]) // cell[0]
+    cell_col = np.arange(cols * cell[1]) // cell[1]
+    cells = (tf.range(n)[:, None, None] * rows + cell_row[:, None]) * cols + cell_col  # (N, h, w)
+    votes = tf.math.unsorted_segment_sum(magnitude[kept], cells * orientations + bins[kept],
+                                         n * rows * cols * orientations)
+    return tf.reshape(votes, (-1, rows, cols, orientations)) / (cell[0] * cell[1])
+
+
+def _l2_normalized(blocks):
+    """Each vector of the last axis of blocks, v / sqrt(||v||^2 + epsilon^2)."""
+    import tensorflow as tf
+
+    return blocks / tf.sqrt(tf.reduce_sum(blocks ** 2, axis=-1, keepdims=True) + HOG_EPSILON ** 2)
+
+
+def hog_of(maps, orientations: int, cell: tuple, block: tuple):
+    """HOG features (module docstring) of a float64 stack of maps (N, H, W): (N, features);
+    ``cell`` and ``block`` pairs that fit the maps (:func:`hog`)."""
+    import tensorflow as tf
+
+    cells = _cell_histograms(maps, orientations, cell)
+    fits = (cells.shape[1] - block[0] + 1, cells.shape[2] - block[1] + 1)
+    blocks = tf.stack([cells[:, i:i + fits[0], j:j + fits[1]]          # (N, R, C, cells, o)
+                       for i in range(block[0]) for j in range(block[1])], axis=3)
+    blocks = tf.reshape(blocks, (-1, fits[0] * fits[1], block[0] * block[1] * orientations))
+    blocks = _l2_normalized(tf.minimum(_l2_normalized(blocks), 0.2))
+    return tf.reshape(blocks, (-1, fits[0] * fits[1] * block[0] * block[1] * orientations))
+
+
+def _hog_arguments(shape, orientations, pixels_per_cell, cells_per_block) -> dict:
+    """The checked arguments of :func:`hog_of` for maps of ``shape`` (H, W)."""
+    if not isinstance(orientations, (int, np.integer)) or orientations < 1:
+        raise ValueError(f"orientations must be an int >= 1, got {orientations!r}")
+    cell = _pair_of_ints(pixels_per_cell, "pixels_per_cell")
+    block = _pair_of_ints(cells_per_block, "cells_per_block")
+    if any(side // c < b for side, c, b in zip(shape, cell, block)):
+        raise ValueError(f"maps of {tuple(shape)} are too small for blocks of {block} cells of "
+                         f"{cell} pixels; they need at least {block[0] * cell[0]} rows and "
+                         f"{block[1] * cell[1]} columns")
+    return {"orientations": int(orientations), "cell": cell, "block": block}
 
 
 def hog(maps, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_block=(3, 3)):
@@ -139,48 +313,15 @@ def hog(maps, orientations: int = 9, pixels_per_cell=(8, 8), cells_per_block=(3,
     maps = np.asarray(maps, np.float64)
     if maps.ndim not in (2, 3):
         raise ValueError(f"maps must be 2-D maps (N, H, W) or one map (H, W), got {maps.shape}")
-    single = maps.ndim == 2
-    maps = maps[None] if single else maps
-    if not isinstance(orientations, (int, np.integer)) or orientations < 1:
-        raise ValueError(f"orientations must be an int >= 1, got {orientations!r}")
-    cell = _pair_of_ints(pixels_per_cell, "pixels_per_cell")
-    block = _pair_of_ints(cells_per_block, "cells_per_block")
-    cells = _cell_histograms(maps, int(orientations), cell)
-    fits = (cells.shape[1] - block[0] + 1, cells.shape[2] - block[1] + 1)
-    if min(fits) < 1:
-        raise ValueError(f"maps of {maps.shape[1:]} are too small for blocks of {block} cells "
-                         f"of {cell} pixels; they need at least {block[0] * cell[0]} rows and "
-                         f"{block[1] * cell[1]} columns")
-    from numpy.lib.stride_tricks import sliding_window_view
-
-    blocks = sliding_window_view(cells, block, axis=(1, 2))     # (N, R, C, o, b0, b1)
-    blocks = blocks.transpose(0, 1, 2, 4, 5, 3).reshape(len(maps), fits[0] * fits[1], -1)
-    blocks = blocks / np.sqrt(np.sum(blocks ** 2, axis=-1, keepdims=True) + HOG_EPSILON ** 2)
-    blocks = np.minimum(blocks, 0.2)
-    blocks = blocks / np.sqrt(np.sum(blocks ** 2, axis=-1, keepdims=True) + HOG_EPSILON ** 2)
-    features = blocks.reshape(len(maps), -1)
-    return features[0] if single else features
+    features = _run(hog_of, maps.reshape((-1,) + maps.shape[-2:]),
+                    **_hog_arguments(maps.shape[-2:], orientations, pixels_per_cell,
+                                     cells_per_block))
+    return features[0] if maps.ndim == 2 else features
 
 
-def pearson_rows(a, b) -> np.ndarray:
-    r"""The Pearson correlation of each row of a with the same row of b, (N, D) -> (N,):
-    :math:`\sum (a - \bar a)(b - \bar b) / \sqrt{\sum (a - \bar a)^2 \sum (b - \bar b)^2}`;
-    NaN where a row is constant (the correlation is undefined)."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    a = a - a.mean(axis=1, keepdims=True)
-    b = b - b.mean(axis=1, keepdims=True)
-    norms = np.sqrt(np.sum(a * a, axis=1) * np.sum(b * b, axis=1))
-    with np.errstate(divide="ignore", invalid="ignore"):
-        return np.where(norms > 0, np.sum(a * b, axis=1) / norms, np.nan)
-
-
-def spearman_rows(a, b) -> np.ndarray:
-    """The Spearman rank correlation of each row of a with the same row of b, (N, D) -> (N,):
-    the Pearson correlation of their ranks (ties get their mean rank), as
-    ``scipy.stats.spearmanr`` computes it; NaN where a row is constant."""
-    from scipy.stats import rankdata
-
-    return pearson_rows(rankdata(a, axis=1), rankdata(b, axis=1))
+def _hog_similarity_of(a, b, orientations: int, cell: tuple, block: tuple):
+    """The Pearson correlation of the HOG features of each pair of maps: (N,)."""
+    return pearson_of(hog_of(a, orientations, cell, block), hog_of(b, orientations, cell, block))
 
 
 def hog_similarity(a, b, orientations: int = 9, pixels_per_cell=(8, 8),
@@ -188,5 +329,5 @@ def hog_similarity(a, b, orientations: int = 9, pixels_per_cell=(8, 8),
     """The Pearson correlation of the HOG features of each pair of maps of two stacks (N, H, W):
     (N,) (Adebayo et al. 2018). NaN where a map has no gradient at all (constant)."""
     a, b = _stacks(a, b, "hog_similarity")
-    return pearson_rows(hog(a, orientations, pixels_per_cell, cells_per_block),
-                        hog(b, orientations, pixels_per_cell, cells_per_block))
+    return _run(_hog_similarity_of, a, b, **_hog_arguments(a.shape[1:], orientations,
+                                                           pixels_per_cell, cells_per_block))
