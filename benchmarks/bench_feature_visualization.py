@@ -17,7 +17,17 @@ standard transformations, ``custom_shape=(28, 28)``). xplique needs TensorFlow <
 in another virtual environment (``--xplique-python``, default /work/xvenv/bin/python) as a
 subprocess that loads the course CNN saved as a .keras file.
 
+Starts (issue 28): the max-pooled channels of conv1, conv2 and conv3, each image the best of
+several starts: noise seeds (``starts``), the channel's top test digits (``x=x_test``,
+``example_starts``), and a schedule (``plain_steps``: the last steps untransformed). An image
+"beats search" when its value exceeds the best test digit's by more than 0.1 % (``MARGIN``): an
+example start is the digit kept 0.001 inside the range, whose value is within about 0.01 % above
+the digit's at most, so a start the ascent does not raise never counts. "before": the defaults
+in the tree before issue 28 (``--before``, a ``git worktree`` of 630d107), in a child process
+per layer, timed in the same run.
+
     python benchmarks/bench_feature_visualization.py [--steps 256] [--speed-steps 128]
+        [--parts quality starts speed] [--before /tmp/fv28_before]
 """
 from __future__ import annotations
 
@@ -37,6 +47,28 @@ import numpy as np  # noqa: E402
 from cnn_helper import Feature, data, feature_visualization, max_activation, models  # noqa: E402
 
 LAYERS = ("conv1", "conv2", "conv3")
+MARGIN = 1e-3            # "beats the best test digit": value > (1 + MARGIN) x the digit's value
+STARTS = {               # the settings of issue 28's table: label -> visualize keywords
+    "default (noise seed 0)": {},
+    "starts=4 (noise), plain_steps=steps/4": dict(starts=4, plain_steps=0.25),
+    "x=x_test, starts=0, example_starts=1": dict(starts=0, example_starts=1),
+    "x=x_test (noise + 3 top digits)": {},
+    "x=x_test, plain_steps=steps/4": dict(plain_steps=0.25),
+    "x=x_test, plain_steps=steps (no transformations)": dict(plain_steps=1.0),
+}                        # plain_steps: a fraction of the steps here
+
+BEFORE_SCRIPT = r"""
+import json, sys, time
+from cnn_helper import data, feature_visualization, models
+model, steps = models.load("cnn", "shipped"), int(sys.argv[1])
+out = {"file": feature_visualization.__file__}
+for layer in sys.argv[2:]:
+    feature_visualization.visualize(model, layer, steps=1, progress=False)      # trace once
+    start = time.perf_counter()
+    vis = feature_visualization.visualize(model, layer, steps=steps, progress=False)
+    out[layer] = {"seconds": time.perf_counter() - start, "values": vis.values.tolist()}
+print(json.dumps(out))
+"""
 
 XPLIQUE_SCRIPT = r"""
 import json, sys, time
@@ -86,6 +118,82 @@ def quality(model, x_test, steps: int) -> None:
           f"/10 (predicted {predicted.tolist()})")
     print(f"logit of the class image / largest test logit of that class: median "
           f"{np.median(classes.values / best):.2f}, min {np.min(classes.values / best):.2f}")
+
+
+def before_run(tree: str, steps: int, layer: str):
+    """The defaults of the tree before issue 28 on every channel of ``layer``, max-pooled, in a
+    child process: {seconds, values}, or the reason it could not run."""
+    if not Path(tree, "cnn_helper").is_dir():
+        return f"no tree at {tree} (git worktree add {tree} 630d107)"
+    result = subprocess.run([sys.executable, "-c", BEFORE_SCRIPT, str(steps), layer],
+                            capture_output=True, text=True, cwd=tree,    # -c: cwd comes first
+                            env={**os.environ, "PYTHONPATH": tree, "TF_CPP_MIN_LOG_LEVEL": "3"})
+    if result.returncode != 0:
+        return "failed: " + result.stderr.strip().splitlines()[-1]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    if not out["file"].startswith(str(Path(tree).resolve())):
+        return f"the child imported {out['file']}, not the tree {tree}"
+    return out[layer]
+
+
+def _origins(vis) -> str:
+    """Where the images came from: how many from noise, from the best digit, from another."""
+    rank = [e if e < 0 else int(np.argmax(vis.values_by_start[i, vis.settings["starts"]:]))
+            for i, e in enumerate(vis.start_examples)]
+    return (f"noise {sum(r < 0 for r in rank)}, top digit {sum(r == 0 for r in rank)}, "
+            f"2nd/3rd {sum(r > 0 for r in rank)}")
+
+
+def _row(layer: str, label: str, values, best, seconds: float, origins: str) -> str:
+    ratio = values / best
+    beats = int(np.sum(values > (1 + MARGIN) * best))
+    return (f"| {layer} | {label} | {beats}/{len(best)} | {np.median(ratio):.2f} | "
+            f"{ratio.min():.2f} | {seconds / len(best):.3f} | {origins} |")
+
+
+def starts(model, x_test, steps: int, tree: str) -> None:
+    """Issue 28: max-pooled channels, the best of several starts against the best test digit.
+    Per layer, the tree before runs first (a child process), then each setting here."""
+    scans = max_activation.scan(model, x_test, list(LAYERS), count=1, progress=False)
+    print(f"\nstarts, max-pooled, {steps} steps; best of {len(x_test)} test digits; beats: "
+          f"value > {1 + MARGIN} x the best digit's")
+    print("| layer | settings | beats the best test digit | ratio median | ratio min | "
+          "s / channel | start of each image |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for layer in LAYERS:
+        best = scans[layer].high.values[:, 0]
+        before = before_run(tree, steps, layer)
+        if isinstance(before, dict):
+            print(_row(layer, "before (630d107), default", np.array(before["values"]), best,
+                       before["seconds"], "noise seed 0"))
+        else:
+            print(f"before: not run, {before}")
+        feature_visualization.visualize(model, layer, steps=2, plain_steps=1, progress=False)
+        for label, kwargs in STARTS.items():
+            data_ = {"x": x_test} if label.startswith("x=") else {}
+            if "plain_steps" in kwargs:
+                kwargs = {**kwargs, "plain_steps": int(kwargs["plain_steps"] * steps)}
+            begin = time.perf_counter()
+            vis = feature_visualization.visualize(model, layer, steps=steps, progress=False,
+                                                  **data_, **kwargs)
+            seconds = time.perf_counter() - begin
+            print(_row(layer, label, vis.values, best, seconds, _origins(vis)), flush=True)
+            if label.startswith("default") and isinstance(before, dict):
+                same = np.max(np.abs(vis.values - np.array(before["values"])))
+                print(f"|   | (default now vs before: largest difference {same:.1e}) | | | | | |")
+    conv1_bound(model, scans["conv1"].high.values[:, 0])
+
+
+def conv1_bound(model, best) -> None:
+    """conv1 is one linear filter and a ReLU: on images in [0, 1] its largest possible value is
+    the bias plus the positive weights (1 under each, 0 under each negative one; a "same" pad is
+    0). Where the best digit already reaches it, no image can beat search, only tie."""
+    weights, bias = (np.asarray(w) for w in model.get_layer("conv1").weights)
+    bound = np.maximum(bias + np.clip(weights, 0, None).sum(axis=(0, 1, 2)), 0)
+    at_bound = int(np.sum(best >= (1 - MARGIN) * bound))
+    print(f"\nconv1: the best test digit reaches the largest value any image can give "
+          f"(within {MARGIN:.1%}) on {at_bound}/{len(best)} channels; best / bound: median "
+          f"{np.median(best / bound):.3f}, min {np.min(best / bound):.3f}")
 
 
 def xplique_run(python: str, steps: int):
@@ -139,6 +247,10 @@ def main(argv=None):
     parser.add_argument("--steps", type=int, default=256, help="steps of the quality runs")
     parser.add_argument("--speed-steps", type=int, default=128, help="steps of the speed runs")
     parser.add_argument("--xplique-python", default="/work/xvenv/bin/python")
+    parser.add_argument("--parts", nargs="+", default=["quality", "starts", "speed"],
+                        choices=["quality", "starts", "speed"])
+    parser.add_argument("--before", default="/tmp/fv28_before",
+                        help="the tree before issue 28 (git worktree add PATH 630d107)")
     args = parser.parse_args(argv)
 
     import tensorflow as tf
@@ -149,8 +261,12 @@ def main(argv=None):
     print(f"course CNN (shipped weights), {mnist.source} MNIST; TensorFlow {tf.__version__}, "
           f"{os.cpu_count()} CPUs, {len(tf.config.list_physical_devices('GPU'))} GPUs, "
           f"Python {sys.version.split()[0]}, {time.strftime('%Y-%m-%d')}")
-    quality(model, x_test, args.steps)
-    speed(model, args.speed_steps, args.xplique_python)
+    if "quality" in args.parts:
+        quality(model, x_test, args.steps)
+    if "starts" in args.parts:
+        starts(model, x_test, args.steps, args.before)
+    if "speed" in args.parts:
+        speed(model, args.speed_steps, args.xplique_python)
 
 
 if __name__ == "__main__":

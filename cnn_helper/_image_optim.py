@@ -20,8 +20,9 @@ implementation of each piece, in the order an image passes through them:
   with C the decorrelated-colour matrix (``COLOUR_SQRT``, 3 channels only) and [lo, hi] the
   model's input range (``_reference.value_range``, the package's one range rule);
   ``ImageSpec`` holds these choices (:func:`image_spec`);
-- **random start** (:func:`initial_parameters`): image i starts from N(0, ``INITIAL_SD``) noise
-  drawn from (seed, i) alone;
+- **start** (:func:`initial_parameters`, :func:`parameters_of`): image i starts from
+  N(0, ``INITIAL_SD``) noise drawn from (seed, i) alone, or from a given image (e.g. a data set
+  example): the parameters that :func:`to_images` maps back to it;
 - **transformation** T (:func:`transform`, settings in ``Transforms``): one random shift, zoom and
   rotation per step;
 - **priors** (:func:`normalised`, :func:`total_variation`): on :math:`\tilde x`, so one weight
@@ -46,6 +47,7 @@ from . import _checks, _graph, _reference
 
 PARAMETRIZATIONS = ("fourier", "pixel")
 INITIAL_SD = 0.01        # the standard deviation of the random start (Fourier or pixel logits)
+START_MARGIN = 1e-3      # a given start image is kept this fraction of the range inside it
 COLOUR_SQRT = np.array([[0.26, 0.09, 0.02], [0.27, 0.00, -0.05], [0.27, -0.09, 0.03]], np.float32)
 """Square root of ImageNet's RGB colour covariance (lucid): decorrelated -> RGB, for 3 channels."""
 COLOUR_SQRT = COLOUR_SQRT / np.max(np.linalg.norm(COLOUR_SQRT, axis=0))
@@ -169,6 +171,30 @@ def initial_parameters(spec: ImageSpec, start: int, stop: int, seed: int) -> np.
     """
     return np.stack([np.random.default_rng([seed, i]).normal(0, INITIAL_SD, spec.parameter_shape())
                      for i in range(start, stop)]).astype(np.float32)
+
+
+def parameters_of(spec: ImageSpec, images) -> np.ndarray:
+    r"""The parameters (N, *parameter_shape) that :func:`to_images` maps to ``images`` (N, H, W, C)
+    (NumPy): the inverse of each of its steps, in reverse order. The sigmoid never reaches the
+    ends of the range, so each value is first moved ``START_MARGIN`` of the range inside it:
+
+    .. math::  q = \text{clip}((\x - lo) / (hi - lo), m, 1 - m), \qquad
+               c = \mathcal{F}(4\, C^{-1} \log(q / (1 - q))) / w
+
+    >>> params = parameters_of(spec, x_test[:3])         # 3 digits as starts of an ascent
+    >>> to_images(spec, tf.constant(params))             # the 3 digits (within 0.001)
+    """
+    low, high = np.float32(spec.low), np.float32(spec.high)
+    q = np.clip((np.asarray(images, np.float32) - low) / (high - low), START_MARGIN,
+                1 - START_MARGIN)
+    logits = np.log(q / (1 - q))
+    if spec.shape[-1] == 3:                       # undo the decorrelated colour: rgb = dec C^T
+        logits = np.linalg.solve(COLOUR_SQRT, np.moveaxis(logits, -1, -2)).swapaxes(-1, -2)
+    if spec.parametrization == "pixel":
+        return logits.astype(np.float32)
+    h, w, _ = spec.shape
+    spectrum = np.fft.rfft2(4 * np.moveaxis(logits, -1, 1)) / fourier_scale(h, w, spec.decay)
+    return np.stack([spectrum.real, spectrum.imag], axis=-1).astype(np.float32)
 
 
 def to_images(spec: ImageSpec, params):
@@ -328,22 +354,27 @@ def ascent_step(spec: ImageSpec, transforms, gain, rows: list, n_priors: int):
 
 
 def ascend(step, spec: ImageSpec, n: int, per_image: list, steps: int, seed: int, batch_size: int,
-           bar, weights: tuple) -> np.ndarray:
+           bar, weights: tuple, start=None, last=(None, 0)) -> np.ndarray:
     """Run the compiled ``step`` (:func:`ascent_step`) ``steps`` times on each batch of images;
     returns the final parameters (n, ...). ``per_image`` are arrays (n, ...) cut into the same
-    batches; ``weights`` (prior weights, learning rate) become a tensor.
+    batches; ``weights`` (prior weights, learning rate) become a tensor. ``start``: the first
+    parameters (n, ...), by default the random start drawn from (seed, i); ``last`` = (another
+    compiled step, k): the last k of the steps are its (a schedule, e.g. no transformations).
 
     >>> params = ascend(step, spec, n, [kind_ids, channels], 256, 0, 32, bar, (l2, tv, 0.05))
     """
     import tensorflow as tf
 
     finished, weights = [], tf.constant(weights, tf.float32)
+    last_step, last_steps = last
     for rows in _checks.batches(n, batch_size):
-        params = tf.constant(initial_parameters(spec, rows.start, rows.stop, seed))
+        params = tf.constant(initial_parameters(spec, rows.start, rows.stop, seed)
+                             if start is None else start[rows])
         m = v = tf.zeros_like(params)
         args = [tf.constant(a[rows]) for a in per_image]
         for t in range(1, steps + 1):
-            params, m, v = step(params, m, v, *args, tf.constant(t), tf.constant(seed), weights)
+            step_t = last_step if t > steps - last_steps else step
+            params, m, v = step_t(params, m, v, *args, tf.constant(t), tf.constant(seed), weights)
             bar.update(1)
         finished.append(params.numpy())
     return np.concatenate(finished)

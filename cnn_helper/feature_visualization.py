@@ -23,11 +23,19 @@ the network but look like noise; four choices make the images readable:
   slightly rotated at random (``Transforms``): a pattern that excites the target only at one exact
   pixel offset is not rewarded.
 
+**Starts.** The ascent is local: from faint noise, a max-pooled target (its gradient flows
+through one location) often stops below the value the best data set example gives, so the image
+loses to search. ``starts`` noise starts (seeds seed, seed + 1, ...) and, with data ``x``, the
+target's ``example_starts`` maximally activating examples of x (``max_activation``) as starts
+make it search and then climb: each image is the best of its target's starts, and the result
+says which start it came from (``starts``: "noise seed 2", "example #1234"). ``plain_steps`` is a
+schedule: the last steps see the image untransformed, polishing the value of the image itself.
+
 Every target is optimized at once, one image each, in batches of ``batch_size`` through ONE
 compiled step (the target's layer, channel and pooling are tensors: no retracing per target). The
 optimizer is Adam, written out in :func:`adam`. Seeded: the start of image i and the transformation
-of step t depend on (seed, i) and (seed, t) only, so the same seed gives the same images, whatever
-``batch_size``.
+of step t depend on (seed, i) and (seed, t) only (an example start: on the example and the call's
+seed), so the same seed gives the same images, whatever ``batch_size``.
 
 The parametrization, the transformations, the priors and Adam are the image-optimization toolkit
 that :func:`cnn_helper.inverting.invert` shares (the private module ``cnn_helper._image_optim``);
@@ -39,6 +47,8 @@ Example
 >>> vis = visualize(model, [Feature("logits", k) for k in range(10)])   # the 10 class images
 >>> vis.images.shape, vis.values                 # (10, 28, 28, 1); the logit each image reaches
 >>> units = visualize(model, "conv3")            # every channel of conv3 (max-pooled), one batch
+>>> better = visualize(model, "conv3", x=x_test)  # each the best of noise and 3 top test digits
+>>> better.starts[:2]                             # e.g. ('example #4113', 'example #28')
 >>> fig, axes = cnn_helper.plot.visualizations(units)
 """
 from __future__ import annotations
@@ -48,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph, features
+from . import _checks, _graph, features, max_activation
 from ._checks import BATCH_SIZE
 from ._image_optim import (
     PARAMETRIZATIONS,
@@ -62,6 +72,7 @@ from ._image_optim import (
     image_spec,
     initial_parameters,
     normalised,
+    parameters_of,
     to_images,
     total_variation,
     transform,
@@ -80,9 +91,15 @@ class FeatureVisualization:
     targets        : tuple of Features, one per image (an int target as its head Feature)
     images         : (N, H, W, C) float32, inside the model's input range
     values         : (N,) the target's value on its image (untransformed): what the ascent reached
-    initial_values : (N,) the target's value on the random start
+    initial_values : (N,) the target's value on the start its image came from
     settings       : the call's settings (steps, parametrization, decay, learning_rate,
-                     transforms, l2, tv, value_range, seed)
+                     transforms, l2, tv, value_range, seed, starts, example_starts (0 without
+                     x), plain_steps)
+    starts         : (N,) the start each image came from, the best of the call's starts:
+                     "noise seed s" (the random start of ``seed=s``) or "example #i" (``x[i]``)
+    start_examples : (N,) int64, the index i into ``x`` of that example; -1 for a noise start
+    values_by_start: (N, S) the value each start reached: the noise seeds in order, then the
+                     targets' top examples of ``x``, highest first
     """
 
     targets: tuple
@@ -90,6 +107,9 @@ class FeatureVisualization:
     values: np.ndarray
     initial_values: np.ndarray
     settings: dict
+    starts: tuple
+    start_examples: np.ndarray
+    values_by_start: np.ndarray
 
     def __len__(self):
         return len(self.targets)
@@ -151,8 +171,11 @@ def objective(model, kinds: tuple):
         for j, (layer, pool, location) in enumerate(kinds):
             y = ops.cast(found[layer], "float32")
             mine = ops.minimum(channels, y.shape[-1] - 1)     # rows of other kinds: any channel
-            at_mine = ops.reshape(mine, (-1,) + (1,) * (len(y.shape) - 1))
-            own = ops.take_along_axis(y, at_mine, axis=-1)                # (N, *spatial, 1)
+            # y times 1 at k and 0 elsewhere, summed: exactly y_k (take_along_axis would make
+            # int64 indices, which oneDNN has no kernels for on most CPUs)
+            pick = ops.reshape(ops.one_hot(mine, y.shape[-1]),
+                               (-1,) + (1,) * (len(y.shape) - 2) + (y.shape[-1],))
+            own = ops.sum(y * pick, axis=-1, keepdims=True)                # (N, *spatial, 1)
             at = None if location is None else ops.broadcast_to(
                 np.int32([location]), (ops.shape(y)[0], len(location)))  # every image's idx
             value, _ = features.read(own, 0, pool, at)
@@ -188,6 +211,51 @@ def _compiled(model, kinds, spec, transforms):
     return _graph.memo(model, key, build)
 
 
+# --------------------------------------------------------------------------- the starts
+
+
+def _top_indices(model, targets: tuple, x, count: int, batch_size: int) -> np.ndarray:
+    """(n, count) int64: each target's ``count`` top examples of ``x``, highest first, ties by
+    lower index (``max_activation``: one scan per pooling for the pooled targets, whatever their
+    layers; ``top_examples`` for a target at a location)."""
+    pooled = [t for t in targets if t.location is None]
+    scans = {}
+    for pool in dict.fromkeys(t.pool for t in pooled):
+        layers = {t.layer_name: t.layer for t in pooled if t.pool == pool}
+        scans[pool] = max_activation.scan(model, x, list(layers.values()), count, pool,
+                                          batch_size, progress=False)
+    return np.stack([
+        scans[t.pool][t.layer_name].high.indices[t.channel] if t.location is None else
+        max_activation.top_examples(model, x, t, count, batch_size=batch_size).high.indices
+        for t in targets]).astype(np.int64)
+
+
+def _starts(model, targets: tuple, spec: ImageSpec, seed: int, starts, x, example_starts,
+            batch_size: int) -> list:
+    """Every start of the ascent, one per group of images: [(labels (n,), example indices (n,),
+    parameters (n, ...), seed of the transformations)]. First ``starts`` noise starts, drawn
+    from seed, seed + 1, ... (noise seed s is what ``seed=s`` alone gives), then, with data
+    ``x``, each target's ``example_starts`` top examples of x, highest first."""
+    if not _checks.is_int(starts) or starts < 0 or (starts == 0 and x is None):
+        raise ValueError(f"starts must be an int >= 1 (noise starts), or >= 0 when x gives "
+                         f"example starts, got {starts!r}")
+    n = len(targets)
+    groups = [([f"noise seed {seed + j}"] * n, np.full(n, -1, np.int64),
+               initial_parameters(spec, 0, n, seed + j), seed + j) for j in range(starts)]
+    if x is None:
+        return groups
+    x, _ = _graph.check_images(model, x, "x")
+    if x.shape[1:] != spec.shape:
+        raise ValueError(f"x holds images of shape {x.shape[1:]}, but the images optimized have "
+                         f"shape {spec.shape}: give examples of that size")
+    if not _checks.is_int(example_starts) or not 1 <= example_starts <= len(x):
+        raise ValueError(f"example_starts must be an int from 1 to the {len(x)} examples of x, "
+                         f"got {example_starts!r}")
+    top = _top_indices(model, targets, x, int(example_starts), batch_size)
+    return groups + [([f"example #{i}" for i in top[:, r]], top[:, r],
+                      parameters_of(spec, x[top[:, r]]), seed) for r in range(example_starts)]
+
+
 # --------------------------------------------------------------------------- the method
 
 
@@ -195,6 +263,7 @@ def visualize(model, targets, steps: int = 256, parametrization: str = "fourier"
               decay: float = 1.0, learning_rate: float = 0.05,
               transforms=Transforms(),  # noqa: B008 (a frozen dataclass: immutable, safe to share)
               l2: float = 0.0, tv: float = 0.0, value_range="auto", size=None, seed: int = 0,
+              starts: int = 1, x=None, example_starts: int = 3, plain_steps: int = 0,
               batch_size=BATCH_SIZE, progress: bool = True) -> FeatureVisualization:
     r"""Images that excite each target: gradient ascent on the target's value (module docstring).
 
@@ -211,33 +280,76 @@ def visualize(model, targets, steps: int = 256, parametrization: str = "fourier"
     value_range     : "auto" ([0, 1], or [0, 255] for a model that scales its input) or
                       (low, high), numbers or per-channel arrays
     size            : (H, W) to optimize at, for a model whose input size is free
+    starts          : random starts per target, from seed, seed + 1, ...;  x : data (N, H, W, C):
+                      each target also starts from its ``example_starts`` top examples of x
+                      (``max_activation``). Each image is the best of its target's starts
+                      (highest value; ties to the first); ``starts`` in the result names it
+    plain_steps     : the last ``plain_steps`` steps see the image untransformed (a schedule:
+                      transformation robustness first, then the value of the image itself)
     batch_size      : images per compiled step; bounds memory, never changes a result
     progress        : show a progress bar of the steps
 
     >>> vis = visualize(model, [Feature("conv3", k) for k in (3, 12)], steps=128, seed=1)
+    >>> vis = visualize(model, "conv3", x=x_test)   # best of noise and the 3 top test digits
+    >>> vis.starts[:2]                                  # e.g. ('example #4113', 'noise seed 0')
     """
-    from tqdm.auto import tqdm
-
     steps, learning_rate, transforms, seed = check_settings(steps, learning_rate, transforms, seed)
     targets = _targets(model, targets)
     spec = image_spec(model, parametrization, decay, value_range, size)
     l2, tv = _checks.non_negative(l2, "l2"), _checks.non_negative(tv, "tv")
+    plain_steps = _plain_steps(plain_steps, steps)
     batch_size = _graph.batch_size(model, batch_size)
-    kinds, kind_ids, channels = _kinds(model, targets)
-    step, measure = _compiled(model, kinds, spec, transforms)
-    n = len(targets)
-    with tqdm(total=steps * -(-n // batch_size), unit="step", desc=f"visualize {n} targets",
-              disable=not progress) as bar:
-        params = ascend(step, spec, n, [kind_ids, channels], steps, seed, batch_size, bar,
-                        (l2, tv, learning_rate))
-    images, values = _measured(spec, measure, params, kind_ids, channels, batch_size)
-    _, initial_values = _measured(spec, measure, initial_parameters(spec, 0, n, seed), kind_ids,
-                                  channels, batch_size)
-    _warn_stuck(targets, values, initial_values)
+    groups = _starts(model, targets, spec, seed, starts, x, example_starts, batch_size)
+    runs = _ascents(model, targets, spec, groups, transforms, (steps, plain_steps),
+                    (l2, tv, learning_rate), batch_size, progress)
     settings = dict(steps=steps, parametrization=parametrization, decay=spec.decay,
                     learning_rate=learning_rate, transforms=transforms, l2=l2, tv=tv,
-                    value_range=(spec.low, spec.high), seed=seed)
-    return FeatureVisualization(targets, images, values, initial_values, settings)
+                    value_range=(spec.low, spec.high), seed=seed, starts=int(starts),
+                    example_starts=0 if x is None else int(example_starts),
+                    plain_steps=plain_steps)
+    return _best_of(targets, groups, runs, settings)
+
+
+def _plain_steps(plain_steps, steps: int) -> int:
+    """``plain_steps`` checked: an int from 0 to ``steps``."""
+    if not _checks.is_int(plain_steps) or not 0 <= plain_steps <= steps:
+        raise ValueError(f"plain_steps must be an int from 0 to steps={steps}, got "
+                         f"{plain_steps!r}")
+    return int(plain_steps)
+
+
+def _ascents(model, targets: tuple, spec: ImageSpec, groups: list, transforms, schedule: tuple,
+             weights: tuple, batch_size: int, progress: bool) -> list:
+    """[images, values, initial values] of each start of ``groups``: the ascent from it, with
+    ``schedule`` = (steps, of which the last are plain: untransformed)."""
+    from tqdm.auto import tqdm
+
+    kinds, kind_ids, channels = _kinds(model, targets)
+    (step, measure), (plain, _) = (_compiled(model, kinds, spec, t) for t in (transforms, None))
+    (steps, plain_steps), n, runs = schedule, len(targets), []
+    with tqdm(total=steps * len(groups) * -(-n // batch_size), unit="step",
+              desc=f"visualize {n} targets", disable=not progress) as bar:
+        for *_, start, seed in groups:
+            params = ascend(step, spec, n, [kind_ids, channels], steps, seed, batch_size, bar,
+                            weights, start, (plain, plain_steps))
+            runs.append(_measured(spec, measure, params, kind_ids, channels, batch_size)
+                        + _measured(spec, measure, start, kind_ids, channels, batch_size)[1:])
+    return runs
+
+
+def _best_of(targets: tuple, groups: list, runs: list, settings: dict) -> FeatureVisualization:
+    """Per target, the image of the start that reached the highest value (ties: the first start);
+    ``runs`` holds [images, values, initial values] of each start."""
+    values_by_start = np.stack([values for _, values, _ in runs], axis=1)        # (n, S)
+    best = np.argmax(values_by_start, axis=1)
+    row = np.arange(len(targets))
+    images, values, initial_values = (np.stack([run[part] for run in runs], axis=1)[row, best]
+                                      for part in range(3))
+    starts = tuple(groups[g][0][i] for i, g in enumerate(best))
+    start_examples = np.stack([group[1] for group in groups], axis=1)[row, best]
+    _warn_stuck(targets, values, initial_values)
+    return FeatureVisualization(targets, images, values, initial_values, settings, starts,
+                                start_examples, values_by_start)
 
 
 def _warn_stuck(targets: tuple, values, initial_values):

@@ -166,7 +166,7 @@ def test_figures(shipped_cnn, bundled, cnn_units):
     (x, y), _ = bundled
     _, vis = cnn_units
     fig, axes = plot.visualizations(vis, cols=3)
-    assert axes.size == 6
+    assert axes.size == 6 and "from" not in axes.flat[0].get_title()     # one start: not named
     units = visualize(shipped_cnn, [Feature("conv3", 1), Feature("conv3", 2)], steps=4,
                       progress=False)
     scans = max_activation.scan(shipped_cnn, x[:200], "conv3", count=9, progress=False)
@@ -214,3 +214,133 @@ def test_a_target_behind_an_off_relu_is_named_in_a_warning(shipped_cnn):
     with pytest.warns(UserWarning, match=r"y_\(conv1\),idx=\(14, 14\),k=6.*another seed"):
         vis = visualize(shipped_cnn, [dead, Feature("conv1", 6)], steps=4, progress=False)
     assert vis.values[0] == vis.initial_values[0] == 0 and vis.values[1] > 0
+
+
+# --------------------------------------------------------------------------- several starts
+
+
+def _brute_force_top(model, x, target, count):
+    """The ``count`` examples of x with the highest value of target, by NumPy from the layer's
+    activations: highest first, equal values by lower index."""
+    y = features.activations(model, x, [target.layer_name])[target.layer_name][..., target.channel]
+    if target.location is not None:
+        values = y[(slice(None),) + tuple(target.location)]
+    else:
+        axes = tuple(range(1, y.ndim))
+        values = y.max(axis=axes) if target.pool == "max" else y.mean(axis=axes)
+    return np.argsort(-values, kind="stable")[:count]
+
+
+def test_each_image_is_the_best_of_its_starts_and_names_it(shipped_cnn, bundled):
+    x = bundled[1][0][:150]
+    targets = [Feature("conv3", 1), Feature("conv3", 5), Feature("conv2", 3, location=(5, 5))]
+    vis = visualize(shipped_cnn, targets, steps=6, starts=2, x=x, example_starts=2,
+                    progress=False)
+    assert vis.values_by_start.shape == (3, 4) and vis.start_examples.dtype == np.int64
+    best = vis.values_by_start.argmax(axis=1)
+    np.testing.assert_array_equal(vis.values, vis.values_by_start.max(axis=1))
+    for i, target in enumerate(targets):
+        top = _brute_force_top(shipped_cnn, x, target, 2)
+        if best[i] < 2:                                   # columns: noise seeds 0, 1 ...
+            assert vis.starts[i] == f"noise seed {best[i]}" and vis.start_examples[i] == -1
+        else:                                             # ... then the top examples of x
+            assert vis.start_examples[i] == top[best[i] - 2]
+            assert vis.starts[i] == f"example #{top[best[i] - 2]}"
+        expected = features.feature_values(shipped_cnn, vis.images[i:i + 1], target).values[0]
+        np.testing.assert_allclose(vis.values[i], expected, rtol=1e-4, atol=1e-5)
+    assert vis.settings["starts"] == 2 and vis.settings["example_starts"] == 2
+    fig, axes = plot.visualizations(vis)                  # each title names the start
+    short = vis.starts[0].replace("noise ", "").replace("example ", "")
+    assert axes.flat[0].get_title().endswith(f"\nfrom {short}")
+    fig, ax = plot.visualization_of(vis, 1)
+    assert ax.get_title().endswith(f"\nfrom {vis.starts[1]}")
+
+
+def test_example_starts_are_the_top_examples_and_start_at_their_value(shipped_cnn, bundled):
+    """Against a brute-force search: each target starts from its top example of x (the image
+    the sigmoid can reach: within START_MARGIN of the range), and the ascent raises it."""
+    x = bundled[1][0][:300]
+    targets = [Feature("conv3", 7), Feature("conv2", 4, pool="mean"),
+               Feature("conv1", 2, location=(10, 12)), Feature("logits", 3)]
+    vis = visualize(shipped_cnn, targets, steps=8, starts=0, x=x, example_starts=1,
+                    progress=False)
+    for i, target in enumerate(targets):
+        top = _brute_force_top(shipped_cnn, x, target, 1)[0]
+        assert vis.start_examples[i] == top and vis.starts[i] == f"example #{top}"
+        start = np.clip(x[top:top + 1], 1e-3, 1 - 1e-3)
+        value = features.feature_values(shipped_cnn, start, target).values[0]
+        np.testing.assert_allclose(vis.initial_values[i], value, rtol=1e-3, atol=1e-4)
+    assert np.all(vis.values > vis.initial_values)
+
+
+def test_noise_start_s_is_what_seed_s_alone_gives(tiny_colour):
+    targets = [Feature("base/c2", k) for k in range(3)]
+    several = visualize(tiny_colour, targets, steps=6, seed=1, starts=3, progress=False)
+    alone = [visualize(tiny_colour, targets, steps=6, seed=s, progress=False) for s in (1, 2, 3)]
+    for j, vis in enumerate(alone):
+        np.testing.assert_allclose(several.values_by_start[:, j], vis.values, rtol=1e-5)
+    for i, j in enumerate(several.values_by_start.argmax(axis=1)):
+        assert several.starts[i] == f"noise seed {j + 1}"
+        np.testing.assert_allclose(several.images[i], alone[j].images[i], atol=1e-5)
+        assert several.initial_values[i] == alone[j].initial_values[i]
+
+
+def test_several_starts_do_not_depend_on_batch_size(tiny_colour):
+    x = np.random.default_rng(0).uniform(-1, 1, (20, 16, 16, 3)).astype(np.float32)
+    targets = [Feature("base/c1", 0), Feature("base/c2", 4, pool="mean"), Feature("head", 1)]
+    one, all_ = (visualize(tiny_colour, targets, steps=6, value_range=(-1, 1), starts=2, x=x,
+                           example_starts=2, plain_steps=2, batch_size=b, progress=False)
+                 for b in (1, "auto"))
+    np.testing.assert_allclose(one.values_by_start, all_.values_by_start, rtol=1e-4, atol=1e-4)
+    np.testing.assert_allclose(one.images, all_.images, atol=1e-4)
+    assert one.starts == all_.starts
+
+
+def test_a_colour_example_start_is_the_example(tiny_colour):
+    """The inverse of the parametrization (decorrelated colour, Fourier or pixels) gives back
+    the example, so an example start begins at the example's own value."""
+    x = np.random.default_rng(1).uniform(-0.9, 0.9, (5, 16, 16, 3)).astype(np.float32)
+    target = Feature("base/c2", 2)
+    for parametrization in ("fourier", "pixel"):
+        vis = visualize(tiny_colour, target, steps=1, value_range=(-1, 1), starts=0, x=x,
+                        example_starts=1, parametrization=parametrization, progress=False)
+        value = features.feature_values(tiny_colour, x[vis.start_examples], target).values[0]
+        np.testing.assert_allclose(vis.initial_values[0], value, rtol=1e-4, atol=1e-5)
+
+
+def test_plain_steps_end_the_ascent_untransformed(tiny_colour):
+    targets = [Feature("base/c2", k) for k in range(2)]
+    plain = visualize(tiny_colour, targets, steps=6, transforms=None, progress=False)
+    late = visualize(tiny_colour, targets, steps=6, plain_steps=6, progress=False)
+    np.testing.assert_allclose(late.images, plain.images, atol=1e-6)
+    assert plain.settings["plain_steps"] == 0 and late.settings["plain_steps"] == 6
+
+
+def test_example_starts_beat_the_best_example_where_noise_does_not(shipped_cnn, bundled):
+    """Issue 28: from noise, the max-pooled image of these conv3 channels stays below the best
+    of 300 test digits (the ascent stops in a local optimum); from the channel's top digits the
+    ascent climbs past it (by more than 0.1 %: a start the ascent cannot raise does not count)."""
+    x = bundled[1][0][:300]
+    channels = [0, 4, 6, 26]
+    best = max_activation.scan(shipped_cnn, x, "conv3", count=1, progress=False)["conv3"]
+    best = best.high.values[channels, 0]
+    targets = [Feature("conv3", k) for k in channels]
+    noise = visualize(shipped_cnn, targets, steps=32, progress=False)
+    assert np.all(noise.values < best), noise.values / best
+    vis = visualize(shipped_cnn, targets, steps=32, x=x, progress=False)
+    assert np.all(vis.values > 1.001 * best), (vis.values / best, vis.starts)
+    assert np.all(vis.values > vis.initial_values)
+
+
+def test_bad_starts_are_a_clear_error(shipped_cnn, bundled):
+    x = bundled[1][0][:5]
+    cases = [
+        (dict(starts=0), "starts must be an int >= 1"),
+        (dict(starts=-1, x=x), "starts must be an int"),
+        (dict(x=x, example_starts=6), "example_starts must be an int from 1 to the 5"),
+        (dict(x=x[..., 0]), "x"),
+        (dict(plain_steps=9, steps=8), "plain_steps must be an int from 0 to steps=8"),
+    ]
+    for kwargs, message in cases:
+        with pytest.raises(ValueError, match=message):
+            visualize(shipped_cnn, 1, progress=False, **kwargs)

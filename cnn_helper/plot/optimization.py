@@ -10,7 +10,9 @@ r"""Interpretation by optimization: images optimized to excite a target
 - ``inversions``: each image beside its reconstructions from every layer inverted.
 
 Every image is drawn on the model's input range (from the result's settings), so two panels with
-the same grey mean the same input value.
+the same grey mean the same input value. An image that is the best of several starts
+(``visualize(..., starts=4)`` or ``x=x_test``) says in its title which start it came from: a noise
+seed, or "#i", example i of the data.
 """
 from __future__ import annotations
 
@@ -20,8 +22,10 @@ import numpy as np
 from ._common import check_result, image_array
 from .core import finish, grid, montage, show_image
 
-VISUALIZATION_FIELDS = ("targets", "images", "values", "settings")
+VISUALIZATION_FIELDS = ("targets", "images", "values", "settings", "starts",
+                        "values_by_start")
 INVERSION_FIELDS = ("x", "layers", "images", "distances", "settings")
+START_LINE = 0.25       # inches of the title line naming the start an image came from
 
 
 def _check_visualization(vis, name: str = "vis"):
@@ -42,6 +46,20 @@ def _names(targets) -> list:
     return [f"k={t.channel}" if len(layers) == 1 else str(t) for t in targets]
 
 
+def _several_starts(vis) -> bool:
+    """Whether each image is the best of several starts: its title then names its start."""
+    return np.shape(vis.values_by_start)[-1] > 1
+
+
+def _start_line(vis, i: int, short: bool = True) -> str:
+    """A title line naming the start image i came from ("from seed 2", "from #1234"; not short:
+    "from noise seed 2", "from example #1234"), or "" when every image had one start."""
+    if not _several_starts(vis):
+        return ""
+    start = vis.starts[i]
+    return "\nfrom " + (start.replace("noise ", "").replace("example ", "") if short else start)
+
+
 def visualizations(vis, cols: int = 8, size: float = 1.2, title=None):
     """The images of ``feature_visualization.visualize``, each titled with its target and the
     value it reaches, on the model's input range.
@@ -51,12 +69,16 @@ def visualizations(vis, cols: int = 8, size: float = 1.2, title=None):
     vis = _check_visualization(vis)
     fig, axes = grid(len(vis), min(cols, len(vis)), size, title)
     vmin, vmax = _limits(vis)
-    for ax, image, name, value in zip(axes.flat, vis.images, _names(vis.targets), vis.values):
-        show_image(ax, image, f"{name}: {value:.1f}", vmin=vmin, vmax=vmax)
+    for i, (ax, name) in enumerate(zip(axes.flat, _names(vis.targets))):
+        show_image(ax, vis.images[i], f"{name}: {vis.values[i]:.1f}{_start_line(vis, i)}",
+                   vmin=vmin, vmax=vmax)
+    if _several_starts(vis):     # room for the start line of each tile, and the title's 2 lines
+        fig.set_figheight(fig.get_figheight() + START_LINE * axes.shape[0] + 0.45)
     if title is None:
         layers = sorted({t.layer_name for t in vis.targets})
+        starts = ",\nand the start it came from: a noise seed or #i, example i of x"
         fig.suptitle(f"images optimized to excite each target of {', '.join(layers)} (title: "
-                     "its value)", fontsize=10)
+                     f"its value{starts if _several_starts(vis) else ''})", fontsize=10)
     fig.tight_layout()
     return finish(fig), axes
 
@@ -70,10 +92,10 @@ def visualization_of(vis, index: int, size: float = 2.2):
     vis = _check_visualization(vis)
     if not isinstance(index, (int, np.integer)) or not 0 <= index < len(vis):
         raise ValueError(f"index {index!r} is not an image of vis: 0..{len(vis) - 1}")
-    fig, ax = plt.subplots(figsize=(size, size + 0.35))
+    fig, ax = plt.subplots(figsize=(size, size + 0.35 + START_LINE * _several_starts(vis)))
     vmin, vmax = _limits(vis)
-    show_image(ax, vis.images[index], f"{vis.targets[index]}\noptimized: "
-                                      f"{vis.values[index]:.2f}", vmin=vmin, vmax=vmax)
+    show_image(ax, vis.images[index], f"{vis.targets[index]}\noptimized: {vis.values[index]:.2f}"
+               f"{_start_line(vis, index, short=False)}", vmin=vmin, vmax=vmax)
     fig.tight_layout()
     return finish(fig), ax
 
@@ -90,16 +112,17 @@ def compare_visualizations(results: dict, size: float = 1.1, title=None):
                         f"{type(results).__name__}")
     rows = [_check_visualization(vis, f"results[{label!r}]") for label, vis in results.items()]
     cols = max(len(vis) for vis in rows)
+    row_height = size + 0.3 + START_LINE * any(_several_starts(vis) for vis in rows)
     fig, axes = plt.subplots(len(rows), cols, squeeze=False,
-                             figsize=(size * cols + 0.4, (size + 0.3) * len(rows) + 0.4))
+                             figsize=(size * cols + 0.4, row_height * len(rows) + 0.4))
     for r, (label, vis) in enumerate(zip(results, rows)):
         vmin, vmax = _limits(vis)
         for c, ax in enumerate(axes[r]):
             if c >= len(vis):
                 ax.axis("off")
                 continue
-            show_image(ax, vis.images[c], f"{_names(vis.targets)[c]}: {vis.values[c]:.1f}",
-                       vmin=vmin, vmax=vmax)
+            show_image(ax, vis.images[c], f"{_names(vis.targets)[c]}: {vis.values[c]:.1f}"
+                       f"{_start_line(vis, c)}", vmin=vmin, vmax=vmax)
         axes[r, 0].set_ylabel(label, fontsize=9)
     fig.suptitle(title or "the same targets, optimized with different settings (title: the "
                           "value reached)", fontsize=10)
@@ -143,11 +166,12 @@ def unit_and_examples(vis, x, examples, y=None, size: float = 1.9, title=None):
     x = image_array(x)
     examples = _check_examples(vis, x, examples)
     fig, axes = plt.subplots(len(vis), 2, squeeze=False, gridspec_kw={"width_ratios": [1, 1.6]},
-                             figsize=(2.8 * size, (size + 0.5) * len(vis) + 0.5))
+                             figsize=(2.8 * size, (size + 0.5 + START_LINE * _several_starts(vis))
+                                      * len(vis) + 0.5))
     vmin, vmax = _limits(vis)
-    for row, target, image, value, top in zip(axes, vis.targets, vis.images, vis.values,
-                                              examples):
-        show_image(row[0], image, f"{target}\noptimized: {value:.2f}", vmin=vmin, vmax=vmax)
+    for i, (row, target, top) in enumerate(zip(axes, vis.targets, examples)):
+        show_image(row[0], vis.images[i], f"{target}\noptimized: {vis.values[i]:.2f}"
+                   f"{_start_line(vis, i, short=False)}", vmin=vmin, vmax=vmax)
         index = top.high.indices
         titles = [f"#{i}" + ("" if y is None else f" ({y[i]})") for i in index]
         montage(x[index], titles, cols=3, ax=row[1])
