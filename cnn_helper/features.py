@@ -151,16 +151,33 @@ def _flat(maps):
     return ops.reshape(maps, (ops.shape(maps)[0], -1))
 
 
-def argmax_location(maps):
-    """idx of the max of each map (N, *spatial) -> (N, n_spatial) int32; the first in row-major
-    order when several are equal. Not differentiated: it only chooses where to read. (Indices
-    inside TensorFlow are int32: on CPUs without int64 oneDNN kernels an int64 op prints an error
-    line; the arrays the package returns hold int64.)"""
+def location_of(flat_index, spatial):
+    """The idx (..., n_spatial) of row-major positions ``flat_index`` (...) in a map of shape
+    ``spatial``: the last axis varies fastest.
+
+    Inside TensorFlow indices are int32 and never transposed: oneDNN prints "oneDNN supports
+    DT_INT32 (or DT_INT64) only on platforms with AVX-512" for an integer transpose, and on some
+    CPUs for other int64 ops; the arrays the package returns hold int64.
+
+    >>> np.asarray(location_of(np.int32([5, 7]), (3, 4)))      # 5 = 1*4 + 1, 7 = 1*4 + 3
+    array([[1, 1],
+           [1, 3]], dtype=int32)
+    """
     from keras import ops
 
-    flat = ops.cast(ops.argmax(_flat(maps), axis=1), "int32")
-    spatial = ops.shape(maps)[1:]
-    return ops.stack(ops.unravel_index(flat, spatial), axis=1)
+    rest, idx = ops.cast(flat_index, "int32"), []
+    for size in reversed(tuple(spatial)[1:]):
+        idx.insert(0, rest % size)
+        rest = rest // size
+    return ops.stack([rest] + idx, axis=-1)
+
+
+def argmax_location(maps):
+    """idx of the max of each map (N, *spatial) -> (N, n_spatial) int32; the first in row-major
+    order when several are equal. Not differentiated: it only chooses where to read."""
+    from keras import ops
+
+    return location_of(ops.argmax(_flat(maps), axis=1), ops.shape(maps)[1:])
 
 
 def value_at(maps, locations):

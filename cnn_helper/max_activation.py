@@ -166,14 +166,23 @@ def _top(values, count):
 def _candidate_locations(y, rows):
     """The argmax location (C, n, n_spatial) of the maps y[rows[c, j], ..., c]: only the C x n
     candidate maps are gathered from y (B, *spatial, C), a small tensor, so the argmax is not
-    computed for the whole batch."""
+    computed for the whole batch. Each value is read at (example, position * C + channel) of y
+    as (B, P C): int32 indices however large the batch (see ``features.location_of``)."""
     import tensorflow as tf
+    from keras import ops
 
-    channels_first = tf.transpose(y, [len(y.shape) - 1] + list(range(len(y.shape) - 1)))
-    maps = tf.gather(channels_first, rows, axis=1, batch_dims=1)          # (C, n, *spatial)
-    spatial = tf.shape(maps)[2:]
-    where = features.argmax_location(tf.reshape(maps, tf.concat([[-1], spatial], 0)))
-    return tf.reshape(where, tf.concat([tf.shape(rows), [len(y.shape) - 2]], 0))
+    if len(y.shape) == 2:                                 # Dense: the unit itself, no location
+        return tf.zeros(tf.concat([tf.shape(rows), [0]], 0), tf.int32)
+    n_channels = tf.shape(y)[-1]
+    per_example = tf.reshape(y, [tf.shape(y)[0], -1])                            # (B, P C)
+    n_positions = tf.shape(per_example)[1] // n_channels
+    columns = tf.range(n_positions)[None, :] * n_channels + tf.range(n_channels)[:, None]
+    shape = tf.concat([tf.shape(rows), [n_positions]], 0)                        # (C, n, P)
+    at = tf.stack([tf.broadcast_to(rows[:, :, None], shape),
+                   tf.broadcast_to(columns[:, None, :], shape)], axis=-1)
+    maps = tf.gather_nd(per_example, at)                                         # (C, n, P)
+    return features.location_of(tf.argmax(maps, axis=-1, output_type=tf.int32),
+                                ops.shape(y)[1:-1])
 
 
 def _merge_batch(kept, values, index, y, count):
@@ -183,10 +192,7 @@ def _merge_batch(kept, values, index, y, count):
     import tensorflow as tf
 
     best = _top(values, count)
-    if len(y.shape) == 2:                                 # Dense: the unit itself, no location
-        where = tf.zeros(tf.concat([tf.shape(best.indices), [0]], 0), tf.int32)
-    else:
-        where = _candidate_locations(y, best.indices)
+    where = _candidate_locations(y, best.indices)
     both = [tf.concat([a, b], axis=1)
             for a, b in zip(kept, (best.values, tf.gather(index, best.indices), where))]
     top = _top(both[0], count)

@@ -1,12 +1,13 @@
-"""Which int64 tensors the package's own code makes TensorFlow compute, for the test that keeps
-oneDNN's "supports DT_INT64 only on platforms with AVX-512" line out of users' terminals.
+"""Which integer tensors the package's own code makes TensorFlow compute, for the test that keeps
+oneDNN's "oneDNN supports DT_INT64 (or DT_INT32) only on platforms with AVX-512" line out of
+users' terminals.
 
-TensorFlow's oneDNN layout pass checks the type of every op it may rewrite (transposes, element-
-wise arithmetic, reshapes, concatenations, ...); on a CPU without int64 support in oneDNN an int64
-one prints that line as an ERROR, which TF_CPP_MIN_LOG_LEVEL=2 lets through. This CPU prints it
-for an int64 Transpose only, so the line itself cannot be the test: instead every op is recorded
+TensorFlow's oneDNN layout pass checks the type of the ops it may rewrite (transposes, element-
+wise arithmetic, reshapes, concatenations, ...) and logs that line as an ERROR, which
+TF_CPP_MIN_LOG_LEVEL=2 lets through. On this project's CPU an integer Transpose (int32 or int64)
+prints it; the issue saw it for other int64 ops on a CPU without AVX-512. So every op is recorded
 as TensorFlow builds or runs it (an op callback), with the line of ``cnn_helper`` that asked for
-it, and the int64 ones of the ops oneDNN rewrites are listed.
+it, and listed when it is an integer Transpose or an int64 op of those oneDNN rewrites.
 """
 import collections
 import contextlib
@@ -48,14 +49,15 @@ def _asked_by() -> str | None:
 
 @contextlib.contextmanager
 def int64_ops_recorded():
-    """A Counter of (op type, where the package asked for it) of the int64 oneDNN ops built or
-    run in the block."""
+    """A Counter of (op type, where the package asked for it) of the integer transposes and int64
+    oneDNN ops built or run in the block."""
     seen = collections.Counter()
 
     def record(op_type, inputs, attrs, outputs, op_name=None, graph=None):
         op_type = op_type.decode() if isinstance(op_type, bytes) else op_type
-        if op_type in ONEDNN_OPS and any(
-                o is not None and o.dtype == tf.int64 for o in outputs or ()):
+        dtypes = {o.dtype for o in outputs or () if o is not None}
+        if (op_type in ONEDNN_OPS and tf.int64 in dtypes) or \
+                (op_type == "Transpose" and dtypes & {tf.int32, tf.int64}):
             where = _asked_by()
             if where:
                 seen[(op_type, where)] += 1

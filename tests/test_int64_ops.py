@@ -1,6 +1,6 @@
-"""No int64 oneDNN op of the package's own: on CPUs without int64 kernels in oneDNN, each would
-print "oneDNN supports DT_INT64 only on platforms with AVX-512" to the user's terminal (issue 28).
-Indices inside TensorFlow are int32; the arrays the package returns still hold int64."""
+"""No integer transpose and no int64 oneDNN op of the package's own: each prints "oneDNN supports
+DT_INT64 (or DT_INT32) only on platforms with AVX-512" to the user's terminal (issue 28). Indices
+inside TensorFlow are int32 and never transposed; the arrays the package returns hold int64."""
 import keras
 import numpy as np
 import pytest
@@ -69,8 +69,8 @@ def test_no_int64_onednn_op_of_the_package(model, x, name):
 
 
 def test_the_recorder_sees_the_package_s_int64_ops_only(x):
-    """The recorder itself: an int64 op asked for by a line of cnn_helper (code compiled under a
-    package file name) is seen, the same op asked for by a test is not, nor the int32 one."""
+    """The recorder itself: an integer transpose asked for by a line of cnn_helper (code compiled
+    under a package file name) is seen, the same op asked for by a test is not, nor a float one."""
     import os
 
     import tensorflow as tf
@@ -83,7 +83,7 @@ def test_the_recorder_sees_the_package_s_int64_ops_only(x):
         eval(asked, {"tf": tf, "dtype": tf.int64})  # noqa: S307
     assert seen == {("Transpose", "made_up.py:1"): 1}
     with int64_ops_recorded() as seen:
-        eval(asked, {"tf": tf, "dtype": tf.int32})  # noqa: S307
+        eval(asked, {"tf": tf, "dtype": tf.float32})  # noqa: S307
         tf.transpose(tf.constant([[1, 2]], tf.int64))
     assert not seen
 

@@ -114,7 +114,7 @@ def _support_step(net, layer):
         # location-major: row i * n_x + j is example j for location i
         xs = tf.reshape(tf.repeat(x[None], n_locations, axis=0),
                         tf.concat([[-1], tf.shape(x)[1:]], axis=0))
-        rows = tf.range(tf.shape(xs, out_type=tf.int64)[0])[:, None]
+        rows = tf.range(tf.shape(xs)[0])[:, None]                 # int32, as the locations
         at = tf.concat([rows, tf.repeat(locations, n_x, axis=0)], axis=1)
         with tf.GradientTape() as tape:
             tape.watch(xs)
@@ -241,7 +241,7 @@ def empirical_support(model, layer, location, x=None, channel=None, mode: str = 
     rf, x, kwargs = _measured(model, layer, x, kwargs)
     many = isinstance(location, list)
     locations = np.asarray([check_location(rf, i) for i in (location if many else [location])],
-                           np.int64)
+                           np.int32)
     batch_size = _graph.batch_size(model, batch_size)
     rng = np.random.default_rng(_checks.seed(seed))
     x = _inputs(model, rf, x, mode, n_samples, rng)
