@@ -1,7 +1,8 @@
 """cnn_helper.distributed on a local Ray (2 CPUs, started once for the module): the distributed
-scan gives exactly max_activation.scan's result, a worker killed mid-scan is restarted and the
+scan gives exactly max_activation.scan's result, a process killed mid-scan is restarted and the
 result is unchanged, explain writes one file per block that reads back as the in-process method's
-maps, and bad input stops on the driver with a message."""
+maps, the workers are kept for later calls of the same model (never for a changed one), and bad
+input stops on the driver with a message."""
 import os
 import subprocess
 import sys
@@ -28,6 +29,7 @@ def local_ray():
             if attempt == 2:
                 raise
     yield ray
+    distributed.shutdown_workers()
     ray.shutdown()
 
 
@@ -61,9 +63,9 @@ def test_distributed_scan_equals_the_plain_scan(local_ray, shipped_cnn, fashion)
 
 def test_a_worker_killed_mid_scan_is_retried(local_ray, shipped_cnn, fashion, tmp_path):
     """A Ray dataset whose images are made by a function that kills its process (os._exit) the
-    first time it runs, anywhere: Ray Data fuses it into the scan's workers, so a worker dies in
-    the middle of a block. It is restarted, the block sent again, and the scan is unchanged.
-    The dataset's own columns are named for the scan (image_column)."""
+    first time it runs, anywhere: Ray Data's task dies in the middle of making a block. It is
+    run again, and the scan is unchanged. The dataset's own columns are named for the scan
+    (image_column)."""
     x = np.ascontiguousarray(fashion[:600])
     marker = tmp_path / "a worker died here"
 
@@ -103,6 +105,82 @@ def test_explain_writes_one_file_per_block(local_ray, shipped_cnn, fashion, tmp_
     np.testing.assert_allclose(maps, reference[order], rtol=1e-5, atol=1e-7)
 
 
+def worker_pids(tmp_path, model, x, name: str) -> set:
+    """The process ids of the workers that explain x (a method that maps each image to its pid)."""
+    def pid_map(model, x, target):
+        return np.full((len(x), 1), os.getpid())
+
+    distributed.explain(model, x, pid_map, tmp_path / name, 0, n_workers=2, block_size=10,
+                        progress=False)
+    return set(distributed.read_explanations(tmp_path / name)[1].ravel())
+
+
+def test_the_workers_are_kept_for_later_calls_of_the_same_model(local_ray, shipped_cnn, fashion,
+                                                                tmp_path):
+    """An explanation, a scan, an explanation of the same model: the same two worker processes
+    do all three (none started again); ``shutdown_workers`` ends them, and the next call starts
+    new ones."""
+    x = fashion[:40]
+    first = worker_pids(tmp_path, shipped_cnn, x, "first")
+    got = distributed.scan(shipped_cnn, x, LAYERS, count=3, n_workers=2, block_size=10,
+                           progress=False)
+    assert_same_scan(got, max_activation.scan(shipped_cnn, x, LAYERS, count=3, progress=False),
+                     np.arange(len(x)))
+    assert worker_pids(tmp_path, shipped_cnn, x, "again") == first
+    assert len(first) == 2 and os.getpid() not in first
+    assert distributed.shutdown_workers() == 2
+    assert distributed.shutdown_workers() == 0
+    assert worker_pids(tmp_path, shipped_cnn, x, "new").isdisjoint(first)
+
+
+def test_a_changed_model_or_array_is_never_taken_from_the_pool(local_ray, shipped_cnn, fashion):
+    """The same model object and the same array scanned three times: as they are, after the
+    array was changed in place (the same workers, the new images), after the model's weights
+    were changed in place (new workers, the new weights). Each scan is the plain scan of the
+    model and array as they are then."""
+    import keras
+
+    model = keras.models.clone_model(shipped_cnn)
+    model.set_weights(shipped_cnn.get_weights())
+    x = np.array(fashion[:300])
+
+    def both_scans():
+        got = distributed.scan(model, x, LAYERS, count=4, n_workers=1, block_size=100,
+                               progress=False)
+        ref = max_activation.scan(model, x, LAYERS, count=4, progress=False)
+        assert_same_scan(got, ref, np.arange(len(x)))
+        return got
+
+    before = both_scans()
+    x[:] = x[::-1]
+    reversed_images = both_scans()
+    assert not np.array_equal(before["conv3"].high.indices, reversed_images["conv3"].high.indices)
+    model.set_weights([-w for w in model.get_weights()])
+    negated = both_scans()
+    assert not np.array_equal(negated["conv3"].high.indices,
+                              reversed_images["conv3"].high.indices)
+
+
+def test_a_worker_of_the_pool_that_dies_is_restarted(local_ray, shipped_cnn, fashion, tmp_path):
+    """A method that kills its worker's process (os._exit) the first time it runs there: Ray
+    restarts the worker (it loads the model again) and sends the block again; every file is
+    written and the maps are the gradient's."""
+    x, marker, driver = fashion[:30], tmp_path / "a worker died here", os.getpid()
+
+    def gradient_dying_once(model, x, target):
+        if os.getpid() != driver and not marker.exists():
+            marker.touch()
+            os._exit(1)
+        return saliency.gradient(model, x, target)
+
+    distributed.explain(shipped_cnn, x, gradient_dying_once, tmp_path / "maps", 3, n_workers=1,
+                        block_size=10, progress=False)
+    assert marker.exists()
+    ids, maps = distributed.read_explanations(tmp_path / "maps")
+    np.testing.assert_array_equal(ids, np.arange(len(x)))
+    np.testing.assert_allclose(maps, saliency.gradient(shipped_cnn, x, 3), rtol=1e-5, atol=1e-7)
+
+
 def test_bad_input_stops_on_the_driver(local_ray, shipped_cnn, fashion, tmp_path):
     x = fashion[:20]
     with pytest.raises(TypeError, match="model must be a Keras model"):
@@ -125,7 +203,7 @@ def test_bad_input_stops_on_the_driver(local_ray, shipped_cnn, fashion, tmp_path
     (tmp_path / "used" / "manifest.json").write_text("{}")
     with pytest.raises(ValueError, match="holds the results of an earlier run"):
         distributed.explain(shipped_cnn, x, "gradient", tmp_path / "used", 3)
-    with pytest.raises(ValueError, match="channel 12 is out of range"):
+    with pytest.raises(ValueError, match="class 12 is out of range"):
         distributed.explain(shipped_cnn, x, "gradient", tmp_path / "out", 12)   # 10 classes
 
 
@@ -141,7 +219,8 @@ def test_the_package_imports_without_ray():
     code = ("import sys; sys.modules['ray'] = None\n"
             "from cnn_helper import distributed\n"
             "from cnn_helper.distributed import (BLOCKS_PER_WORKER, FORMATS, ID_COLUMN,\n"
-            "    IMAGE_COLUMN, connect, explain, read_explanations, scan)\n"
+            "    IMAGE_COLUMN, connect, explain, read_explanations, scan, shutdown_workers)\n"
+            "assert distributed.shutdown_workers() == 0\n"
             "assert callable(distributed.scan) and distributed.scan is scan\n")
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             env={**os.environ, "TF_CPP_MIN_LOG_LEVEL": "3"})

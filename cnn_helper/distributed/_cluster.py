@@ -1,9 +1,10 @@
 """Ray for ``cnn_helper.distributed``: imported only when used (the ``ray`` extra), started or
-joined once (``connect``), and the pool of workers a data set runs through: how many, the CPU
-threads of each, one call per block, the rows that come back.
+joined once (``connect``), which Ray this process is connected to (``session``), and the
+workers a data set runs through: how many, the TensorFlow threads and the resources of each,
+and a progress bar over the blocks they return.
 
-A private module: its names are what ``scan`` and ``explain`` share. ``connect`` is public as
-``cnn_helper.distributed.connect``.
+A private module: its names are what ``scan``, ``explain`` and the pool of workers (``_pool``)
+share. ``connect`` is public as ``cnn_helper.distributed.connect``.
 """
 from __future__ import annotations
 
@@ -47,15 +48,24 @@ def use_threads(threads: int):
     tf.config.threading.set_inter_op_parallelism_threads(threads)
 
 
-def workers(n_workers, threads_per_worker):
-    """(number of workers, resources of each): one per GPU when the cluster has GPUs, else one per
-    ``threads_per_worker`` CPUs."""
+def session() -> tuple:
+    """Which Ray this process is connected to now: (the driver's node id, the job id). Actors and
+    objects of an earlier session (before a ``ray.shutdown()``) are gone in a later one."""
+    context = import_ray().get_runtime_context()
+    return context.get_node_id(), context.get_job_id()
+
+
+def workers(n_workers, threads_per_worker) -> tuple:
+    """(number of workers, TensorFlow threads of each, the Ray resources each holds): one worker
+    per GPU when the cluster has GPUs (each holds its GPU), else one per ``threads_per_worker``
+    CPUs. A CPU worker holds no CPU in Ray's accounting (Ray's default for an actor: 1 CPU to be
+    placed, none while it lives), so idle workers kept in the pool never stop other Ray tasks."""
     ray = import_ray()
     threads = positive(threads_per_worker, "threads_per_worker")
     gpus = int(ray.cluster_resources().get("GPU", 0))
     if n_workers is None:
         n_workers = gpus or max(1, int(ray.cluster_resources().get("CPU", 1)) // threads)
-    return positive(n_workers, "n_workers"), {"num_cpus": threads, "num_gpus": 1 if gpus else 0}
+    return positive(n_workers, "n_workers"), threads, {"num_gpus": 1} if gpus else {}
 
 
 def positive(value, name: str, auto: bool = False):
@@ -68,34 +78,14 @@ def positive(value, name: str, auto: bool = False):
     return int(value)
 
 
-# --------------------------------------------------------------------------- running them
+# --------------------------------------------------------------------------- progress
 
 
-def run(ds, worker, constructor_args, n_workers, resources, map_options):
-    """``ds`` through a pool of ``n_workers`` actors of class ``worker``, one call per block.
-    Ray Data restarts an actor that dies and sends its block again (its default for actor pools:
-    ``max_restarts=-1``, ``max_task_retries=-1``)."""
-    ray = import_ray()
-    return ds.map_batches(worker, batch_size=None, batch_format="numpy",
-                          compute=ray.data.ActorPoolStrategy(size=n_workers),
-                          fn_constructor_args=constructor_args, **resources, **(map_options or {}))
-
-
-def rows(ds, progress: bool, desc: str, total=None):
-    """The rows of ``ds`` as they arrive, with a progress bar over blocks (Ray's own bars off:
-    they live in the dataset's copy of the DataContext)."""
+def progress_bar(results, progress: bool, desc: str, total=None):
+    """The ``results`` of the blocks as they arrive, with a progress bar over blocks."""
     from tqdm.auto import tqdm
 
-    ds.context.enable_progress_bars = False
     with tqdm(total=total, unit="block", desc=desc, disable=not progress) as bar:
-        for row in ds.iter_rows():
-            yield row
+        for result in results:
+            yield result
             bar.update(1)
-
-
-def n_blocks(ds):
-    """How many blocks ``ds`` has, when it is known without running it (else None)."""
-    try:
-        return ds.num_blocks()
-    except (AttributeError, NotImplementedError, ValueError):
-        return None

@@ -1,7 +1,8 @@
 r"""An attribution method over every image of a data set on Ray, written to files: each worker
-(one model replica) explains a block and writes its maps to one shard (``maps-<first id>.npy``
-or ``.parquet``), so no process holds all the maps; ``manifest.json`` lists the shards, and
-``read_explanations`` reads them back (all of them, or a few at a time).
+of the pool (one model replica, kept for later calls with the same model) explains a block and
+writes its maps to one shard (``maps-<first id>.npy`` or ``.parquet``), so no process holds all
+the maps; ``manifest.json`` lists the shards, and ``read_explanations`` reads them back (all of
+them, or a few at a time).
 
 Example
 -------
@@ -18,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from .. import _checks, _files, methods
-from . import _cluster, _sources
+from . import _cluster, _pool, _sources
 from ._sources import ID_COLUMN, IMAGE_COLUMN
 
 FORMATS = ("npy", "parquet")
@@ -54,25 +55,13 @@ def _write_shard(out_dir: Path, ids, maps, file_format: str) -> Path:
     return path
 
 
-class _ExplainWorker:
-    """One model replica: each block's maps written to one shard; the shard's name out."""
-
-    def __init__(self, spec, method, target, options, out_dir, file_format, columns, threads):
-        _cluster.use_threads(threads)
-        self.model, self.method, self.target, self.options = (_sources.load_model(spec), method,
-                                                               target, options)
-        self.out_dir, self.file_format = Path(out_dir), file_format
-        self.image_column, self.id_column = columns
-
-    def __call__(self, block: dict) -> dict:
-        ids = _checks.example_ids(block[self.id_column], len(block[self.id_column]))
-        if len(ids) == 0:
-            return {"file": np.empty(0, object), "n": np.empty(0, np.int64)}
-        order = np.argsort(ids, kind="stable")
-        maps = _explained(self.method, self.model, block[self.image_column][order], self.target,
-                          self.options)
-        path = _write_shard(self.out_dir, ids[order], maps, self.file_format)
-        return {"file": np.array([path.name], object), "n": np.array([len(ids)])}
+def _explain_block(model, images, ids, method, target, options, out_dir, file_format) -> dict:
+    """One block's maps written to one shard (a worker's job): {"file": its name, "n": rows}."""
+    ids = _checks.example_ids(ids, len(ids))
+    order = np.argsort(ids, kind="stable")
+    maps = _explained(method, model, images[order], target, options)
+    path = _write_shard(Path(out_dir), ids[order], maps, file_format)
+    return {"file": path.name, "n": len(ids)}
 
 
 def _out_dir(out_dir) -> Path:
@@ -90,7 +79,7 @@ def _out_dir(out_dir) -> Path:
 def explain(model, data, method, out_dir, target, file_format: str = "npy", progress: bool = True,
             *, ids=None, n_workers=None, threads_per_worker: int = 1, block_size="auto",
             image_column: str = IMAGE_COLUMN, id_column: str = ID_COLUMN, address=None,
-            map_options=None, **options) -> list:
+            worker_options=None, **options) -> list:
     r"""An attribution method over every image of a data set, on Ray, written to files.
 
     method : a name (``"gradient"``, ``"smoothgrad"``, ``"grad_cam"``, ``"rise"``, ...
@@ -102,27 +91,29 @@ def explain(model, data, method, out_dir, target, file_format: str = "npy", prog
              all the maps; ``manifest.json`` lists the files
     target : what to explain, as for the method (a class index or a ``Feature``)
     options : passed to the method (e.g. ``n_samples=50``, ``batch_size=64``)
-    model, data, ids, n_workers, ... : as in ``scan``
+    model, data, ids, n_workers, ... : as in ``scan`` (the same pool of workers: an explanation
+             after a scan of the same model starts none)
     Returns the files, in the order of their first id. The method is first run on one image here,
     so a bad target or option stops before any work is sent.
 
     >>> files = explain(model, x_test, "smoothgrad", "maps/", target=8, n_samples=25)
     >>> ids, maps = read_explanations("maps/")        # maps[i] explains the image with id ids[i]
     """
-    local_model, spec = _sources.model_spec(model)
+    source = _sources.ModelSource(model)
     function = methods.get(method)
     file_format = _checks.one_of(file_format, "file_format", FORMATS)
     block_size = _cluster.positive(block_size, "block_size", auto=True)
     _cluster.connect(address)
-    n_workers, resources = _cluster.workers(n_workers, threads_per_worker)
-    ds = _sources.dataset(data, ids, image_column, id_column, block_size, n_workers)
-    _explained(function, local_model, ds.take(1)[0][image_column][None], target, options)
+    n_workers, threads, resources = _cluster.workers(n_workers, threads_per_worker)
+    columns = (image_column, id_column)
+    in_blocks = _sources.data_blocks(data, ids, columns, block_size, n_workers)
+    _explained(function, source.model, in_blocks.first(), target, options)
     out_dir = _out_dir(out_dir)
-    args = (spec, function, target, options, str(out_dir.resolve()), file_format,
-            (image_column, id_column), resources["num_cpus"])
-    shards = _cluster.run(ds, _ExplainWorker, args, n_workers, resources, map_options)
-    rows = list(_cluster.rows(shards, progress, f"explain: {methods.name_of(method)}",
-                              _cluster.n_blocks(ds)))
+    workers = _pool.workers(source, n_workers, threads, resources, worker_options)
+    shards = _pool.run(workers, in_blocks.blocks, _explain_block, columns,
+                       (function, target, options, str(out_dir.resolve()), file_format))
+    rows = list(_cluster.progress_bar(shards, progress, f"explain: {methods.name_of(method)}",
+                                      in_blocks.n_blocks))
     rows.sort(key=lambda row: int(row["file"].split("-")[1].split(".")[0]))
     manifest = {"method": methods.name_of(method), "target": repr(target),
                 "format": file_format, "n_examples": int(sum(row["n"] for row in rows)),
