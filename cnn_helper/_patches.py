@@ -2,14 +2,16 @@ r"""Occlusion's patches (private): where each patch lies, the fill it is painted
 occluded copies, for :mod:`cnn_helper.occlusion` (which documents the geometry and re-exports
 ``patch_bounds``, ``occlude``, ``fill_value`` and ``extreme_value``).
 
-Per spatial axis, patch size f, stride s, image size n: centres 0, s, 2s, ... < n; the patch
-centred at c covers ``c - (f - 1) // 2`` to ``c + f // 2`` (Keras' "same" split), clipped to
-the image. An occluded copy is built from boolean masks (keras.ops): the outer product of a
-row and a column interval per copy.
+An input has n spatial axes, then its channels: a sequence (L, C), an image (H, W, C) or a
+volume (D, H, W, C). Per spatial axis, patch size f, stride s, length n: centres 0, s, 2s, ...
+< n; the patch centred at c covers ``c - (f - 1) // 2`` to ``c + f // 2`` (Keras' "same"
+split), clipped to the input. An occluded copy is built from boolean masks (keras.ops): the
+outer product of one interval per spatial axis per copy.
 
 Example
 -------
 >>> occlude(x_test[0], [(0, 0), (14, 14)], patch=4)     # a bright 3x3 corner, a 4x4 square
+>>> occlude(sequence, [(10,)], patch=8)                 # a (64, 3) sequence: steps 7..14 hidden
 """
 from __future__ import annotations
 
@@ -17,38 +19,70 @@ import numpy as np
 
 from . import _checks, _perturb, _reference
 
+AXIS_NAMES = {1: ("steps",), 2: ("rows", "cols"), 3: ("depth", "rows", "cols")}
+"""What the spatial axes of an input with 1, 2 or 3 of them are called in messages."""
+INPUT_NAMES = {1: "sequence", 2: "image", 3: "volume"}
+
 # --------------------------------------------------------------------------- checks
 
 
-def pair(value, name: str) -> tuple:
-    """An int or a pair of ints, each >= 1, as a pair."""
-    values = tuple(value) if isinstance(value, (tuple, list)) else (value, value)
-    if len(values) != 2 or not all(_checks.is_int(v) for v in values):
-        raise TypeError(f"{name} must be an int or a pair of ints (rows, cols), got {value!r}")
+def axis_names(n: int) -> tuple:
+    """The names of n spatial axes: ("rows", "cols") for an image."""
+    return AXIS_NAMES.get(n, tuple(f"axis {a}" for a in range(n)))
+
+
+def size_text(values) -> str:
+    """Sizes per spatial axis as the messages write them: "8", "4x4", "2x4x4"."""
+    return "x".join(str(v) for v in values)
+
+
+def per_axis(value, name: str, image_shape) -> tuple:
+    """``value`` as one int >= 1 per spatial axis of an input of shape ``image_shape`` (spatial
+    axes, then channels): an int (the same on every axis) or a tuple of them, one per axis; the
+    error names the axes."""
+    n = len(image_shape) - 1
+    values = tuple(value) if isinstance(value, (tuple, list)) else (value,) * n
+    if len(values) != n or not all(_checks.is_int(v) for v in values):
+        raise TypeError(f"{name} must be an int or a tuple of {n} int" + "s" * (n != 1) +
+                        f", one per spatial axis ({', '.join(axis_names(n))}) of the input "
+                        f"{tuple(image_shape)}, whose last axis holds its {image_shape[-1]} "
+                        f"channels; got {value!r}")
     if min(values) < 1:
         raise ValueError(f"{name} must be at least 1, got {value!r}")
     return tuple(int(v) for v in values)
 
 
 def check_patch(patch, image_shape) -> tuple:
-    patch = pair(patch, "patch")
-    if patch[0] > image_shape[0] or patch[1] > image_shape[1]:
-        raise ValueError(f"patch {patch[0]}x{patch[1]} is larger than the image, which is "
-                         f"{image_shape[0]}x{image_shape[1]}")
+    """``patch`` per spatial axis of an input of shape ``image_shape`` (spatial axes, then
+    channels), no larger than the input along any axis."""
+    spatial = tuple(image_shape[:-1])
+    patch = per_axis(patch, "patch", image_shape)
+    if any(f > n for f, n in zip(patch, spatial) if n is not None):
+        raise ValueError(f"patch {size_text(patch)} is larger than the "
+                         f"{INPUT_NAMES.get(len(spatial), 'input')}, which is "
+                         f"{size_text(spatial)} ({' x '.join(axis_names(len(spatial)))})")
     return patch
 
 
-def one_image(x, name: str = "x") -> np.ndarray:
-    """One image (H, W, C) or a batch of one -> (H, W, C) float32 (integers cast, unscaled)."""
+def one_image(x, n_spatial: int = 2, name: str = "x") -> np.ndarray:
+    """One input with ``n_spatial`` spatial axes (e.g. (H, W, C)) or a batch of one -> that
+    input, float32 (integers cast, unscaled)."""
     x = _checks.float_images(x, name, integers_ok=True)
-    if x.ndim == 4:
+    noun, axes = INPUT_NAMES.get(n_spatial, "input"), ", ".join(axis_names(n_spatial))
+    if x.ndim == n_spatial + 2:
         if len(x) != 1:
-            raise ValueError(f"{name} has {len(x)} images; give one image (H, W, C) or a batch "
-                             "of one")
+            raise ValueError(f"{name} has {len(x)} {noun}s; give one {noun} ({axes}, channels) "
+                             "or a batch of one")
         x = x[0]
-    if x.ndim != 3:
-        raise ValueError(f"{name} has shape {x.shape}; it must be one image (H, W, C)")
+    if x.ndim != n_spatial + 1:
+        raise ValueError(f"{name} has shape {x.shape}; it must be one {noun} ({axes}, channels)")
     return x
+
+
+def channel_fills(model, images, fill) -> np.ndarray:
+    """The (N, C) per-channel fills of inputs (N, *spatial, C) (images, sequences, volumes), by
+    the package's reference forms (``_reference.reference(per_pixel=False)``)."""
+    return _reference.reference(model, np.asarray(images), fill, "fill", per_pixel=False).values
 
 
 def extreme_value(x, model=None) -> np.ndarray:
@@ -66,7 +100,8 @@ def extreme_value(x, model=None) -> np.ndarray:
 
 
 def fill_value(fill, x, model=None) -> np.ndarray:
-    """The (C,) value painted into the patch for image ``x`` (H, W, C).
+    """The (C,) value painted into the patch for image ``x`` (H, W, C), or any input with its
+    channels last (a sequence (L, C), a volume (D, H, W, C)).
 
     "extreme": the top of the input's range (``extreme_value``: 1.0 for the package's [0, 1]
     images, a bright square, as in the lecture; 255.0 for [0, 255] images); "zero": 0.0; "mean":
@@ -81,9 +116,7 @@ def fill_value(fill, x, model=None) -> np.ndarray:
 
     >>> fill_value("mean", x_test[0])               # array([0.13...], dtype=float32)
     """
-    x = np.asarray(x)
-    values = _reference.reference(model, x[None], fill, "fill", per_pixel=False).values
-    return values[0].astype(np.float32)
+    return channel_fills(model, np.asarray(x)[None], fill)[0].astype(np.float32)
 
 
 # --------------------------------------------------------------------------- patches
@@ -98,47 +131,68 @@ def patch_bounds(locations, size: int, patch: int):
 
 
 def occluded(x, fill, bounds):
-    """Occluded copies, built from boolean masks (``keras.ops``): (B, H, W, C).
+    """Occluded copies, built from boolean masks (``keras.ops``): (B, *spatial, C).
 
-    x: one image (H, W, C) for every copy, or one per copy (B, H, W, C); fill: (C,), or
-    (B, 1, 1, C) one per copy; bounds (4, B) int32: row start, row stop, col start, col stop of
-    each patch. Pixel (r, c) of copy b is ``fill`` where r0[b] <= r < r1[b] and
-    c0[b] <= c < c1[b], else x's.
+    x: one input (*spatial, C) for every copy, or one per copy (B, *spatial, C), with n spatial
+    axes; fill: (C,), or (B, 1, ..., 1, C) one per copy; bounds (2n, B) int32 (or 2n vectors
+    (B,)): start and stop of each patch along each spatial axis in turn (for an image: row start,
+    row stop, col start, col stop). Pixel idx of copy b is ``fill`` where start_a[b] <= idx_a <
+    stop_a[b] on every axis a, else x's.
     """
     from keras import ops
 
-    r0, r1, c0, c1 = (bounds[i][:, None] for i in range(4))
-    rows = ops.arange(ops.shape(x)[-3], dtype="int32")[None, :]
-    cols = ops.arange(ops.shape(x)[-2], dtype="int32")[None, :]
-    in_rows = (rows >= r0) & (rows < r1)                                    # (B, H)
-    in_cols = (cols >= c0) & (cols < c1)                                    # (B, W)
-    mask = in_rows[:, :, None, None] & in_cols[:, None, :, None]            # (B, H, W, 1)
+    n = len(bounds) // 2
+    mask = None
+    for a in range(n):                                   # one interval per axis, then AND
+        length = ops.shape(x)[a - n - 1]
+        where = ops.arange(length, dtype="int32")[None, :]
+        inside = (where >= bounds[2 * a][:, None]) & (where < bounds[2 * a + 1][:, None])
+        inside = ops.reshape(inside, (-1,) + tuple(length if b == a else 1 for b in range(n))
+                             + (1,))                     # (B, 1, .., length, .., 1, 1)
+        mask = inside if mask is None else mask & inside
     return ops.where(mask, ops.cast(fill, x.dtype), x)
 
 
 def bounds_of(locations, image_shape, patch) -> np.ndarray:
-    """(4, B) int32 patch bounds of the patches centred at ``locations`` (B, 2)."""
-    return np.stack([*patch_bounds(locations[:, 0], image_shape[0], patch[0]),
-                     *patch_bounds(locations[:, 1], image_shape[1], patch[1])]).astype(np.int32)
+    """(2n, B) int32 patch bounds of the patches centred at ``locations`` (B, n) of an input
+    of shape ``image_shape`` (n spatial axes, then channels)."""
+    return np.stack([bound for a in range(len(patch))
+                     for bound in patch_bounds(locations[:, a], image_shape[a], patch[a])]
+                    ).astype(np.int32)
+
+
+def _locations(locations, n_spatial: int) -> np.ndarray:
+    """Patch centres as (B, n_spatial) ints: a list of coordinate tuples, or (one coordinate
+    each) a list of ints for a sequence."""
+    locations = np.asarray(locations, np.int64)
+    if locations.ndim == 2 and locations.shape[1] != n_spatial:
+        raise ValueError(f"locations have {locations.shape[1]} coordinates each but the input "
+                         f"has {n_spatial} spatial axes ({', '.join(axis_names(n_spatial))})")
+    return locations.reshape(-1, n_spatial)
 
 
 def occlude(x, locations, patch=4, fill="extreme") -> np.ndarray:
-    """The occluded images that ``sensitivity_map`` feeds the model, for the given locations.
+    """The occluded inputs that ``sensitivity_map`` feeds the model, for the given locations.
 
-    x         : one image (H, W, C) or a batch of one
-    locations : a list of (row, col) pixel coordinates of patch centres
-    Returns (len(locations), H, W, C) float32.
+    x         : one image (H, W, C) or a batch of one; a sequence (L, C) or a volume
+                (D, H, W, C) too, as the locations say (one coordinate per spatial axis)
+    locations : a list of patch centres, one coordinate per spatial axis: (row, col) pixel
+                coordinates for an image, (step,) for a sequence
+    patch     : an int, or one int per spatial axis
+    Returns (len(locations), *x's shape) float32.
 
     >>> occlude(x_test[0], [(0, 0), (14, 14)], patch=4)     # a bright 3x3 corner, a 4x4 square
     """
-    x = one_image(x)
+    n_spatial = np.shape(locations)[-1] if np.ndim(locations) == 2 else np.ndim(x) - 1
+    x = one_image(x, n_spatial)
     patch = check_patch(patch, x.shape)
-    locations = np.asarray(locations, np.int64).reshape(-1, 2)
-    for axis, n in enumerate(x.shape[:2]):
+    locations = _locations(locations, n_spatial)
+    for axis, n in enumerate(x.shape[:-1]):
         bad = locations[(locations[:, axis] < 0) | (locations[:, axis] >= n), axis]
         if bad.size:
-            raise ValueError(f"centre coordinate {int(bad[0])} is outside the image, whose "
-                             f"{'rows' if axis == 0 else 'cols'} are 0..{n - 1}")
+            raise ValueError(f"centre coordinate {int(bad[0])} is outside the "
+                             f"{INPUT_NAMES.get(n_spatial, 'input')}, whose "
+                             f"{axis_names(n_spatial)[axis]} are 0..{n - 1}")
     from keras import ops
 
     return ops.convert_to_numpy(occluded(x, fill_value(fill, x),
@@ -147,23 +201,27 @@ def occlude(x, locations, patch=4, fill="extreme") -> np.ndarray:
 
 def occluded_copies(images, fills, bounds) -> _perturb.Copies:
     """Occlusion's copies for the perturbation engine: copy j is image ``image_of_copy[j]`` with
-    the patch ``bounds[j]`` (row start, row stop, col start, col stop) painted with its fill."""
+    the patch ``bounds[j]`` (start and stop along each spatial axis) painted with its fill."""
     from keras import ops
+
+    ones = (1,) * (images.ndim - 2)
 
     def make(shared, image, rows):
         x, fill = ops.take(shared[0], image, axis=0), ops.take(shared[1], image, axis=0)
-        return occluded(x, fill[:, None, None, :], ops.transpose(rows[0]))
+        per_bound = [rows[0][:, i] for i in range(rows[0].shape[1])]    # no integer transpose
+        return occluded(x, ops.reshape(fill, (-1,) + ones + (fill.shape[-1],)), per_bound)
 
     return _perturb.Copies(("occlusion",), make, shared=(images, fills.astype(images.dtype)),
                            per_copy=(bounds.astype(np.int32),))
 
 
 def grid(image_shape, patch, stride):
-    """The patch centres (rows, cols), their bounds, and the (4, R*C) bounds of every copy in
-    row-major order."""
-    rows, cols = (np.arange(0, n, s) for n, s in zip(image_shape[:2], stride))
-    row_bounds = np.stack(patch_bounds(rows, image_shape[0], patch[0]), axis=1)
-    col_bounds = np.stack(patch_bounds(cols, image_shape[1], patch[1]), axis=1)
-    r, c = np.repeat(np.arange(len(rows)), len(cols)), np.tile(np.arange(len(cols)), len(rows))
-    copies = np.concatenate([row_bounds[r], col_bounds[c]], axis=1).T.astype(np.int32)
-    return (rows, cols), (row_bounds, col_bounds), copies
+    """The patch centres (one array per spatial axis), their bounds ((n_a, 2) per axis), and
+    the (2n, M) bounds of every copy in row-major order of the centres' grid."""
+    spatial = image_shape[:-1]
+    centres = tuple(np.arange(0, n, s) for n, s in zip(spatial, stride))
+    axis_bounds = tuple(np.stack(patch_bounds(c, n, f), axis=1)
+                        for c, n, f in zip(centres, spatial, patch))
+    index = np.indices(tuple(len(c) for c in centres)).reshape(len(spatial), -1)   # (n, M)
+    copies = np.concatenate([b[i] for b, i in zip(axis_bounds, index)], axis=1)
+    return centres, axis_bounds, copies.T.astype(np.int32)

@@ -117,17 +117,21 @@ class Reference:
 
 
 def _named(model, x, form: str) -> np.ndarray:
-    """The named form for images x (N, H, W, C), as (N, H, W, C)."""
+    """The named form for inputs x (N, *spatial, C) (images (N, H, W, C), sequences (N, L, C),
+    volumes (N, D, H, W, C)), as (N, *spatial, C): means and blurs run over the spatial axes."""
+    spatial = tuple(range(1, x.ndim - 1))
     if form == "zero":
         return np.zeros_like(x)
     if form == "mean":
-        return np.broadcast_to(x.mean(axis=(1, 2), keepdims=True), x.shape).astype(x.dtype)
+        return np.broadcast_to(x.mean(axis=spatial, keepdims=True), x.shape).astype(x.dtype)
     if form == "extreme":
         tops = np.stack([value_range(model, "auto", x=image)[1] for image in x])   # (N, C)
-        return np.broadcast_to(tops[:, None, None, :], x.shape).astype(x.dtype)
+        per_example = tops.reshape((len(x),) + (1,) * len(spatial) + (x.shape[-1],))
+        return np.broadcast_to(per_example, x.shape).astype(x.dtype)
     from scipy.ndimage import gaussian_filter
 
-    return gaussian_filter(x, sigma=(0, BLUR_SIGMA, BLUR_SIGMA, 0), mode="nearest").astype(x.dtype)
+    sigma = (0,) + (BLUR_SIGMA,) * len(spatial) + (0,)
+    return gaussian_filter(x, sigma=sigma, mode="nearest").astype(x.dtype)
 
 
 def _as_array(value, name: str, forms) -> np.ndarray:
@@ -184,6 +188,6 @@ def reference(model, x, value, name: str = "baseline", per_pixel: bool = True) -
         values = _named(model, x, kind)
     else:
         values, kind = _given(model, value, x, name, per_pixel)
-    if not per_pixel:
-        values = np.ascontiguousarray(values[:, 0, 0, :])
+    if not per_pixel:              # one value per channel: the first location's
+        values = np.ascontiguousarray(values.reshape(len(values), -1, x.shape[-1])[:, 0])
     return Reference(values, kind)

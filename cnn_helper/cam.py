@@ -2,7 +2,8 @@ r"""Class activation maps (the CAM family): coarse maps of where the evidence fo
 
 Each method weighs the maps :math:`A_k = \y_{(l),k}` of one layer l (``layer``; by default
 :func:`cam_layer`, the last spatial map before the target) and sums them over the channels k,
-at the layer's resolution; the result is bilinearly upsampled to the input's size::
+at the layer's resolution; the result is bilinearly upsampled to the input's size (linearly for
+a Conv1D model's sequences, trilinearly for a Conv3D model's volumes)::
 
     grad_cam            ReLU(sum_k alpha_k A_k), alpha_k = mean_idx dS/dA_idx,k   (Selvaraju 2017)
     grad_cam_plus_plus  alpha_k = sum_idx a_idx,k ReLU(dS/dA_idx,k), a from the
@@ -16,8 +17,9 @@ gradient, only the target on masked copies of x, from the perturbation engine
 (``cnn_helper._perturb``).
 
 Every method returns float32 maps with one channel, (N, H, W, 1) for a batch or (H, W, 1) for
-one image, takes ``target`` (a head class index or a ``Feature``), ``layer``, ``relu`` (False
-keeps the negative evidence), ``batch_size`` (never changes the result) and ``sign``. They are
+one image ((N, L, 1) for sequences, (N, D, H, W, 1) for volumes), takes ``target`` (a head
+class index or a ``Feature``), ``layer``, ``relu`` (False keeps the negative evidence),
+``batch_size`` (never changes the result) and ``sign``. They are
 also importable from :mod:`cnn_helper.saliency` (``saliency.grad_cam`` is this ``grad_cam``).
 
 Example
@@ -62,17 +64,33 @@ def cam_layer(model, target) -> str:
                      f"shapes {shapes}: give a Feature of a layer with a map (H, W, C)")
 
 
+def _resize_axis(maps, axis: int, n: int):
+    """Maps (N, *spatial) linearly resized to length n along ``axis`` (1 is the first spatial
+    axis): the axis seen as the rows of (N, length, rest, 1) images, resized as
+    ``ops.image.resize`` does (half-pixel centres; the other axes keep their size)."""
+    from keras import ops
+
+    moved = ops.moveaxis(maps, axis, 1)
+    rest = tuple(moved.shape[2:])
+    size = int(np.prod(rest))
+    up = ops.image.resize(ops.reshape(moved, (-1, moved.shape[1], size, 1)), (n, size))
+    return ops.moveaxis(ops.reshape(up, (-1, n) + rest), 1, axis)
+
+
 def _upsample(cam, size):
-    """Maps (N, *spatial) at a layer's resolution, bilinearly resized to the input's ``size`` (1 or
-    2 axes): (N, *size, 1), one channel like a grey image. A NumPy array in, an array out; a
-    tensor in (inside a compiled step), a tensor out."""
+    """Maps (N, *spatial) at a layer's resolution, resized to the input's ``size`` (1, 2 or 3
+    axes): (N, *size, 1), one channel like a grey image. Bilinear for an image; linear along
+    each axis in turn for a sequence or a volume (trilinear: linear interpolation is separable).
+    A NumPy array in, an array out; a tensor in (inside a compiled step), a tensor out."""
     from keras import ops
 
     grid = ops.cast(cam, "float32")
-    if len(cam.shape) == 3:                                   # (N, h, w)
+    if len(size) == 2:                                        # (N, h, w)
         up = ops.image.resize(grid[..., None], tuple(size))
-    else:                                                     # (N, length)
-        up = ops.image.resize(grid[:, :, None, None], (size[0], 1))[:, :, 0]
+    else:
+        for axis, n in enumerate(size):
+            grid = _resize_axis(grid, axis + 1, n)
+        up = grid[..., None]
     return ops.convert_to_numpy(up) if isinstance(cam, np.ndarray) else up
 
 
@@ -82,9 +100,9 @@ def _check_layer(model, request, layer) -> str:
     layer = _graph.path_name(model, cam_layer(model, request.target.feature) if layer is None
                              else layer)
     space = request.x.shape[1:-1]
-    if len(_graph.output_shape(model, layer)) - 1 != len(space) or len(space) not in (1, 2):
+    if len(_graph.output_shape(model, layer)) - 1 != len(space) or len(space) not in (1, 2, 3):
         raise ValueError(f"a class activation map needs a layer whose map has the input's spatial "
-                         f"axes {space} (1 or 2 of them); layer {layer!r} has output shape "
+                         f"axes {space} (1, 2 or 3 of them); layer {layer!r} has output shape "
                          f"{_graph.output_shape(model, layer)}")
     return layer
 
@@ -192,11 +210,12 @@ def layer_cam(model, x, target, layer=None, relu: bool = True, batch_size=BATCH_
 
 
 def _min_max(maps):
-    """Each map (B, H, W, 1) scaled to [0, 1] by its own min and max; a constant map -> 0."""
+    """Each map (B, *spatial, 1) scaled to [0, 1] by its own min and max; a constant map -> 0."""
     from keras import ops
 
-    lo = ops.min(maps, axis=(1, 2, 3), keepdims=True)
-    span = ops.max(maps, axis=(1, 2, 3), keepdims=True) - lo
+    axes = tuple(range(1, len(maps.shape)))
+    lo = ops.min(maps, axis=axes, keepdims=True)
+    span = ops.max(maps, axis=axes, keepdims=True) - lo
     return ops.divide_no_nan(maps - lo, span)
 
 
@@ -210,11 +229,7 @@ def _masked_copies(x, A) -> _perturb.Copies:
 
     def make(shared, image, rows):
         images = ops.take(shared[0], image, axis=0)
-        masks = _upsample(rows[0], size)
-        if len(masks.shape) == 3:                           # one spatial axis: (B, L, 1)
-            masks = _min_max(masks[:, :, :, None])[:, :, :, 0]
-        else:
-            masks = _min_max(masks)
+        masks = _min_max(_upsample(rows[0], size))                   # (B, *size, 1)
         return images * ops.cast(masks, images.dtype)
 
     maps = np.moveaxis(A, -1, 1).reshape((-1,) + A.shape[1:-1]).astype(np.float32)

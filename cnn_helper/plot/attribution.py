@@ -71,6 +71,18 @@ def _display_map(name, m, xs, single: bool, magnitude: bool) -> np.ndarray:
     return np.abs(m) if magnitude else m
 
 
+def _other_inputs_advice(x) -> str:
+    """How to draw the maps of inputs that are not images: volumes by a slice, a sequence by
+    matplotlib's plot."""
+    if x.ndim == 5:
+        return ("; saliency_maps draws 2-D images: for volumes (N, D, H, W, C) draw one depth "
+                "slice d, saliency_maps(x[:, d], {name: m[:, d] for name, m in maps.items()})")
+    if x.ndim == 2:
+        return ("; saliency_maps draws 2-D images: for one sequence (L, C) plot its map with "
+                "matplotlib, e.g. plt.plot(m[:, c]) for channel c")
+    return ""
+
+
 SALIENCY_SCALES = ("each", "row", "column", "shared")
 SCALE_CAPTIONS = {
     "each": "each map on its own colour scale: white 0, its strongest colour that map's largest "
@@ -155,7 +167,8 @@ def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = Fal
     single = x.ndim == 3
     xs = x[None] if single else x
     if xs.ndim != 4 or len(xs) == 0:
-        raise ValueError(f"x has shape {x.shape}; give images (N, H, W, C) or one image (H, W, C)")
+        raise ValueError(f"x has shape {x.shape}; give images (N, H, W, C) or one image (H, W, C)"
+                         + _other_inputs_advice(x))
     scale = _checks.one_of(scale, "scale", SALIENCY_SCALES)
     names, arrays = _named_maps(maps, method_names)
     columns = [_display_map(name, m, xs, single, magnitude) for name, m in zip(names, arrays)]
@@ -179,9 +192,23 @@ OCCLUSION_FIELDS = ("target", "unoccluded", "values", "delta", "relative", "loca
                     "bounds", "patch", "stride", "fill")
 
 
-def _one_map(result, x):
-    """An occlusion map of ONE image; a batch result is an error saying how to choose one, and
-    anything else (an array, the arguments swapped) a TypeError saying what to give."""
+def _flat_map_advice(result, figure: str) -> str:
+    """Why ``figure`` cannot draw the 1-D or 3-D map ``result``, and how to draw it instead."""
+    grid = np.shape(result.values)[-len(result.patch):]
+    if len(grid) == 1:
+        return (f"plot.{figure} shows 2-D maps; this map is 1-D over {grid[0]} steps: plot it "
+                "with matplotlib, e.g. plt.plot(result.locations[0], result.relative) (the "
+                "patch centres and the relative change at each)")
+    return (f"plot.{figure} shows 2-D maps; this map is {len(grid)}-D "
+            f"({'x'.join(str(n) for n in grid)}): draw one slice d of its first axis with "
+            "matplotlib, e.g. plt.imshow(result.relative[d], cmap='RdBu_r') (the patch centres "
+            "along each axis are result.locations)")
+
+
+def _one_map(result, x, figure: str):
+    """An occlusion map of ONE image, 2-D; a batch result is an error saying how to choose one,
+    a 1-D or 3-D map one saying how to draw it, and anything else (an array, the arguments
+    swapped) a TypeError saying what to give."""
     hint = "the arguments are swapped: give (x, result)" if hasattr(x, "unoccluded") else \
         "give the OcclusionMap itself, not one of its arrays"
     check_result(result, "result", "OcclusionMap", OCCLUSION_FIELDS,
@@ -189,6 +216,8 @@ def _one_map(result, x):
     if np.ndim(result.unoccluded) != 0:
         raise ValueError(f"this occlusion map holds {len(result.unoccluded)} images; draw one of "
                          "them: pass result.example(i) for image i")
+    if len(result.patch) != 2:
+        raise ValueError(_flat_map_advice(result, figure))
     return result
 
 
@@ -232,7 +261,7 @@ def occlusion_map(x, result, relative: bool = True, title=None, size=2.6):
     >>> r = occlusion.sensitivity_map(model, x, 8)
     >>> fig, axes = occlusion_map(x, r)
     """
-    result = _one_map(result, x)
+    result = _one_map(result, x, "occlusion_map")
     x = _one_image(x, result)
     values, name = relative_or_delta(result, relative)
     lim = symmetric_limit(values)
@@ -317,7 +346,7 @@ def occlusion_grid(x, result, locations=None, n: int = 4, cols=None, title=None,
 
     >>> fig, axes = occlusion_grid(x, occlusion.sensitivity_map(model, x, 8, patch=4))
     """
-    result = _one_map(result, x)
+    result = _one_map(result, x, "occlusion_grid")
     image = _one_image(x, result)
     values, name = relative_or_delta(result, True)
     text = _percent_text if name == "relative change" else (lambda v: f"{v:+.3g}")

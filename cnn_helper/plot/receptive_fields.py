@@ -86,9 +86,13 @@ def _check_regions(regions, image, input_shape) -> list:
         check_result(r, "each region", "NestedRegion", ("layer", "location", "size", "region"),
                      "receptive_field.nested_regions(model, layer, location), a list of them",
                      hint)
-    if any(len(r.region) != 2 for r in regions):
-        raise ValueError("receptive_field_regions draws 2-D inputs; these regions have "
-                         f"{len(regions[0].region)} spatial axes")
+    n_axes = len(regions[0].region)
+    if n_axes != 2:
+        axis = "" if n_axes == 1 else ", axis=a"
+        raise ValueError(f"plot.receptive_field_regions draws boxes on a 2-D image; these regions "
+                         f"are {n_axes}-D: draw the field growing along one axis with "
+                         "plot.receptive_field_growth(receptive_field.growth(model, layer, "
+                         f"location{axis}))")
     if image is None and input_shape is None:
         raise ValueError("give the image to draw on, or its input_shape (H, W)")
     return regions

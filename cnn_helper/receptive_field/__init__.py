@@ -39,7 +39,8 @@ the other layers are not affected.
 The graph of a functional or Sequential model is walked call by call (ResNet's adds, Inception's
 concatenations, operations such as ``s + h``), nested models are entered (their layers named
 "outer/inner", as ``features.layer_names``: ``region(model, "base/block_3_expand_relu", idx)``).
-Channels-last data only.
+Channels-last data only; a Conv1D model's sequences (L, C) and a Conv3D model's volumes
+(D, H, W, C) too, with one (size, jump, start) per spatial axis (``region(seq_model, "c2", 3)``).
 
 - :mod:`.rules`     : the table of per-layer rules
 - :mod:`.walk`      : the walk over the graph: :func:`compute`, :func:`field`, :func:`region`
