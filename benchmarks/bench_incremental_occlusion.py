@@ -26,6 +26,14 @@ of its copies is a whole forward pass, so it is timed on a coarser stride that g
     python benchmarks/bench_incremental_occlusion.py [--sample 48] [--repeats 2]
         [--models cnn,vgg16,resnet50,mobilenetv2] [--xplique /path/to/python] [--no-memory]
     python benchmarks/bench_incremental_occlusion.py --threshold-check   # auto on small images
+    python benchmarks/bench_incremental_occlusion.py --before /tmp/before --sample 24 --repeats 3
+
+``--before TREE`` (issue 28): the code of TREE (e.g. ``git worktree add /tmp/before 630d107``),
+imported into this process as ``cnn_helper_old``, against this one, in interleaved rounds: the
+course CNN's whole maps by full / incremental / "auto" (one image at strides 1, 2 and 4, 16
+images at stride 1), and on the 224x224 models the sampled copies and a single copy, whose
+difference is the work per copy without the once-per-image clean pass (the whole map's time is
+the single-copy call plus that per-copy time for every other copy).
 """
 from __future__ import annotations
 
@@ -45,7 +53,7 @@ import numpy as np  # noqa: E402
 from bench_big_models import _peak_during  # noqa: E402
 from timing import median_times, paired_ratio  # noqa: E402
 
-from cnn_helper import _graph, data, features, incremental, models, occlusion, similarity  # noqa: E402
+from cnn_helper import _graph, _patches, data, features, incremental, models, occlusion, similarity  # noqa: E402
 from cnn_helper.incremental import approximate  # noqa: E402
 
 SETTINGS = {                 # model -> [(patch, stride)]
@@ -72,18 +80,24 @@ def build(name):
     return model, np.random.default_rng(0).uniform(0, 1, (224, 224, 3)).astype("float32")
 
 
+def sampled_copies(image_shape, patch, stride, sample):
+    """The bounds (4, S) of ``sample`` patch positions spread evenly over the grid (all of them
+    when the grid has fewer)."""
+    _, _, copies = _patches.grid(image_shape, (patch, patch), (stride, stride))
+    return copies[:, np.linspace(0, copies.shape[1] - 1, min(sample, copies.shape[1]))
+                  .astype(int)]
+
+
 def per_copy(model, x, patch, stride, sample, repeats):
     """Seconds per occluded copy of full and incremental inference on ``sample`` positions of
     the grid, their paired ratio, and the largest difference of their values."""
-    feature = features.check_feature(model, 3)
-    _, _, copies = occlusion._grid(x.shape, (patch, patch), (stride, stride))
-    chosen = copies[:, np.linspace(0, copies.shape[1] - 1, min(sample, copies.shape[1]))
-                    .astype(int)]
-    plan = incremental.make_plan(model, _graph.path_name(model, feature.layer), (patch, patch),
-                                 x.shape)
+    target = features.resolve(model, x[None], 3)
+    feature = target.feature
+    chosen = sampled_copies(x.shape, patch, stride, sample)
+    plan = incremental.make_plan(model, target.layer, (patch, patch), x.shape)
     fills = np.ones((1, x.shape[-1]), np.float32)
     runs = {
-        "full": lambda: occlusion._full_values(model, feature, x[None], fills, chosen, None,
+        "full": lambda: occlusion._full_values(model, target, x[None], fills, chosen,
                                                "auto")[0],
         "incremental": lambda: incremental.occluded_values(model, plan, feature, x[None], fills,
                                                            chosen, None, "auto")[0],
@@ -91,8 +105,9 @@ def per_copy(model, x, patch, stride, sample, repeats):
     gap = float(np.abs(runs["full"]() - runs["incremental"]()).max())
     t = median_times(runs, repeats)
     n = chosen.shape[1]
+    grid = _patches.grid(x.shape, (patch, patch), (stride, stride))[2].shape[1]
     return t["full"] / n, t["incremental"] / n, paired_ratio(t["rounds"], "full", "incremental"), \
-        gap, copies.shape[1]
+        gap, grid
 
 
 def approximate_quality(model, x, patch, stride):
@@ -196,13 +211,110 @@ def threshold_check():
                                                   classes=10)
         x = np.random.default_rng(0).uniform(0, 1, (size, size, 3)).astype("float32")
         cost = occlusion.incremental_cost(model, 3, patch=patch)
+        stride = max(2, size // 16)
         t = median_times({m: lambda m=m: occlusion.sensitivity_map(
-            model, x, 3, patch, max(2, size // 16), strategy=m)
-            for m in ("full", "incremental")}, 2)
+            model, x, 3, patch, stride, strategy=m) for m in ("full", "incremental")}, 2)
+        auto = occlusion.sensitivity_map(model, x, 3, patch, stride).strategy
+        copies = _patches.grid(x.shape, (patch, patch), (stride, stride))[2].shape[1]
         print(json.dumps({"model": name, "size": size, "patch": patch,
-                          "predicted": round(cost.flop_ratio, 2), "auto": cost.pays,
+                          "predicted": round(cost.flop_ratio, 2),
+                          "predicted_time": round(cost.speedup(copies), 2), "auto": auto,
                           "measured": round(paired_ratio(t["rounds"], "full", "incremental"), 2)}),
               flush=True)
+
+
+# --------------------------------------------------------------------------- before / after
+
+BEFORE_AFTER = [("cnn", 1, 4, 1), ("cnn", 1, 4, 2), ("cnn", 1, 4, 4), ("cnn", 16, 4, 1),
+                ("vgg16", 1, 16, 4), ("resnet50", 1, 16, 4), ("mobilenetv2", 1, 16, 4)]
+
+
+def import_tree(tree: str):
+    """The package of ``tree`` imported beside this one as ``cnn_helper_old`` (copied to a
+    temporary folder: its imports are all relative), checked to come from there."""
+    import importlib
+    import shutil
+
+    folder = tempfile.mkdtemp()
+    shutil.copytree(os.path.join(tree, "cnn_helper"), os.path.join(folder, "cnn_helper_old"))
+    sys.path.insert(0, folder)
+    package = importlib.import_module("cnn_helper_old")
+    if not os.path.realpath(package.__file__).startswith(os.path.realpath(folder) + os.sep):
+        raise SystemExit(f"cnn_helper_old imported from {package.__file__}")
+    return {name: importlib.import_module(f"cnn_helper_old.{name}")
+            for name in ("occlusion", "features", "incremental")}
+
+
+def map_calls(trees, model, images, patch, stride):
+    """The course CNN: whole maps by the public API, full / incremental / auto in each tree."""
+    return {f"{which} {how}": (lambda p=package, h=how: p["occlusion"].sensitivity_map(
+        model, images, 8, patch, stride, strategy=h))
+        for which, package in trees.items() for how in ("full", "incremental", "auto")}
+
+
+def sample_calls(trees, model, x, patch, stride, sample):
+    """A 224x224 model: full and incremental inference on ``sample`` positions of the grid and
+    on one, in each tree (the difference is the work per copy, the one-copy call the fixed
+    cost of an image)."""
+    calls = {}
+    for which, package in trees.items():
+        target = package["features"].resolve(model, x[None], 3)
+        plan = package["incremental"].make_plan(model, target.layer, (patch, patch), x.shape)
+        fills = np.ones((1, x.shape[-1]), np.float32)
+        for n in (sample, 1):
+            chosen = sampled_copies(x.shape, patch, stride, n)
+            calls[f"{which} full {n}"] = lambda p=package, t=target, c=chosen: \
+                p["occlusion"]._full_values(model, t, x[None], fills, c, "auto")
+            calls[f"{which} incremental {n}"] = lambda p=package, t=target, c=chosen, q=plan: \
+                p["incremental"].occluded_values(model, q, t.feature, x[None], fills, c, None,
+                                                 "auto")
+    return calls
+
+
+def _sampled_row(t, which, sample, copies):
+    """Paired ratio on the sample, per-copy ratio (the difference of ``sample`` copies and one)
+    and the whole map's ratio (the one-copy call plus ``copies`` - 1 times the per-copy time)."""
+    rounds = t["rounds"]
+    ratio = paired_ratio(rounds, f"{which} full {sample}", f"{which} incremental {sample}")
+    per = {how: (t[f"{which} {how} {sample}"] - t[f"{which} {how} 1"]) / (sample - 1)
+           for how in ("full", "incremental")}
+    whole = {how: t[f"{which} {how} 1"] + (copies - 1) * per[how] for how in per}
+    return (f"{ratio:.2f} | {1e3 * per['full']:.1f} / {1e3 * per['incremental']:.1f} = "
+            f"{per['full'] / per['incremental']:.2f} | {whole['full'] / whole['incremental']:.2f}")
+
+
+def _map_cell(t, which, auto_chose):
+    """Milliseconds full / incremental / auto, the paired ratios full / incremental and
+    full / auto, and what auto chose."""
+    ms = " / ".join(f"{1e3 * t[f'{which} {how}']:.1f}" for how in ("full", "incremental", "auto"))
+    ratios = [paired_ratio(t["rounds"], f"{which} full", f"{which} {how}")
+              for how in ("incremental", "auto")]
+    return f"{ms} ms: {ratios[0]:.2f}, auto {ratios[1]:.2f} ({auto_chose})"
+
+
+def before_after(tree: str, sample: int, repeats: int, names) -> None:
+    """Issue 28: the course CNN's maps (full / incremental / auto, whole maps) and the 224x224
+    models' (sampled), the code of ``tree`` (imported as cnn_helper_old) against this one."""
+    trees = {"before": import_tree(tree), "after": {"occlusion": occlusion, "features": features,
+                                                    "incremental": incremental}}
+    print(f"load average {os.getloadavg()}, {time.strftime('%Y-%m-%d %H:%M')}")
+    for name, n_images, patch, stride in [case for case in BEFORE_AFTER if case[0] in names]:
+        model, x = build(name)
+        cost = occlusion.incremental_cost(model, 3 if name != "cnn" else 8, patch)
+        copies = _patches.grid(x.shape, (patch, patch), (stride, stride))[2].shape[1]
+        head = (f"| {name}, {n_images} image(s), patch {patch} stride {stride} ({copies} copies) "
+                f"| {cost.flop_ratio:.2f} | {cost.speedup(copies, n_images):.2f} ")
+        if name == "cnn":
+            (_, _), (images, labels) = data.load_mnist("bundled", verbose=False)
+            images = x if n_images == 1 else images[labels == 8][:n_images]
+            t = median_times(map_calls(trees, model, images, patch, stride), repeats * (
+                5 if n_images == 1 else 1))
+            cells = [_map_cell(t, w, trees[w]["occlusion"].sensitivity_map(
+                model, images, 8, patch, stride).strategy) for w in trees]
+        else:
+            t = median_times(sample_calls(trees, model, x, patch, stride, sample), repeats)
+            cells = [_sampled_row(t, w, sample, copies) for w in trees]
+        print(head + "| " + " | ".join(cells) + f" | {os.getloadavg()[0]:.1f} |", flush=True)
 
 
 def main(argv=None):
@@ -214,8 +326,12 @@ def main(argv=None):
     parser.add_argument("--no-memory", action="store_true")
     parser.add_argument("--threshold-check", action="store_true",
                         help="only the smaller images that test auto's threshold")
+    parser.add_argument("--before", metavar="TREE", default=None,
+                        help="issue 28: the code of TREE against this one, in one process")
     parser.add_argument("--child", nargs=4, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.before:
+        return before_after(args.before, args.sample, args.repeats, args.models.split(","))
     if args.child:
         return child(*args.child)
     if args.threshold_check:

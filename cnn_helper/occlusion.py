@@ -1,5 +1,9 @@
 r"""Occlusion sensitivity: how much a target changes when a patch of the input is hidden.
 
+Written below for an image (H, W, C); a sequence (L, C) (a Conv1D model) or a volume
+(D, H, W, C) (a Conv3D model) works alike, with one patch size and stride per spatial axis and
+a map of one value per patch centre on its grid (a 1-D or a 3-D map).
+
 For an input :math:`\x^{(i)}` and a target :math:`\y_{(l),k}` (a head output such as the
 probability of class 8, or a ``Feature``), the patch of size :math:`f_r \times f_c` centred at each
 location (r, c) is painted with a fill value (the lecture's "hiding" of the sub-region), giving
@@ -15,7 +19,7 @@ an occluded copy :math:`\x^{(i)}_{\setminus (r,c)}`. The *occlusion sensitivity 
 un-occluded value). Like a convolution with one kernel and "same" padding, stride 1 gives a map
 of the input's spatial size.
 
-Patch placement (per spatial axis, patch size f, stride s, image size n):
+Patch placement (per spatial axis, patch size f, stride s, input length n along it):
 
 - centres are 0, s, 2s, ... < n, so the map has ceil(n / s) entries (n for stride 1);
 - the patch centred at c covers rows ``c - (f - 1) // 2`` to ``c + f // 2`` inclusive, the same
@@ -30,13 +34,13 @@ blurred copy or another image, use RISE's ``fill`` or the faithfulness metrics' 
 A max-pooled Feature is pooled afresh on every occluded copy (``keep_location=False``, how much
 the feature itself changes); ``keep_location=True`` reads it at the clean image's argmax instead.
 
-The occluded copies are built in the compiled graph from boolean masks (an outer product of a row
-and a column interval per centre), ``batch_size`` copies at a time, so memory is bounded: run in
+The occluded copies are built in the compiled graph from boolean masks (an outer product of one
+interval per spatial axis per centre), ``batch_size`` copies at a time, so memory is bounded: run in
 full, they go through the package's perturbation engine (``cnn_helper._perturb``) and cost their
 forward passes; :mod:`cnn_helper.incremental` recomputes each layer only where the patch changes
 it (the same map, several times faster on deep CNNs: ``strategy="auto"`` uses it where
-``incremental_cost`` predicts a gain). The result does not depend
-on ``batch_size``.
+``incremental_cost`` predicts a gain; it follows images only, so a sequence or a volume is run
+in full). The result does not depend on ``batch_size``.
 
 Example
 -------
@@ -46,6 +50,8 @@ Example
 >>> sensitivity_map(model, x_test[:5], 8).values.shape             # (5, 28, 28): a batch
 >>> print(incremental_cost(model, 8, patch=4))     # what incremental inference recomputes
 >>> attribution(model, x_test[:5], 8).shape   # (5, 28, 28, 1): the drop, as a saliency map
+>>> sensitivity_map(conv1d_model, sequence, 2, patch=8, stride=4).values.shape   # (16,)
+>>> sensitivity_map(conv3d_model, volume, 2, patch=(2, 4, 4), stride=4).values.shape  # 3-D grid
 """
 from __future__ import annotations
 
@@ -81,13 +87,15 @@ class OcclusionMap:
 
     target     : the Feature explained (a class index becomes the head's Feature)
     unoccluded : the un-occluded value :math:`\y_{(l),k}|_{\y_{(0)}=\x}`
-    values     : (R, C) the target with the patch centred at (rows[i], cols[j])
+    values     : (R, C) the target with the patch centred at (rows[i], cols[j]); for a sequence
+                 (L, C) or a volume (D, H, W, C) one axis per spatial axis of the input
     delta      : values - unoccluded (the absolute change)
     relative   : delta / |unoccluded| (the proportional change); all NaN when the un-occluded
                  value is 0, where it is undefined (use delta then)
-    locations  : (rows (R,), cols (C,)): the pixel coordinates of the patch centres
+    locations  : (rows (R,), cols (C,)): the pixel coordinates of the patch centres, one array
+                 per spatial axis
     bounds     : (rows (R, 2), cols (C, 2)): [start, stop) of each patch along each axis, clipped
-    patch      : (f_r, f_c);  stride: (s_r, s_c)
+    patch      : (f_r, f_c), one size per spatial axis;  stride: (s_r, s_c), the same
     fill       : (channels,) the value painted into each channel of the patch: the number that
                  was used, whatever ``fill`` asked for (for "extreme": the top of the input's
                  range, 1.0 for [0, 1] images, 255.0 for [0, 255] ones, see ``fill_value``)
@@ -112,9 +120,9 @@ class OcclusionMap:
 
     def on_pixels(self, values, image_shape) -> np.ndarray:
         r"""A map's ``values`` (..., R, C), one per patch centre, on the pixel grid
-        ``image_shape`` (H, W, ...) of its image: every pixel takes the value of its nearest patch
-        centre. Along an axis of n pixels with stride s (centres 0, s, 2s, ...), pixel p takes
-        the centre of index
+        ``image_shape`` (H, W, ...) of its image (for a sequence or a volume: its spatial axes
+        first, likewise): every pixel takes the value of its nearest patch centre. Along an axis
+        of n pixels with stride s (centres 0, s, 2s, ...), pixel p takes the centre of index
 
         .. math::  j(p) = \min(\lfloor (p + \lfloor s/2 \rfloor) / s \rfloor,\; n_{centres} - 1)
 
@@ -125,9 +133,11 @@ class OcclusionMap:
         >>> r.on_pixels(r.relative, (28, 28)).shape
         (28, 28)
         """
-        rows, cols = (np.minimum((np.arange(n) + s // 2) // s, len(centres) - 1)
-                      for n, s, centres in zip(image_shape[:2], self.stride, self.locations))
-        return np.asarray(values)[..., rows, :][..., cols]
+        values, n_axes = np.asarray(values), len(self.stride)
+        for axis, (n, s, centres) in enumerate(zip(image_shape, self.stride, self.locations)):
+            nearest = np.minimum((np.arange(n) + s // 2) // s, len(centres) - 1)
+            values = np.take(values, nearest, axis=values.ndim - n_axes + axis)
+        return values
 
     def example(self, i: int) -> "OcclusionMap":
         """The map of image i of a batch result."""
@@ -167,9 +177,10 @@ class OcclusionMap:
         images = "one image" if np.ndim(self.unoccluded) == 0 else f"{len(self.unoccluded)} images"
         fill = np.array2string(np.asarray(self.fill), precision=4, separator=", ",
                                threshold=12)
-        return (f"OcclusionMap({self.target}, {images}, map {self.values.shape[-2]}x"
-                f"{self.values.shape[-1]}, patch {self.patch[0]}x{self.patch[1]}, stride "
-                f"{self.stride[0]}x{self.stride[1]}, fill={fill}, {self.strategy})")
+        grid = _patches.size_text(np.shape(self.values)[-len(self.patch):])
+        return (f"OcclusionMap({self.target}, {images}, map {grid}, patch "
+                f"{_patches.size_text(self.patch)}, stride {_patches.size_text(self.stride)}, "
+                f"fill={fill}, {self.strategy})")
 
 
 def occluded_inputs(x, result: OcclusionMap, locations) -> np.ndarray:
@@ -196,9 +207,9 @@ def _full_values(model, target, images, fills, copies, batch_size) -> tuple:
     """Full re-inference: (the target on every copy of every image (N, M), the un-occluded
     values (N,)), by the perturbation engine, ``batch_size`` copies per compiled call; the
     un-occluded image is one more copy of each, with an empty patch."""
-    copies = np.concatenate([copies, np.zeros((4, 1), np.int32)], axis=1)       # (4, M + 1)
+    copies = np.concatenate([copies, np.zeros((len(copies), 1), np.int32)], axis=1)  # (2n, M+1)
     n_images, n_copies = len(images), copies.shape[1]
-    bounds = np.tile(copies.T, (n_images, 1))                                    # (N (M + 1), 4)
+    bounds = np.tile(copies.T, (n_images, 1))                                  # (N (M + 1), 2n)
     values = _perturb.scores(model, target, _patches.occluded_copies(images, fills, bounds),
                              np.repeat(np.arange(n_images), n_copies),
                              _graph.batch_size(model, batch_size))
@@ -208,6 +219,11 @@ def _full_values(model, target, images, fills, copies, batch_size) -> tuple:
 
 def _plan(model, feature, image_shape, patch, threshold=1.0):
     """(the incremental Plan, None) or (None, why the geometry cannot handle this model)."""
+    if len(image_shape) != 3:
+        n = len(image_shape) - 1
+        axes = f"{n} spatial ax" + ("is" if n == 1 else "es")
+        return None, (f"its input {tuple(image_shape)} has {axes}; incremental occlusion "
+                      "follows images (H, W, C) only")
     try:
         plan = incremental.make_plan(model, _graph.path_name(model, feature.layer), patch,
                                      image_shape, threshold)
@@ -221,8 +237,9 @@ def _plan(model, feature, image_shape, patch, threshold=1.0):
     return plan, None
 
 
-def _choose(model, feature, image_shape, patch, strategy):
-    """(the strategy to run: "full", "incremental" or an Approximate, its plan or None)."""
+def _choose(model, feature, image_shape, patch, strategy, counts, batch_size):
+    """(the strategy to run: "full", "incremental" or an Approximate, its plan or None).
+    counts: (images, occluded copies per image), whose fixed costs "auto" weighs too."""
     if strategy == "approximate":
         strategy = approximate.Approximate()
     if not isinstance(strategy, approximate.Approximate):
@@ -237,7 +254,10 @@ def _choose(model, feature, image_shape, patch, strategy):
                           "the map is computed by full re-inference", UserWarning, stacklevel=3)
         return "full", None
     if strategy == "auto":
-        return ("incremental", plan) if incremental.cost(plan).pays else ("full", None)
+        batches = (_graph.batch_size(model, batch_size),
+                   incremental.step_batch_size(plan, batch_size, counts[1]))
+        pays = incremental.cost(plan).pays_for(counts[1], counts[0], *batches)
+        return ("incremental", plan) if pays else ("full", None)
     return strategy, plan
 
 
@@ -254,11 +274,12 @@ def _values(model, how, plan, target, images, fills, copies, batch_size, grid_sh
 
 
 def _result(feature, unoccluded, values, geometry, fills, how) -> OcclusionMap:
-    """The OcclusionMap of a batch from the target's values (N, R, C) and un-occluded values
-    (N,); ``geometry`` is (locations, bounds, patch, stride)."""
-    delta = values - unoccluded[:, None, None]
+    """The OcclusionMap of a batch from the target's values (N, R, C) (one axis per spatial
+    axis) and un-occluded values (N,); ``geometry`` is (locations, bounds, patch, stride)."""
+    unoccluded_per_entry = unoccluded.reshape((-1,) + (1,) * (values.ndim - 1))
+    delta = values - unoccluded_per_entry
     return OcclusionMap(feature, unoccluded, values, delta,
-                        _relative(feature, unoccluded[:, None, None], delta), *geometry,
+                        _relative(feature, unoccluded_per_entry, delta), *geometry,
                         fills.astype(np.float32), how if isinstance(how, str) else "approximate")
 
 
@@ -268,10 +289,11 @@ def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
     r"""The occlusion sensitivity map of ``target`` for each image of ``x``.
 
     x      : one image (H, W, C) or a batch (N, H, W, C), in the range the model takes (the
-             package's MNIST: float in [0, 1])
+             package's MNIST: float in [0, 1]); a sequence (L, C) or volume (D, H, W, C) too
     target : a head class index k (:math:`\y_{(L),k}`, the model's output, e.g. the probability of
              class k) or a ``Feature``
-    patch  : f, or (f_r, f_c): the size of the occluding square (clipped at the border)
+    patch  : f, or (f_r, f_c): the size of the occluding square (clipped at the border); one
+             int per spatial axis in general ((f,) for a sequence, (f_d, f_r, f_c) for a volume)
     stride : s, or (s_r, s_c): centres every s pixels, starting at 0 (see the module docstring)
     fill   : "extreme" (the top of the input's range: a bright square), "zero", "mean", a
              number, or one per channel; see ``fill_value`` (``result.fill`` says what was
@@ -284,8 +306,8 @@ def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
              rounding, several times faster on deep CNNs, see ``incremental_cost``); "auto"
              (default): incremental where it pays, else full; "approximate" or
              ``Approximate(threshold, coarse, drill_down)``: faster, not exact (``compare`` it
-             with an exact map). A graph incremental occlusion cannot follow is computed in full
-             (with a warning if "incremental" was asked for).
+             with an exact map). A graph incremental occlusion cannot follow (a sequence, a
+             volume) is computed in full (with a warning if "incremental" was asked for).
 
     Returns an ``OcclusionMap``, with a leading image axis for a batch; ``result.strategy``
     says how it was computed. When an un-occluded value is 0 its proportional change is
@@ -300,12 +322,12 @@ def sensitivity_map(model, x, target, patch=4, stride=1, fill="extreme",
     batch_size = _checks.batch_size(batch_size)
     resolved = features.resolve(model, images, target, keep_location, batch_size)
     patch = _patches.check_patch(patch, images.shape[1:])
-    stride = _patches.pair(stride, "stride")
-    fills = _reference.reference(model, images, fill, "fill", per_pixel=False).values  # (N, C)
-    how, plan = _choose(model, resolved.feature, images.shape[1:], patch, strategy)
-
+    stride = _patches.per_axis(stride, "stride", images.shape[1:])
+    fills = _patches.channel_fills(model, images, fill)                         # (N, C)
     locations, bounds, copies = _patches.grid(images.shape[1:], patch, stride)
-    grid_shape = (len(locations[0]), len(locations[1]))
+    how, plan = _choose(model, resolved.feature, images.shape[1:], patch, strategy,
+                        (len(images), copies.shape[1]), batch_size)
+    grid_shape = tuple(len(centres) for centres in locations)
     values, unoccluded = _values(model, how, plan, resolved, images, fills, copies, batch_size,
                                  grid_shape)
     result = _result(resolved.feature, unoccluded, values.reshape((len(images),) + grid_shape),
@@ -323,24 +345,30 @@ def attribution(model, x, target, patch=4, stride=1, fill="extreme",
 
     (positive where hiding the patch lowers the target: evidence for it). With stride s each
     pixel takes the value of its nearest patch centre. Same arguments as
-    :func:`sensitivity_map`; returns float32 (N, H, W, 1), or (H, W, 1) for one image.
+    :func:`sensitivity_map`; returns float32 (N, H, W, 1), or (H, W, 1) for one image ((N, L, 1)
+    for sequences, (N, D, H, W, 1) for volumes).
 
     >>> s = attribution(model, x_test[:4], 8, patch=4, stride=2)       # (4, 28, 28, 1)
     """
     result = sensitivity_map(model, x, target, patch, stride, fill, keep_location, batch_size,
                              strategy)
     drop = -np.asarray(result.delta, np.float32)
-    return result.on_pixels(drop, np.shape(x)[-3:-1])[..., None]
+    spatial = np.shape(x)[-len(result.patch) - 1:-1]
+    return result.on_pixels(drop, spatial)[..., None]
 
 
 def incremental_cost(model, target, patch=4, image_shape=None) -> incremental.Cost:
     """What incremental occlusion recomputes for ``target`` and a ``patch``, per layer: the
-    window of its output, the fraction of the output that is, and the FLOPs of one occluded
-    copy, full vs incremental; ``.flop_ratio`` is the predicted speed-up and ``.pays`` says
-    whether strategy="auto" uses it. ``image_shape`` (H, W, C): for a model of free input size.
-    A ValueError says why when the model's graph cannot be followed.
+    window of its output, the fraction of the output that is, the FLOPs and the values moved
+    of one occluded copy, full vs incremental. ``.time_ratio`` is the predicted speed-up per
+    copy and ``.pays`` whether it reaches ``incremental.AUTO_MIN_RATIO`` for a map of many
+    copies; strategy="auto" decides for the call at hand with ``.pays_for(copies, images)``,
+    which adds the fixed costs of a call (a single image's few copies may run in full).
+    ``image_shape`` (H, W, C): for a model of free input size. A ValueError says why when the
+    model's graph cannot be followed.
 
-    >>> print(incremental_cost(model, 8, patch=4))
+    >>> cost = incremental_cost(model, 8, patch=4)
+    >>> cost.pays, cost.pays_for(784, 1)                 # the explorer's map of one image
     """
     feature = features.check_feature(model, target)
     image_shape = tuple(image_shape or _graph.input_shape(model))
@@ -356,10 +384,15 @@ def incremental_cost(model, target, patch=4, image_shape=None) -> incremental.Co
 def compare(result: OcclusionMap, exact: OcclusionMap) -> tuple:
     """How close an (approximate) map is to an exact one of the same grid: (SSIM of their
     ``values``, the largest absolute difference), image by image for batch results (then two
-    arrays). SSIM: ``similarity.ssim`` with the exact map's range of values as data range."""
+    arrays). SSIM: ``similarity.ssim`` with the exact map's range of values as data range (2-D
+    maps; for others, compare their values directly)."""
     if np.shape(result.values) != np.shape(exact.values):
         raise ValueError(f"the maps have different grids {np.shape(result.values)} and "
                          f"{np.shape(exact.values)}; compute them with the same patch and stride")
+    if len(exact.patch) != 2:
+        raise ValueError(f"compare measures the SSIM of 2-D maps; these are "
+                         f"{len(exact.patch)}-D maps: compare their values directly, e.g. "
+                         "np.abs(result.values - exact.values).max()")
     a = np.reshape(result.values, (-1,) + np.shape(result.values)[-2:])
     b = np.reshape(exact.values, a.shape)
     ssim = np.array([similarity.ssim(x, y) for x, y in zip(a, b)])

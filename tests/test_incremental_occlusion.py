@@ -194,6 +194,39 @@ def test_course_cnn_cost_and_auto(shipped_cnn, bundled):
                  keep_location=True)
 
 
+def test_auto_weighs_the_values_moved_and_the_fixed_costs_of_a_call(shipped_cnn, bundled):
+    """Regression (issue 28): "auto" chose incremental from the FLOP ratio alone (2.05 on the course
+    CNN, patch 4), also for 49 copies (stride 4), where its clean pass, its second compiled call
+    and its index arithmetic make it slower than full re-inference."""
+    (_, _), (x_test, _) = bundled
+    assert occlusion.sensitivity_map(shipped_cnn, x_test[0], 8, patch=4, stride=4).strategy \
+        == "full"
+    assert occlusion.sensitivity_map(shipped_cnn, x_test[0], 8, patch=4).strategy \
+        == "incremental"                                            # 784 copies: it pays
+    cost = occlusion.incremental_cost(shipped_cnn, 8, patch=4)
+    assert cost.time_ratio < cost.flop_ratio                # the gathers and pastes count
+    assert cost.speedup(49) < 1 < incremental.AUTO_MIN_RATIO < cost.speedup(784)
+    assert not cost.pays_for(49) and cost.pays_for(784) and cost.pays
+    assert cost.speedup(784, images=16) == pytest.approx(cost.speedup(784), rel=0.01)
+    assert cost.speedup(784, batch_incremental=1) < cost.speedup(784)   # 784 steps, not one
+    many = 10**7                                  # in one step each: the per-copy work alone
+    assert cost.speedup(many, 1, many, many) == pytest.approx(cost.time_ratio, rel=0.01)
+
+
+def test_values_moved_by_hand(shipped_cnn):
+    """conv1's window (6x6x16) is computed from the input region 8x8 (the 4x4 patch's window
+    pasted in): per copy the region is gathered (read and written, 2 x 64) and the window read
+    (16); the output written (576). In full: the 28x28x16 output and the 28x28 input."""
+    cost = occlusion.incremental_cost(shipped_cnn, 8, patch=4)
+    conv1 = cost.layers[0]
+    assert conv1.values_incremental == 2 * 64 + 16 + 576
+    assert conv1.values_full == 28 * 28 * 16 + 28 * 28
+    work = sum(c.flops_full for c in cost.layers) + incremental.VALUE_COST * (
+        sum(c.values_full for c in cost.layers) + 28 * 28)
+    assert cost.work_full == pytest.approx(work)
+    assert cost.time_ratio == pytest.approx(cost.work_full / cost.work_incremental)
+
+
 def test_a_model_the_geometry_cannot_follow_falls_back_to_full():
     inp = keras.Input((8, 8, 1))
     x = layers.Flatten()(inp)

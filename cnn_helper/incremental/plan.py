@@ -161,6 +161,13 @@ class Plan:
         f, g = self.fields[t], self.fields[u]
         return (f.start, f.size, f.jump, f.spatial) == (g.start, g.size, g.jump, g.spatial)
 
+    def region(self, step) -> tuple:
+        """The region (h, w) of its input that a "window" step reads to compute its output's
+        window of (h', w'): (h' - 1) stride + kernel per axis."""
+        g = step.geometry
+        return tuple((n - 1) * s + k for n, s, k in
+                     zip(self.lengths[step.call.outputs[0]], g.stride, g.kernel))
+
     @property
     def windowed(self) -> list:
         """Numbers of the windowed tensors, the input first (the order of ``offsets``' rows)."""

@@ -36,18 +36,26 @@ def read_region(clean, pad, start, length, window=None, window_start=None):
     start        : (B, 2) the region's top-left location, in the tensor's own coordinates
     window       : (B, h', w', C) the tensor's recomputed window, pasted over the clean values
                    where it overlaps the region; window_start (B, 2): where it sits
+
+    One gather: the clean locations are numbered r W + c, the B windows' after them, and each
+    location of the region takes the number of its window value where it has one, else of its
+    clean value (no tensor wider than the region is made, whatever the map's size).
     """
     import tensorflow as tf
 
     rows, cols = region_indices(start, length)
-    region = tf.gather(tf.gather(clean[0], rows + pad[0]), cols + pad[1], axis=2, batch_dims=1)
+    width, channels = clean.shape[2], clean.shape[-1]
+    values = tf.reshape(clean[0], (-1, channels))
+    index = ((rows + pad[0]) * width)[:, :, None] + (cols + pad[1])[:, None, :]
     if window is None:
-        return region
+        return tf.gather(values, index)
     r, c = rows - window_start[:, :1], cols - window_start[:, 1:]
     h, w = window.shape[1], window.shape[2]
-    pasted = tf.gather(window, tf.clip_by_value(r, 0, h - 1), axis=1, batch_dims=1)
-    pasted = tf.gather(pasted, tf.clip_by_value(c, 0, w - 1), axis=2, batch_dims=1)
-    return tf.where(inside(r, c, (0, h), (0, w)), pasted, region)
+    first = tf.shape(values)[0] + tf.range(tf.shape(window)[0])[:, None] * (h * w)    # (B, 1)
+    pasted = (first + tf.clip_by_value(r, 0, h - 1) * w)[:, :, None] + \
+        tf.clip_by_value(c, 0, w - 1)[:, None, :]
+    index = tf.where(inside(r, c, (0, h), (0, w))[..., 0], pasted, index)
+    return tf.gather(tf.concat([values, tf.reshape(window, (-1, channels))], 0), index)
 
 
 def _sliding(layer, x, valid=None):
@@ -180,9 +188,8 @@ class _Run:
         import tensorflow as tf
 
         t, g = step.inputs[0], step.geometry
-        out = step.call.outputs[0]
-        length = [(n - 1) * s + k for n, s, k in zip(self.plan.lengths[out], g.stride, g.kernel)]
-        start = self.starts[out] * tf.constant(g.stride) - tf.constant(g.left)
+        length = self.plan.region(step)
+        start = self.starts[step.call.outputs[0]] * tf.constant(g.stride) - tf.constant(g.left)
         x = self.region(t, start, length, g.pad, pad_value(step.call.layer))
         return _sliding(step.call.layer, x, self.valid(step, start, length))
 
@@ -276,12 +283,26 @@ def auto_batch_size(plan: Plan) -> int:
     return int(min(_graph.MAX_BATCH, max(1, _graph.MEMORY_PER_CALL // (4 * per_copy))))
 
 
+def step_batch_size(plan: Plan, value, copies: int) -> int:
+    """Copies per compiled step for ``copies`` copies of an image: ``value`` (an int), or for
+    "auto" at most ``auto_batch_size(plan)``, spread evenly over as few steps as that allows
+    (no small last step paying a whole step's fixed cost).
+
+    >>> step_batch_size(plan, "auto", 3136)      # VGG16, patch 16: auto 174, 19 steps of 166
+    166
+    """
+    if value != "auto":
+        return value
+    steps = max(1, math.ceil(copies / auto_batch_size(plan)))
+    return max(1, math.ceil(copies / steps))
+
+
 def occluded_values(model, plan: Plan, feature, images, fills, bounds, at, batch_size):
     """The target on every occluded copy of every image, incrementally: (values (N, M),
     baselines (N,)). bounds (4, M): the M patches; fills (N, C); at: (N, n_spatial) locations
-    or None; batch_size: copies per compiled call, or "auto" (``auto_batch_size(plan)``)."""
+    or None; batch_size: copies per compiled call, or "auto" (``step_batch_size``)."""
     clean, step = compiled(model, plan, feature.pool, at is not None)
-    batch_size = auto_batch_size(plan) if batch_size == "auto" else batch_size
+    batch_size = step_batch_size(plan, batch_size, np.shape(bounds)[1])
     values, baselines = [], []
     for i, image in enumerate(images):
         where = () if at is None else (at[i:i + 1],)
