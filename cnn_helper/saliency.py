@@ -1,8 +1,8 @@
 r"""Saliency maps: how much a target moves when each input value moves.
 
-The lecture's saliency map of a target :math:`s` for example :math:`\x^\ip` is the derivative
+The lecture's saliency map of a target :math:`s` for example :math:`\x\ip` is the derivative
 
-.. math::  S = \frac{\partial s}{\partial \y_{(0)}} \Big|_{\y_{(0)} = \x^\ip}
+.. math::  S = \frac{\partial s}{\partial \y_{(0)}} \Big|_{\y_{(0)} = \x\ip}
 
 with the same shape as the input. The target :math:`s` is a head output :math:`\y_{(L),k}` (an
 int ``target``: our CNN's head is the softmax probability; ``Feature("logits", k)`` is the logit)
@@ -46,7 +46,8 @@ package can see are changed (``relus_changed``): other non-linearities
 ``sign`` is an option of every method: "signed" (the raw map), "abs" (the lecture's "ignore the
 sign": strong positive or negative influence), "positive", "negative" (the negative part, still
 <= 0, so signed = positive + negative). Every method returns float32 maps shaped like x: (N, H, W,
-C) for a batch, (H, W, C) for one image; Grad-CAM's map has one channel, (N, H, W, 1).
+C) for a batch, (H, W, C) for one image; Grad-CAM's map has one channel, (N, H, W, 1). A Conv1D
+model's sequences (N, L, C) and a Conv3D model's volumes (N, D, H, W, C) get maps of their shape.
 
 Work is batched (``batch_size`` images per compiled step); results do not depend on it.
 
@@ -87,7 +88,7 @@ from .cam import (  # noqa: F401 (the CAM family, importable from here too: sali
 
 def gradient(model, x, target, rule: str = "gradient", batch_size=BATCH_SIZE,
              sign: str = "signed"):
-    r"""The saliency map :math:`\partial s / \partial \y_{(0)}` at :math:`\y_{(0)} = \x^\ip`.
+    r"""The saliency map :math:`\partial s / \partial \y_{(0)}` at :math:`\y_{(0)} = \x\ip`.
 
     ``target``: a head class index k (the model's output y_(L),k; the softmax probability for our
     CNN) or a Feature. For a max-pooled spatial Feature it is :math:`\partial \y_{(l),idx,k} /
@@ -173,8 +174,8 @@ def smoothgrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed:
     r"""SmoothGrad: the gradient averaged over ``n_samples`` noisy copies of each example.
 
     .. math::  \hat S = \frac{1}{n} \sum_{j=1}^{n} \frac{\partial s}{\partial \y_{(0)}}
-               \Big|_{\x^\ip + \epsilon_j}, \qquad \epsilon_j \sim N(0, \sigma^2),
-               \quad \sigma = \text{noise} \cdot (\max \x^\ip - \min \x^\ip)
+               \Big|_{\x\ip + \epsilon_j}, \qquad \epsilon_j \sim N(0, \sigma^2),
+               \quad \sigma = \text{noise} \cdot (\max \x\ip - \min \x\ip)
 
     ``noise`` is the standard deviation as a fraction of each example's value range. Copy j of
     an image draws its noise from (seed, a hash of the image, j): the same seed gives the same map
@@ -194,7 +195,7 @@ def squaregrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed:
                sign: str = "signed"):
     r"""SquareGrad (SmoothGrad-Squared, Hooker et al. 2019; xplique's SquareGrad): the mean of the
     squared gradient over the noisy copies of :func:`smoothgrad`,
-    :math:`\frac{1}{n} \sum_j (\partial s / \partial \y_{(0)} |_{\x^\ip + \epsilon_j})^2`.
+    :math:`\frac{1}{n} \sum_j (\partial s / \partial \y_{(0)} |_{\x\ip + \epsilon_j})^2`.
     It is >= 0: the sign of the evidence is gone. Same arguments and the same copies as
     :func:`smoothgrad`; noise=0 gives the gradient squared.
 
