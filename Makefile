@@ -2,7 +2,8 @@
 #   make tour   create .venv, install cnn_helper, run the tour on the embedded default data
 #   make test   create .venv, install cnn_helper with its test tools, run every test (the lecture
 #               notebooks three times: as they are and under two proxies for another CPU)
-#   make docs   build the API reference from the docstrings into docs/api (open docs/api/index.html)
+#   make docs   build the docs site into docs/site: the user guide (docs/guide) and the API reference
+#               from the docstrings (open docs/site/index.html)
 # and, after editing a lecture notebook:
 #   make sync-notebooks   update its Markdown twin notebooks/text/<name>.md (jupytext)
 PYTHON ?= python3
@@ -47,9 +48,10 @@ test: venv debian-deps
 	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest notebooks
 	TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest notebooks
 
-# The API reference (pdoc, from the docstrings; any warning is an error, as in tests/test_docs.py)
+# The docs site: the user guide (docs/guide/*.md) and the API reference (pdoc, from the
+# docstrings), formulas by the vendored KaTeX; any warning is an error, as in tests/test_docs.py
 docs: venv
-	$(PY) docs/build_api.py docs/api
+	$(PY) docs/build_docs.py docs/site
 
 # Rewrite the Markdown twin notebooks/text/<name>.md of every lecture notebook from the notebook
 # (jupytext, paired by notebooks/jupytext.toml). One way: it never writes a notebook.
