@@ -173,7 +173,7 @@ def _parser():
 
 def main(argv=None) -> int:
     parser, commands = _parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(cli_explain.joined_values(sys.argv[1:] if argv is None else argv))
     if args.verbose:
         _quiet.ask_for_verbose()
     _check_out(commands[args.command], args.command, args.out)

@@ -8,6 +8,8 @@ half the time of three.
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib.pyplot as plt
 import numpy as np
 
@@ -136,51 +138,115 @@ def _bars(ax, p, highlight, names):
         ax.text(min(v, 0.78) + 0.02, i, f"{v:.2f}", va="center", fontsize=7)
 
 
-def _occlusion_on(ax, result, image_shape, title):
+LEGEND = ("colours: red, the explained score rises with the pixel (occlusion: when the patch "
+          "there is hidden); blue, it falls; white, 0.\nEach map has its own scale (its colour "
+          "bar): compare shapes across maps, not colours.")
+
+
+def _colour_bar(fig, ax, image, label=None):
+    """A slim colour bar beside ``ax`` for ``image``: its limits as ticks (0 in the middle of a
+    signed map), in short numbers (3e-14, 0.12)."""
+    low, high = image.get_clim()
+    ticks = [low, 0.0, high] if low < 0 < high else [low, high]
+    bar = fig.colorbar(image, ax=ax, fraction=0.046, pad=0.03, ticks=ticks)
+    bar.ax.set_yticklabels([f"{t:.2g}" for t in ticks], fontsize=7)
+    if label:
+        bar.set_label(label, fontsize=7)
+
+
+def _occlusion_on(fig, ax, result, image_shape, title):
     """An occlusion map (``OcclusionMap`` of one image) drawn on the image's pixel grid
-    ``image_shape``, each pixel the value of its nearest patch centre; relative change where
-    defined, else the change."""
-    values, _ = relative_or_delta(result, True)
+    ``image_shape``, each pixel the value of its nearest patch centre, with its colour bar;
+    relative change where defined, else the change."""
+    values, name = relative_or_delta(result, True)
     lim = symmetric_limit(np.nan_to_num(values))
-    ax.imshow(result.on_pixels(values, image_shape), cmap=SIGNED_CMAP, vmin=-lim, vmax=lim,
-              interpolation="nearest")
+    image = ax.imshow(result.on_pixels(values, image_shape), cmap=SIGNED_CMAP, vmin=-lim,
+                      vmax=lim, interpolation="nearest")
     ax.set_xticks([])
     ax.set_yticks([])
-    ax.set_title(title, fontsize=9)
+    ax.set_title(title, fontsize=8)
+    _colour_bar(fig, ax, image, name.split(" (")[0])
+
+
+def _blank(ax, title, message):
+    """A panel that shows ``message`` instead of a map (a map of about 0 is not drawn)."""
+    ax.set_xticks([])
+    ax.set_yticks([])
+    ax.set_box_aspect(1)
+    ax.set_facecolor("0.93")
+    ax.set_title(title, fontsize=8)
+    ax.text(0.5, 0.5, textwrap.fill(message, 24), ha="center", va="center", fontsize=8,
+            transform=ax.transAxes, color="darkred")
+
+
+def _map_panel(fig, ax, image, m, title, message):
+    """One method's panel: an ``OcclusionMap`` or a saliency map with its colour bar, or
+    ``message`` when one is given instead."""
+    if message:
+        _blank(ax, title, message)
+    elif hasattr(m, "unoccluded"):
+        _occlusion_on(fig, ax, m, squeeze_image(image).shape, title)
+    else:
+        m = np.asarray(m, dtype=float)
+        _colour_bar(fig, ax, show_map(ax, to_map(m) if m.ndim == 3 else m, None))
+        ax.set_title(title, fontsize=8)
+
+
+def _grid(n_panels: int, columns: int, size: float, header: float, footer: float):
+    """A figure of ``n_panels`` axes in rows of at most ``columns`` (constrained layout: titles
+    and colour bars never overlap), ``header`` and ``footer`` inches kept free for text; the
+    unused axes hidden."""
+    cols = min(columns, n_panels)
+    rows = -(-n_panels // cols)
+    height = (size + 0.7) * rows + header + footer
+    fig, axes = plt.subplots(rows, cols, figsize=(1.3 * size * cols, height), squeeze=False,
+                             layout="constrained")
+    fig.get_layout_engine().set(rect=(0, footer / height, 1, 1 - (header + footer) / height))
+    for ax in axes.flat[n_panels:]:
+        ax.axis("off")
+    return fig, list(axes.flat[:n_panels])
 
 
 def explanation(image, probabilities, maps: dict, target: int, class_names=None, title=None,
-                size: float = 2.3, top: int = 5):
+                size: float = 2.3, top: int = 5, titles=None, notes=(), blank=None,
+                columns: int = 4):
     """One image explained: the image, its ``top`` most probable classes, and one panel per
-    method (``{name: map}``).
+    method (``{name: map}``), in rows of at most ``columns`` panels, with a colour legend.
 
     A map is a saliency map shaped like the image ((H, W, C) summed over channels, or (H, W, 1)
-    like Grad-CAM's), drawn signed (diverging, centred at 0) when it has negative values and as a
-    magnitude (white 0 to red) otherwise, each on its own scale; or an ``OcclusionMap`` of the
-    image (``occlusion.sensitivity_map``), drawn as the relative change of the target when the
-    patch centred there is hidden (blue: hiding lowers it).
+    like Grad-CAM's), drawn signed (diverging, centred at 0: red positive, blue negative) when it
+    has negative values and as a magnitude (white 0 to red) otherwise, each on its own scale with
+    its colour bar; or an ``OcclusionMap`` of the image (``occlusion.sensitivity_map``), drawn as
+    the relative change of the target when the patch centred there is hidden (blue: hiding lowers
+    it).
+
+    titles : {name: title} (default "name of p(target)"), what each map explains
+    notes  : lines written under the title in red (warnings: a tie, the ink covers the image)
+    blank  : {name: message} maps not drawn, the message shown instead (a map of about 0)
 
     >>> fig, axes = explanation(x, p, {"gradient": saliency.gradient(model, x, c),
     ...                                "occlusion": occlusion.sensitivity_map(model, x, c)}, c)
     """
     p = np.asarray(probabilities, dtype=float).ravel()
     names = [str(i) for i in range(len(p))] if class_names is None else list(class_names)
+    titles, blank, notes = titles or {}, blank or {}, list(notes)
     order = np.argsort(-p)[:top]
-    fig, axes = plt.subplots(1, 2 + len(maps), figsize=(size * (2 + len(maps)), size + 0.7))
+    header = 0.35 + 0.2 * len(notes)
+    fig, axes = _grid(2 + len(maps), columns, size, header, footer=0.4)
     show_image(axes[0], image, f"input {'x'.join(map(str, np.shape(image)[:2]))}")
     _bars(axes[1], p[order], highlight=int(np.where(order == target)[0][0])
           if target in order else None, names=[names[i] for i in order])
     axes[1].set_title(f"top {len(order)} classes", fontsize=9)
     axes[1].set_box_aspect(1)
     for ax, (name, m) in zip(axes[2:], maps.items()):
-        if hasattr(m, "unoccluded"):
-            _occlusion_on(ax, m, squeeze_image(image).shape,
-                          f"{name}: change of p({names[target]})")
-            continue
-        m = np.asarray(m, dtype=float)
-        m = to_map(m) if m.ndim == 3 else m
-        show_map(ax, m, f"{name} of p({names[target]})")
-    fig.suptitle(title or f"predicted {names[int(np.argmax(p))]} (p = {p.max():.2f}); the maps "
-                          f"explain class {names[target]}", fontsize=10)
-    fig.tight_layout()
-    return finish(fig), list(axes)
+        _map_panel(fig, ax, image, m, titles.get(name, f"{name} of p({names[target]})"),
+                   blank.get(name))
+    heading = title or (f"predicted {names[int(np.argmax(p))]} (p = {p.max():.2f}); the maps "
+                        f"explain class {names[target]}")
+    inches = fig.get_size_inches()[1]
+    fig.text(0.5, 1 - 0.08 / inches, heading, ha="center", va="top", fontsize=10)
+    for i, note in enumerate(notes):
+        fig.text(0.5, 1 - (0.35 + 0.2 * i) / inches, note, ha="center", va="top", fontsize=8,
+                 color="darkred")
+    fig.text(0.5, 0.05 / inches, LEGEND, ha="center", va="bottom", fontsize=7.5)
+    return finish(fig), axes
