@@ -125,7 +125,7 @@ def _check_data(parser, model: str, source: str):
 
 def _data_options(sources) -> str:
     """The command line's words for sources to use instead: "--data download, --data bundled or
-    --data auto" (``data.reword`` puts them in place of Python's source='download' / ...)."""
+    --data auto" (``data.reword`` puts them in place of Python's data_source='download' / ...)."""
     options = [f"--data {source}" for source in sources]
     if len(options) == 1:
         return options[0]

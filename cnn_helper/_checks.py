@@ -189,6 +189,17 @@ def fits_shape(shape, expected) -> bool:
         e is None or s is None or e == s for e, s in zip(expected, shape))
 
 
+def _shape_advice(shape: tuple, expected: tuple, name: str) -> str:
+    """The fix for images of the wrong shape, when it is plain: a missing channel axis (grey
+    images (28, 28) for a model of (28, 28, 1)), or images flattened into rows (N, 784)."""
+    if expected[-1] == 1 and (fits_shape(shape, expected[:-1])
+                              or fits_shape(shape[1:], expected[:-1])):
+        return f": add the channel axis, {name}[..., None]"
+    if None not in expected and len(shape) == 2 and shape[1] == np.prod(expected):
+        return f": unflatten the rows, {name}.reshape(-1, {', '.join(map(str, expected))})"
+    return ""
+
+
 def images_for(x, expected: tuple, model_name: str, name: str = "x", integers_ok=None):
     """Images for a model whose one image has shape ``expected``: (float32 batch, was_single).
 
@@ -211,7 +222,7 @@ def images_for(x, expected: tuple, model_name: str, name: str = "x", integers_ok
     if not single and not fits_shape(x.shape[1:], expected):
         raise ValueError(f"{name} has shape {x.shape}; model {model_name!r} expects images of "
                          f"shape (N, {', '.join(str(e) for e in expected)}) or one image of shape "
-                         f"{expected}")
+                         f"{expected}{_shape_advice(x.shape, expected, name)}")
     if not single and len(x) == 0:
         raise ValueError(f"{name} is empty (shape {x.shape}): give at least one image")
     x = float_images(x, name, model_name, integers_ok)

@@ -4,6 +4,10 @@ bundled 5,000 digits.
 Every image is float32, channels-last, shape (N, 28, 28, 1), values in [0, 1];
 labels are int64 classes 0..9.
 
+The argument that chooses a source is ``data_source`` everywhere in Python (``load``,
+``load_mnist``, ``load_fashion_mnist``, ``CNN_Helper``, ``models.train``; ``source=`` is still
+accepted here) and ``--data`` on the command line.
+
 MNIST sources (``load_mnist``)
 ------------------------------
 "keras"    : ``$KERAS_HOME/datasets/mnist.npz`` (default ``~/.keras/datasets/mnist.npz``), the
@@ -106,8 +110,9 @@ class MNIST:
 class SourceError(Exception):
     """A source cannot give its data set: its files are missing or damaged, or the download
     failed. Raised as one of the three errors below, each also the built-in error that says how.
-    The message advises other sources in Python's words (``source_option``: source='bundled');
-    ``reword`` puts them in other words (the command line's ``--data bundled``)."""
+    The message advises other sources in Python's words (``source_option``:
+    data_source='bundled'); ``reword`` puts them in other words (the command line's ``--data
+    bundled``)."""
 
 
 class SourceMissing(SourceError, FileNotFoundError):
@@ -126,19 +131,19 @@ def source_option(*sources) -> str:
     """The advice to use one of ``sources`` instead, in Python's words.
 
     >>> source_option("download", "bundled")
-    "source='download' / 'bundled'"
+    "data_source='download' / 'bundled'"
     """
-    return "source=" + " / ".join(repr(source) for source in sources)
+    return "data_source=" + " / ".join(repr(source) for source in sources)
 
 
-_ADVICE = re.compile(r"source=('\w+'(?: / '\w+')*)")
-"""What ``source_option`` writes."""
+_ADVICE = re.compile(r"(?:data_)?source=('\w+'(?: / '\w+')*)")
+"""What ``source_option`` writes (and wrote: source='bundled')."""
 
 
 def reword(message: str, words) -> str:
     """``message`` with each advice that ``source_option`` wrote given as ``words(sources)``.
 
-    >>> reword("or use source='download' / 'bundled'", lambda sources: " or ".join(sources))
+    >>> reword("or use data_source='download' / 'bundled'", lambda sources: " or ".join(sources))
     'or use download or bundled'
     """
     return _ADVICE.sub(lambda advice: words(re.findall(r"'(\w+)'", advice.group(1))), message)
@@ -346,42 +351,58 @@ def _describe(dataset: str, used: str, origin, why) -> str:
     return f"{TITLES[dataset]} from {where}" + (f", since {why}" if why else "")
 
 
-def load(source: str = "auto", verbose: bool = True, dataset: str = "mnist", origin=None,
-         timeout: float = TIMEOUT) -> MNIST:
-    """Load ``dataset`` ("mnist" or "fashion_mnist") from ``source`` (see the module docstring
-    for the sources of each and what "auto" tries in turn).
+def _data_source(data_source: str, source) -> str:
+    """The source asked for: ``data_source``, or ``source``, its older name, still accepted."""
+    if source is None:
+        return data_source
+    if data_source not in ("auto", source):
+        raise ValueError(f"data_source={data_source!r} and source={source!r} name the same "
+                         "argument; give data_source alone")
+    return source
 
-    verbose : print which source was used (and why "auto" fell back). ``MNIST.source`` says it too.
-    origin  : the folder URL to download from (default ``$CNN_HELPER_DATA_ORIGIN`` or Keras' own)
-    timeout : seconds to wait for the origin to answer, and for each read of a download
+
+def load(data_source: str = "auto", verbose: bool = True, dataset: str = "mnist", origin=None,
+         timeout: float = TIMEOUT, *, source=None) -> MNIST:
+    """Load ``dataset`` ("mnist" or "fashion_mnist") from ``data_source`` (see the module
+    docstring for the sources of each and what "auto" tries in turn).
+
+    data_source : the one name of this choice everywhere: ``CNN_Helper(data_source=)``,
+                  ``models.train(data_source=)``, the command line's ``--data``
+                  (``source=``, its older name here, is still accepted)
+    verbose     : print which source was used (and why "auto" fell back); ``MNIST.source`` says
+                  it too
+    origin      : the folder URL to download from (default ``$CNN_HELPER_DATA_ORIGIN`` or Keras')
+    timeout     : seconds to wait for the origin to answer, and for each read of a download
 
     >>> load("auto", verbose=False).source          # "keras", "download" or "bundled"
     'bundled'
     """
+    data_source = _data_source(data_source, source)
     if dataset not in DATASETS:
         raise ValueError(f"dataset {dataset!r} is not one of {tuple(DATASETS)}")
-    if source not in DATASETS[dataset]:
-        raise ValueError(f"{dataset} source {source!r} is not one of {DATASETS[dataset]}")
+    if data_source not in DATASETS[dataset]:
+        raise ValueError(f"{dataset} source {data_source!r} is not one of {DATASETS[dataset]}")
     timeout = check_timeout(timeout)
     load_from = _load_mnist_from if dataset == "mnist" else _load_fashion_from
-    (train, test), used, why = load_from(source, origin, timeout)
+    (train, test), used, why = load_from(data_source, origin, timeout)
     if verbose:
         print(f"{_describe(dataset, used, origin, why)}: {len(train[0])} train, "
               f"{len(test[0])} test images")
     return MNIST(train, test, used, dataset)
 
 
-def load_mnist(source: str = "auto", verbose: bool = True, origin=None, timeout: float = TIMEOUT):
+def load_mnist(data_source: str = "auto", verbose: bool = True, origin=None,
+               timeout: float = TIMEOUT, *, source=None):
     """MNIST as ``(x_train, y_train), (x_test, y_test)``, the Keras convention (see ``load``).
 
     >>> (x_train, y_train), (x_test, y_test) = load_mnist()    # 60,000 / 10,000 when it can
     """
-    mnist = load(source, verbose, "mnist", origin, timeout)
+    mnist = load(_data_source(data_source, source), verbose, "mnist", origin, timeout)
     return mnist.train, mnist.test
 
 
-def load_fashion_mnist(source: str = "auto", verbose: bool = True, origin=None,
-                       timeout: float = TIMEOUT):
+def load_fashion_mnist(data_source: str = "auto", verbose: bool = True, origin=None,
+                       timeout: float = TIMEOUT, *, source=None):
     """Fashion-MNIST as ``(x_train, y_train), (x_test, y_test)``: 60,000 / 10,000 images of 10
     kinds of clothing (``FASHION_CLASSES[label]``), from Debian's package, the Keras cache or a
     download (see ``load``).
@@ -390,7 +411,7 @@ def load_fashion_mnist(source: str = "auto", verbose: bool = True, origin=None,
     >>> x_train.shape, FASHION_CLASSES[y_test[0]]
     ((60000, 28, 28, 1), 'Ankle boot')
     """
-    fashion = load(source, verbose, "fashion_mnist", origin, timeout)
+    fashion = load(_data_source(data_source, source), verbose, "fashion_mnist", origin, timeout)
     return fashion.train, fashion.test
 
 

@@ -114,6 +114,17 @@ class FeatureVisualization:
     def __len__(self):
         return len(self.targets)
 
+    def __repr__(self) -> str:
+        """One line, not the arrays: FeatureVisualization(3 images 28x28x1 of y_(conv2),k=0,
+        y_(conv2),k=1, y_(conv2),k=2; 256 steps fourier, values 1.2..4.5)."""
+        shown = ", ".join(str(target) for target in self.targets[:3])
+        more = f", ..., {self.targets[-1]} ({len(self)} targets)" if len(self) > 3 else ""
+        values = f"{np.min(self.values):.3g}..{np.max(self.values):.3g}" if len(self) else "none"
+        return (f"FeatureVisualization({len(self)} images "
+                f"{'x'.join(map(str, self.images.shape[1:]))} of {shown}{more}; "
+                f"{self.settings.get('steps')} steps {self.settings.get('parametrization')}, "
+                f"values {values})")
+
 
 # --------------------------------------------------------------------------- the targets
 

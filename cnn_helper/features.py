@@ -111,16 +111,30 @@ def as_feature(model, target) -> Feature:
 
 
 def check_feature(model, target) -> Feature:
-    """The target as a Feature checked against ``model``: its layer, channel and location exist."""
+    """The target as a Feature checked against ``model``: its layer, channel and location exist.
+
+    An int target is a class of the head, and its error says so:
+
+    >>> check_feature(model, 10)
+    ValueError: class 10 is out of range: the model has classes 0..9
+    """
     feature = as_feature(model, target)
     shape = _graph.output_shape(model, feature.layer)
     if len(shape) == 0:
         raise ValueError(f"layer {feature.layer_name!r} has a scalar output; it has no channels")
     spatial, n_channels = shape[:-1], shape[-1]
+    if not 0 <= feature.channel < n_channels and _checks.is_int(target):
+        raise ValueError(f"class {target} is out of range: the model has classes "
+                         f"0..{n_channels - 1}")
     if not 0 <= feature.channel < n_channels:
         raise ValueError(f"channel {feature.channel} is out of range for layer "
                          f"{feature.layer_name!r}: it has channels 0..{n_channels - 1}")
     if feature.location is not None:
+        if not spatial:
+            raise ValueError(f"layer {feature.layer_name!r} has no spatial axes (output shape "
+                             f"{tuple(shape)}): its feature {feature.channel} is one number, not a "
+                             f"map; drop location={feature.location}: "
+                             f"Feature({feature.layer_name!r}, {feature.channel})")
         if len(feature.location) != len(spatial):
             raise ValueError(f"location {feature.location} has {len(feature.location)} indices "
                              f"but layer {feature.layer_name!r} has spatial shape {spatial}")

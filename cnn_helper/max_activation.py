@@ -96,6 +96,12 @@ class LayerScan:
     def n_channels(self) -> int:
         return self.high.indices.shape[0]
 
+    def __repr__(self) -> str:
+        """One line, not the arrays: LayerScan(layer='conv2', 32 channels, top 9 of 1000
+        examples, pool='max')."""
+        return (f"LayerScan(layer={self.layer!r}, {self.n_channels} channels, top {self.count} "
+                f"of {self.n_scanned} examples, pool={self.pool!r})")
+
     @property
     def count(self) -> int:
         return len(self.high)

@@ -81,6 +81,10 @@ DEFAULTS = {"cnn": {"epochs": 12, "batch_size": 32, "learning_rate": 1e-3},
 DATASET_OF = {"fashion_cnn": "fashion_mnist"}
 """The models trained on another data set than MNIST (``data.DATASETS``)."""
 PERMUTED_LABELS = ("cnn_random_labels",)
+TRAINING_RANGE = (0.0, 1.0)
+"""The range of the images the course models were trained on (``data.load`` scales pixels to
+[0, 1]) when their info does not record one. A loaded model carries it as its
+``training_range``: the package warns about images far outside it (``x * 255`` instead of x)."""
 
 
 def build_cnn(input_shape=(28, 28, 1), n_classes: int = 10):
@@ -150,7 +154,7 @@ def load_with_info(name: str = "cnn", source: str = "auto"):
     if source in ("auto", "cache"):
         try:
             model, info = _weights.read(name, cache_dir(), BUILDERS[name])
-            return model, dict(info, loaded_from=str(cache_dir()))
+            return _recorded_range(model, info), dict(info, loaded_from=str(cache_dir()))
         except FileNotFoundError:
             if source == "cache":
                 raise
@@ -161,7 +165,15 @@ def load_with_info(name: str = "cnn", source: str = "auto"):
                           f"weights instead; the file is left as it is (retrain with `python -m "
                           f"cnn_helper train --model {name}`, or delete it)", stacklevel=2)
     model, info = _weights.read(name, SHIPPED_DIR, BUILDERS[name])
-    return model, dict(info, loaded_from="shipped")
+    return _recorded_range(model, info), dict(info, loaded_from="shipped")
+
+
+def _recorded_range(model, info: dict):
+    """``model`` carrying the range of its training images as ``training_range`` (read by
+    ``_graph.check_images``): its info's, or ``TRAINING_RANGE`` for weights saved before the
+    info recorded it."""
+    model.training_range = tuple(float(v) for v in info.get("training_range", TRAINING_RANGE))
+    return model
 
 
 def load(name_or_path="cnn", source: str = "auto"):
@@ -261,7 +273,8 @@ def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None
 
     A model of ``AUGMENTED`` ("cnn_blobs") sees fresh random blobs every epoch, drawn from the same
     seed (``augmentation.BlobbedImages``); the labels and the model's layers are those of "cnn".
-    ``callbacks`` (Keras callbacks, e.g. a timer) are passed to ``model.fit``.
+    ``callbacks`` (Keras callbacks, e.g. a timer) are passed to ``model.fit``. The model records
+    the range of x_train as its ``training_range``.
     """
     import keras
 
@@ -279,6 +292,7 @@ def fit(name: str, x_train, y_train, epochs=None, seed: int = 0, batch_size=None
     else:
         model.fit(x_train, y_train, epochs=epochs, batch_size=batch_size,
                   shuffle=True, verbose=verbose, callbacks=callbacks)
+    model.training_range = (float(np.min(x_train)), float(np.max(x_train)))
     return model
 
 
@@ -331,8 +345,9 @@ def train(name: str = "cnn", data_source: str = "auto", epochs=None, seed: int =
     The destination is checked first (``check_writable``), then the data are loaded (from
     ``data_source``, a source of that data set) and the model trained; "cnn_random_labels" learns
     ``permuted_labels(y_train, seed)``. Returns (model, info): info holds data set and source,
-    seed, epochs, augmentation (None, or the blobs of "cnn_blobs"), seconds, training and test
-    accuracy and ``loaded_from`` (the folder the weights were written to).
+    seed, epochs, augmentation (None, or the blobs of "cnn_blobs"), the range of the training
+    images, seconds, training and test accuracy and ``loaded_from`` (the folder the weights were
+    written to).
     """
     check_name(name)
     epochs = _epochs(name, epochs)
@@ -347,6 +362,7 @@ def train(name: str = "cnn", data_source: str = "auto", epochs=None, seed: int =
     info = {"model": name, "dataset": found.name, "data_source": found.source,
             "labels": "permuted" if name in PERMUTED_LABELS else "true",
             "n_train": int(len(x_train)), "n_test": int(len(x_test)), "seed": seed,
+            "training_range": list(model.training_range),
             "epochs": epochs, "augmentation": augmentation_of(name),
             "train_seconds": round(time.perf_counter() - start, 1),
             "train_accuracy": round(accuracy(model, x_train, y_train), 4),

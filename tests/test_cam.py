@@ -223,7 +223,7 @@ def test_bad_inputs_are_clear_errors():
             method(model, x, 1, layer="logits")
         with pytest.raises(ValueError, match="'signed', 'abs'"):
             method(model, x, 1, sign="magnitude")
-        with pytest.raises(ValueError, match="channels 0..2"):
+        with pytest.raises(ValueError, match="class 3 is out of range: the model has classes 0..2"):
             method(model, x, 3)
     with pytest.raises(ValueError, match="does not depend on layer 'B'"):
         saliency.layer_cam(model, x, Feature("A", 0), layer="B")

@@ -1,7 +1,7 @@
 """python -m cnn_helper --data SOURCE where the source cannot give the data (no Keras cache, the
 origin silent, a damaged file): one line on stderr with advice in the command line's words
 (``--data bundled``), exit status 1, never a traceback; the Python API keeps its own words
-(``source='bundled'``).
+(``data_source='bundled'``).
 
 Every test runs with ``KERAS_HOME`` at an empty folder and the download origin at a closed port
 (tests/conftest.py). Run in-process through ``main`` (an exception would fail the test, as a
@@ -79,7 +79,7 @@ def test_an_origin_that_is_no_url_is_a_usage_error(command, tmp_path, monkeypatc
 
 
 def test_the_python_api_keeps_its_own_advice():
-    with pytest.raises(FileNotFoundError, match="use source='download' / 'bundled' / 'auto'"):
+    with pytest.raises(FileNotFoundError, match="use data_source='download' / 'bundled' / 'auto'"):
         data.load("keras", verbose=False)
-    with pytest.raises(ConnectionError, match="Use source='bundled'"):
+    with pytest.raises(ConnectionError, match="Use data_source='bundled'"):
         data.load("download", verbose=False)

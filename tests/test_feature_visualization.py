@@ -186,7 +186,7 @@ def test_bad_input_is_a_clear_error(shipped_cnn, bundled):
     cases = [
         (dict(targets=Feature("conv9", 0)), ValueError, "has no layer 'conv9'"),
         (dict(targets=Feature("conv2", 32)), ValueError, "channel 32 is out of range"),
-        (dict(targets=11), ValueError, "channel 11 is out of range"),
+        (dict(targets=11), ValueError, "class 11 is out of range: the model has classes 0..9"),
         (dict(targets=[]), TypeError, "targets must be"),
         (dict(targets=1, steps=0), ValueError, "steps must be a positive int, got 0"),
         (dict(targets=1, parametrization="wavelet"), ValueError, "parametrization 'wavelet'"),

@@ -109,7 +109,7 @@ def test_bad_inputs_are_clear_errors(model):
             rise.rise(model, x, 1, grid_size=grid_size)
     with pytest.raises(ValueError, match="has no layer 'nope'"):
         rise.rise(model, x, Feature("nope", 0))
-    with pytest.raises(ValueError, match="channels 0..2"):
+    with pytest.raises(ValueError, match="class 3 is out of range: the model has classes 0..2"):
         rise.rise(model, x, 3)
     with pytest.raises(ValueError, match="fill has shape"):
         rise.rise(model, x, 1, fill=np.zeros((3, 3)))

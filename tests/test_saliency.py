@@ -542,7 +542,7 @@ def test_bad_inputs_are_clear_errors():
         S.guided_backprop(model, bad, 1)
     with pytest.raises(ValueError, match=r"\(N, 8, 8, 1\)"):
         S.gradient(model, np.zeros((2, 9, 9, 1), np.float32), 1)
-    with pytest.raises(ValueError, match="channels 0..2"):
+    with pytest.raises(ValueError, match="class 3 is out of range: the model has classes 0..2"):
         S.deconvnet(model, x, 3)
     with pytest.raises(ValueError, match="outside the map"):
         S.gradient(model, x, Feature("c1", 0, (8, 0)))

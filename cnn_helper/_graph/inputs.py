@@ -65,9 +65,84 @@ def takes_integer_images(model) -> bool:
 def check_images(model, x, name: str = "x"):
     """Images checked against the model's input: (float32 batch, was_single_image). Integer
     images are cast to float32, unscaled, for a model that takes them (``takes_integer_images``);
-    for another, the error says whether to divide by 255.
+    for another, the error says whether to divide by 255. Images far outside the range the model
+    was trained on, when it records one, give a warning (``warn_outside_training_range``).
 
     >>> x, single = check_images(model, image)          # (1, 28, 28, 1), True
     """
-    return _checks.images_for(x, input_shape(model), model.name, name,
-                              integers_ok=takes_integer_images(model))
+    images, single = _checks.images_for(x, input_shape(model), model.name, name,
+                                        integers_ok=takes_integer_images(model))
+    warn_outside_training_range(model, images, name)
+    return images, single
+
+
+# --------------------------------------------------------------------------- the training range
+
+FAR_OUTSIDE = 1.0
+"""How far images may leave a model's training range [low, high], in widths high - low, before
+``check_images`` warns: for [0, 1], values below -1 or above 2 (pixel values 0..255 reach 255)."""
+
+
+def training_range(model):
+    """The range (low, high) of the images ``model`` was trained on, when the model records it
+    in its ``training_range`` attribute (the package's models do, ``models.load``; a model of your
+    own may: ``model.training_range = (0, 1)``); None when it is unknown."""
+    recorded = getattr(model, "training_range", None)
+    if recorded is None:
+        return None
+    if not (isinstance(recorded, (tuple, list)) and len(recorded) == 2
+            and all(_checks.is_number(v) for v in recorded) and recorded[0] < recorded[1]):
+        raise ValueError(f"model {model.name!r} has training_range {recorded!r}; it must be a "
+                         "pair (low, high) of numbers, low < high, e.g. (0, 1)")
+    return float(recorded[0]), float(recorded[1])
+
+
+def _pixel_fix(name: str, low: float, high: float) -> str:
+    """The expression that takes pixel values 0..255 in ``name`` to [low, high]: "x / 255"."""
+    scaled = f"{name} / {255 / (high - low):g}"
+    return scaled if low == 0 else f"{scaled} {'-' if low < 0 else '+'} {abs(low):g}"
+
+
+def warn_outside_training_range(model, images, name: str = "x"):
+    """A warning, once per call of the package, when ``images`` lie far outside the range the
+    model was trained on (``training_range``, ``FAR_OUTSIDE``): a float image of pixel values
+    0..255 given to a model trained on [0, 1] is accepted, and its maps explain nothing.
+
+    >>> saliency.gradient(models.load("cnn"), x_test * 255, 3)
+    UserWarning: x holds values in [0, 255], far outside [0, 1], the range model 'mnist_cnn' was
+    trained on: ... if x holds pixel values 0..255, give x / 255
+    """
+    trained = training_range(model)
+    if trained is None or images.size == 0:
+        return
+    (low, high), seen = trained, (float(np.min(images)), float(np.max(images)))
+    margin = FAR_OUTSIDE * (high - low)
+    if low - margin <= seen[0] and seen[1] <= high + margin:
+        return
+    fix = (f"if {name} holds pixel values 0..255, give {_pixel_fix(name, low, high)}"
+           if 0 <= seen[0] and seen[1] <= 255 else f"rescale {name} to [{low:g}, {high:g}]")
+    warn_once_per_call(f"{name} holds values in [{seen[0]:.3g}, {seen[1]:.3g}], far outside "
+                       f"[{low:g}, {high:g}], the range model {model.name!r} was trained on: "
+                       f"what it computes there says little about the images; {fix}")
+
+
+_LAST_WARNED = [None]
+"""The call that was warned last: (id of the caller's frame, its code, the instruction)."""
+
+
+def warn_once_per_call(message: str):
+    """``warnings.warn(message)`` shown at the user's line (the first frame outside cnn_helper),
+    and not again while that same call runs: one call checks its images at several depths, a
+    scan once per batch. Calls made from one line in a loop warn once, as Python shows a repeated
+    warning; then Python's filters apply as to any warning."""
+    import sys
+    import warnings
+
+    frame, level = sys._getframe(0), 1
+    while frame is not None and frame.f_globals.get("__name__", "").split(".")[0] == "cnn_helper":
+        frame, level = frame.f_back, level + 1
+    call = None if frame is None else (id(frame), id(frame.f_code), frame.f_lasti)
+    if call is not None and call == _LAST_WARNED[0]:
+        return
+    _LAST_WARNED[0] = call
+    warnings.warn(message, stacklevel=level)

@@ -72,7 +72,25 @@ def find_layer(model, layer) -> list:
     if by_leaf:
         raise ValueError(f"layer name {layer!r} is ambiguous in model {model.name!r}; use one of "
                          f"{[n for n in names if n.split('/')[-1] == layer]}")
-    raise ValueError(f"model {model.name!r} has no layer {layer!r}; its layers are {names}")
+    raise ValueError(f"model {model.name!r} has no layer {layer!r}"
+                     f"{_did_you_mean(layer, names)}; its layers are {names}")
+
+
+def _did_you_mean(name: str, names: list) -> str:
+    """The hint " (did you mean 'conv2'?)" naming the layer closest to a mistyped ``name`` (case
+    ignored; a nested layer by its path or its own name), or "" when none is close.
+
+    >>> _did_you_mean("Conv2", ["conv1", "conv2", "dense"])
+    " (did you mean 'conv2'?)"
+    """
+    import difflib
+
+    spellings = {}                                      # lower-case spelling -> layer path name
+    for path in names:
+        for spelling in (path, path.split("/")[-1]):
+            spellings.setdefault(spelling.lower(), path)
+    closest = difflib.get_close_matches(name.lower(), list(spellings), n=1)
+    return f" (did you mean {spellings[closest[0]]!r}?)" if closest else ""
 
 
 def path_name(model, layer) -> str:
