@@ -123,12 +123,14 @@ def _spearman_of(a, b):
     return pearson_of(ranks_of(a), ranks_of(b))
 
 
-def _rows(a, b, what: str):
-    """a and b as float64 arrays (N, D) of the same shape."""
+def _same_shape(a, b, what: str, ndim: int = 2):
+    """a and b as float64 arrays of the same shape with ``ndim`` axes: rows (N, D) or a stack of
+    2-D maps (N, H, W)."""
     a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape or a.ndim != 2:
-        raise ValueError(f"{what} compares rows of two arrays of the same shape (N, D); got "
-                         f"{a.shape} and {b.shape}")
+    if a.shape != b.shape or a.ndim != ndim:
+        kind = "rows of two arrays of the same shape (N, D)" if ndim == 2 else \
+            "maps of the same shape, (N, H, W) for a stack"
+        raise ValueError(f"{what} compares {kind}; got {a.shape} and {b.shape}")
     return a, b
 
 
@@ -139,7 +141,7 @@ def pearson_rows(a, b) -> np.ndarray:
 
     >>> pearson_rows([[1, 2, 3]], [[2, 4, 7]])       # array([0.99339927])
     """
-    return _run(pearson_of, *_rows(a, b, "pearson_rows"), any_size=True)
+    return _run(pearson_of, *_same_shape(a, b, "pearson_rows"), any_size=True)
 
 
 def spearman_rows(a, b) -> np.ndarray:
@@ -149,7 +151,7 @@ def spearman_rows(a, b) -> np.ndarray:
 
     >>> spearman_rows([[1, 2, 3]], [[2, 4, 70]])      # array([1.])
     """
-    return _run(_spearman_of, *_rows(a, b, "spearman_rows"), any_size=True)
+    return _run(_spearman_of, *_same_shape(a, b, "spearman_rows"), any_size=True)
 
 
 # --------------------------------------------------------------------------- SSIM
@@ -191,20 +193,11 @@ def ssim_of(a, b, ranges, window: int = 7):
     return tf.where(ranges == 0, equal, tf.reduce_mean(index, axis=[1, 2]))
 
 
-def _stacks(a, b, what: str):
-    """a and b as float64 stacks of 2-D maps (N, H, W) of the same shape."""
-    a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
-    if a.shape != b.shape or a.ndim != 3:
-        raise ValueError(f"{what} compares maps of the same shape, (N, H, W) for a stack; got "
-                         f"{a.shape} and {b.shape}")
-    return a, b
-
-
 def ssims(a, b, data_range=None, window: int = 7) -> np.ndarray:
     """The mean SSIM of each pair of 2-D maps of two stacks (N, H, W): (N,) float64. ``b`` is the
     reference; ``data_range`` None takes each reference map's own range of values. All pairs
     are computed in one compiled step (the same numbers as :func:`ssim` pair by pair)."""
-    a, b = _stacks(a, b, "ssims")
+    a, b = _same_shape(a, b, "ssims", ndim=3)
     if _fitting_window(a.shape[1:], window) < 1:
         raise ValueError(f"the maps {a.shape[1:]} are too small for a window")
     ranges = np.ptp(b.reshape(len(b), -1), axis=1) if data_range is None else \
@@ -328,6 +321,6 @@ def hog_similarity(a, b, orientations: int = 9, pixels_per_cell=(8, 8),
                    cells_per_block=(3, 3)) -> np.ndarray:
     """The Pearson correlation of the HOG features of each pair of maps of two stacks (N, H, W):
     (N,) (Adebayo et al. 2018). NaN where a map has no gradient at all (constant)."""
-    a, b = _stacks(a, b, "hog_similarity")
+    a, b = _same_shape(a, b, "hog_similarity", ndim=3)
     return _run(_hog_similarity_of, a, b, **_hog_arguments(a.shape[1:], orientations,
                                                            pixels_per_cell, cells_per_block))

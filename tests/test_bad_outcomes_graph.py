@@ -67,7 +67,8 @@ def test_a_keras_ops_relu_node_follows_the_guided_rules(rule):
 
 def test_a_keras_ops_nonlinearity_node_is_named_by_the_guided_rules():
     model = _with_lambda(lambda t: keras.ops.sigmoid(t))
-    assert saliency.other_nonlinearities(model) == ("sigmoid",)
+    found = saliency.other_nonlinearities(model)         # Keras numbers op names: sigmoid_1...
+    assert len(found) == 1 and found[0].startswith("sigmoid")
     with pytest.warns(UserWarning, match=r"sigmoid"):
         saliency.guided_backprop(model, _images(2, (10, 10, 1)), 1)
 
