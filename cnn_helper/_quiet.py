@@ -128,3 +128,29 @@ def ask_for_verbose():
     if _LEVEL_SET_BY_US and os.environ.get("TF_CPP_MIN_LOG_LEVEL") == "2":
         del os.environ["TF_CPP_MIN_LOG_LEVEL"]
 
+
+
+# --------------------------------------------------------------------------- progress bars
+
+
+def watched() -> bool:
+    """Whether someone watches the progress: a Jupyter kernel (a bar widget), or standard error
+    on a terminal. A log file or a pipe is not watched: a bar there is only noise."""
+    ipython = sys.modules.get("IPython")
+    shell = ipython.get_ipython() if ipython is not None else None
+    if type(shell).__name__ == "ZMQInteractiveShell":                   # a Jupyter kernel
+        return True
+    stream = sys.stderr
+    return bool(stream is not None and getattr(stream, "isatty", lambda: False)())
+
+
+def progress_bar(progress: bool = True, **options):
+    """The package's progress bar (``tqdm.auto``, ``options`` such as total, unit, desc): shown
+    when ``progress`` is True and someone watches (``watched``), never drawn into a log file.
+
+    >>> with progress_bar(True, total=10, unit="img", desc="scan") as bar:
+    ...     bar.update(10)
+    """
+    from tqdm.auto import tqdm
+
+    return tqdm(disable=not (progress and watched()), **options)

@@ -45,7 +45,7 @@ from pathlib import Path
 
 import numpy as np
 
-from . import _graph, features, occlusion
+from . import _graph, _quiet, features, occlusion
 from .image_input import (
     ExplainError,
     fit_size,
@@ -347,8 +347,6 @@ def explain(model_spec: str, images, out, target="auto", methods=DEFAULT_METHODS
     Returns the list of ``Explained``, each with the ``--scale`` rule used in words
     (``scale_rule``) as its ``input_rule``.
     """
-    from tqdm.auto import tqdm
-
     names = parse_methods(methods)
     model = load_model(model_spec)
     shape = image_input_shape(model)
@@ -362,7 +360,7 @@ def explain(model_spec: str, images, out, target="auto", methods=DEFAULT_METHODS
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     explained = []
-    bar = tqdm(total=len(x) * len(names), desc="explain", unit="map", disable=None)
+    bar = _quiet.progress_bar(True, total=len(x) * len(names), desc="explain", unit="map")
     for path, a, xi, name in zip(images, grey, x, _figure_names(images)):
         notes = [n for n in [ink_note(a, invert) if digits else None] if n]
         e = _explain_image(model, path, xi, names, wanted, out / name, notes, cam_score, bar)

@@ -58,7 +58,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph, features, max_activation
+from . import _checks, _graph, _quiet, features, max_activation
 from ._checks import BATCH_SIZE
 from ._image_optim import (
     PARAMETRIZATIONS,
@@ -298,7 +298,7 @@ def visualize(model, targets, steps: int = 256, parametrization: str = "fourier"
     plain_steps     : the last ``plain_steps`` steps see the image untransformed (a schedule:
                       transformation robustness first, then the value of the image itself)
     batch_size      : images per compiled step; bounds memory, never changes a result
-    progress        : show a progress bar of the steps
+    progress        : show a progress bar of the steps (on a terminal or in Jupyter only)
 
     >>> vis = visualize(model, [Feature("conv3", k) for k in (3, 12)], steps=128, seed=1)
     >>> vis = visualize(model, "conv3", x=x_test)   # best of noise and the 3 top test digits
@@ -333,13 +333,11 @@ def _ascents(model, targets: tuple, spec: ImageSpec, groups: list, transforms, s
              weights: tuple, batch_size: int, progress: bool) -> list:
     """[images, values, initial values] of each start of ``groups``: the ascent from it, with
     ``schedule`` = (steps, of which the last are plain: untransformed)."""
-    from tqdm.auto import tqdm
-
     kinds, kind_ids, channels = _kinds(model, targets)
     (step, measure), (plain, _) = (_compiled(model, kinds, spec, t) for t in (transforms, None))
     (steps, plain_steps), n, runs = schedule, len(targets), []
-    with tqdm(total=steps * len(groups) * -(-n // batch_size), unit="step",
-              desc=f"visualize {n} targets", disable=not progress) as bar:
+    with _quiet.progress_bar(progress, total=steps * len(groups) * -(-n // batch_size),
+                             unit="step", desc=f"visualize {n} targets") as bar:
         for *_, start, seed in groups:
             params = ascend(step, spec, n, [kind_ids, channels], steps, seed, batch_size, bar,
                             weights, start, (plain, plain_steps))

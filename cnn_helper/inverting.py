@@ -49,6 +49,7 @@ from . import (
     _checks,
     _graph,
     _image_optim,
+    _quiet,
     features,
     max_activation,
     receptive_field,
@@ -262,8 +263,6 @@ def invert(model, x, layers, steps: int = 256, alpha: float = 6.0, alpha_weight:
     >>> inv = invert(model, x_test[:2], ["conv1", "pool2", "dense"], steps=128)
     >>> inv.distances["dense"]           # (2,): how closely each reconstruction matches
     """
-    from tqdm.auto import tqdm
-
     steps, learning_rate, transforms, seed = _image_optim.check_settings(
         steps, learning_rate, transforms, seed)
     x, single = _graph.check_images(model, x)
@@ -273,8 +272,8 @@ def invert(model, x, layers, steps: int = 256, alpha: float = 6.0, alpha_weight:
         _graph.batch_size(model, batch_size)
     references = features.activations(model, x, names, batch_size)
     images, distances, initial = {}, {}, {}
-    with tqdm(total=len(names) * steps * -(-len(x) // batch_size), unit="step",
-              desc=f"invert {len(x)} images", disable=not progress) as bar:
+    with _quiet.progress_bar(progress, total=len(names) * steps * -(-len(x) // batch_size),
+                             unit="step", desc=f"invert {len(x)} images") as bar:
         for name in names:
             step = _inversion_step(model, name, spec, transforms)
             params = _image_optim.ascend(step, spec, len(x), [references[name]], steps, seed,

@@ -37,7 +37,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from . import _checks, _graph, _tf_data, features
+from . import _checks, _graph, _quiet, _tf_data, features
 from . import data as data_mod
 from ._checks import BATCH_SIZE
 from .features import Feature
@@ -293,14 +293,12 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
     >>> scans["conv3"].high.indices.shape
     (64, 9)
     """
-    from tqdm.auto import tqdm
-
     layers = _checks.layer_list(layers)
     pool = _checks.one_of(pool, "pool", features.POOLS)
     count, batch_size = _checks.top_count(count), _graph.batch_size(model, batch_size)
     names = layer_names(model, layers)
     batches, total = _source(model, data, batch_size, count)
-    bar = tqdm(total=total, unit="img", desc="scan " + ", ".join(names), disable=not progress)
+    bar = _quiet.progress_bar(progress, total=total, unit="img", desc="scan " + ", ".join(names))
     with bar:
         scans = _scan_batches(model, layers, names, pool, count, _with_positions(batches, bar))
     _checks.top_count(count, scans[names[0]].n_scanned, "the data")

@@ -216,12 +216,20 @@ def test_scan_of_a_tf_data_dataset(tiny, data):
                 np.testing.assert_array_equal(a.locations, b.locations, err_msg=name)
 
 
-def test_scan_shows_a_progress_bar(tiny, data, capsys):
+def test_scan_shows_a_progress_bar(tiny, data, monkeypatch):
+    """On a terminal (tests/test_progress.py: never into a log file)."""
+    import io
+    import sys
+
+    class Terminal(io.StringIO):
+        def isatty(self):
+            return True
+
     x, _ = data
-    ma.scan(tiny, x, "c1", count=3, batch_size=50, progress=True)
-    assert "150/150" in capsys.readouterr().err
-    ma.scan(tiny, x, "c1", count=3, batch_size=50, progress=False)
-    assert "150/150" not in capsys.readouterr().err
+    for progress, shown in ((True, True), (False, False)):
+        monkeypatch.setattr(sys, "stderr", Terminal())
+        ma.scan(tiny, x, "c1", count=3, batch_size=50, progress=progress)
+        assert ("150/150" in sys.stderr.getvalue()) is shown
 
 
 def test_bad_inputs(tiny, data):

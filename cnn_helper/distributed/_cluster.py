@@ -8,7 +8,7 @@ share. ``connect`` is public as ``cnn_helper.distributed.connect``.
 """
 from __future__ import annotations
 
-from .. import _checks
+from .. import _checks, _quiet
 
 
 def import_ray():
@@ -83,9 +83,7 @@ def positive(value, name: str, auto: bool = False):
 
 def progress_bar(results, progress: bool, desc: str, total=None):
     """The ``results`` of the blocks as they arrive, with a progress bar over blocks."""
-    from tqdm.auto import tqdm
-
-    with tqdm(total=total, unit="block", desc=desc, disable=not progress) as bar:
+    with _quiet.progress_bar(progress, total=total, unit="block", desc=desc) as bar:
         for result in results:
             yield result
             bar.update(1)
