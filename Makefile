@@ -1,5 +1,6 @@
 # Two entry points for a fresh machine (see README.md):
-#   make tour   create .venv, install cnn_helper, run the tour on the embedded default data
+#   make tour   create .venv, install cnn_helper (not its test tools), run the tour on the
+#               embedded default data
 #   make test   create .venv, install cnn_helper with its test tools, run every test (the lecture
 #               notebooks three times: as they are and under two proxies for another CPU)
 #   make docs   build the docs site into docs/site: the user guide (docs/guide) and the API reference
@@ -12,15 +13,20 @@ PY := $(VENV)/bin/python
 
 .PHONY: tour test venv figures debian-deps sync-notebooks docs
 
-$(VENV)/.installed: setup.cfg pyproject.toml
+# The package alone (what the tour needs), then its test tools (Ray, Jupyter, Playwright, ...)
+$(VENV)/.package: setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e .
+	touch $@
+
+$(VENV)/.installed: $(VENV)/.package
 	$(PY) -m pip install --quiet -e ".[test]"
 	touch $@
 
 venv: $(VENV)/.installed
 
-tour: venv
+tour: $(VENV)/.package
 	$(PY) -m cnn_helper tour --data bundled --out tour_figures
 
 # Debian packages the tests use: Chromium for tests/test_browser.py (Playwright, from the `test`
