@@ -7,7 +7,8 @@ figures  redraw every static image the notebooks embed (the lecture diagrams) in
 explain  explain a model's predictions on image files: one figure per image and an index.html
 
 Every command takes --verbose: show TensorFlow's native start-up lines (as CNN_HELPER_VERBOSE=1).
-A bad value is a usage error (exit 2); a --data source that cannot give the data (no Keras cache,
+--data-source (also spelled --data) chooses where the data come from, as data_source= does in
+Python. A bad value is a usage error (exit 2); a source that cannot give the data (no Keras cache,
 no answer from the origin, a damaged file) is one line on stderr with the sources to use instead
 (exit 1).
 """
@@ -114,19 +115,20 @@ def _check_data(parser, model: str, source: str):
 
     dataset = models.DATASET_OF.get(model, "mnist")
     if source not in data.DATASETS[dataset]:
-        parser.error(f"--data {source}: model {model} is trained on {dataset}, whose sources are "
-                     f"{', '.join(data.DATASETS[dataset])}")
+        parser.error(f"--data-source {source}: model {model} is trained on {dataset}, whose "
+                     f"sources are {', '.join(data.DATASETS[dataset])}")
     if source in ("auto", "download"):
         try:
             data.data_origin()
         except ValueError as e:
-            parser.error(f"--data {source} would download from ${data.ORIGIN_VARIABLE}: {e}")
+            parser.error(f"--data-source {source} would download from ${data.ORIGIN_VARIABLE}: {e}")
 
 
 def _data_options(sources) -> str:
-    """The command line's words for sources to use instead: "--data download, --data bundled or
-    --data auto" (``data.reword`` puts them in place of Python's data_source='download' / ...)."""
-    options = [f"--data {source}" for source in sources]
+    """The command line's words for sources to use instead: "--data-source download,
+    --data-source bundled or --data-source auto" (``data.reword`` puts them in place of Python's
+    data_source='download' / ...)."""
+    options = [f"--data-source {source}" for source in sources]
     if len(options) == 1:
         return options[0]
     return f"{', '.join(options[:-1])} or {options[-1]}"
@@ -143,7 +145,7 @@ def _parser():
     p_tour = sub.add_parser("tour", help="data, trained CNN, accuracy and interpretation figures")
     p_tour.add_argument("--out", default="tour_figures", type=_folder,
                         help="folder for the figures (default: %(default)s)")
-    p_tour.add_argument("--data", default="auto", choices=data.SOURCES,
+    p_tour.add_argument("--data-source", "--data", default="auto", choices=data.SOURCES,
                         help="where MNIST comes from (cnn_helper.data; default: %(default)s)")
     p_train = sub.add_parser("train", help="retrain a model and save its weights")
     p_train.add_argument("--model", default="cnn", choices=MODELS,
@@ -151,7 +153,7 @@ def _parser():
                          "bright squares (blobs) added to its training images, fashion_cnn: on "
                          "Fashion-MNIST, cnn_random_labels: on permuted labels (default: "
                          "%(default)s)")
-    p_train.add_argument("--data", default="auto",
+    p_train.add_argument("--data-source", "--data", default="auto",
                          choices=sorted(set(data.SOURCES + data.FASHION_SOURCES)),
                          help="where the model's data set comes from: an MNIST source, or for "
                          "fashion_cnn a Fashion-MNIST one (cnn_helper.data; default: auto)")
@@ -177,17 +179,18 @@ def main(argv=None) -> int:
     if args.verbose:
         _quiet.ask_for_verbose()
     _check_out(commands[args.command], args.command, args.out)
-    if args.command in ("tour", "train"):          # the commands that take --data
-        _check_data(commands[args.command], getattr(args, "model", "cnn"), args.data)  # tour: cnn
+    if args.command in ("tour", "train"):          # the commands that take --data-source
+        _check_data(commands[args.command], getattr(args, "model", "cnn"),  # tour: the cnn
+                    args.data_source)
     if args.command == "explain":
         return cli_explain.run(args)
     from . import data
 
     try:
         if args.command == "tour":
-            tour(args.out, args.data)
+            tour(args.out, args.data_source)
         elif args.command == "train":
-            train(args.model, args.data, args.epochs, args.seed, args.out)
+            train(args.model, args.data_source, args.epochs, args.seed, args.out)
         elif args.command == "figures":
             figures(args.out)
     except data.SourceError as e:                  # no cache, no download: one line, exit 1

@@ -6,7 +6,7 @@ labels are int64 classes 0..9.
 
 The argument that chooses a source is ``data_source`` everywhere in Python (``load``,
 ``load_mnist``, ``load_fashion_mnist``, ``CNN_Helper``, ``models.train``; ``source=`` is still
-accepted here) and ``--data`` on the command line.
+accepted here) and ``--data-source`` on the command line (``--data`` for short).
 
 MNIST sources (``load_mnist``)
 ------------------------------
@@ -111,7 +111,7 @@ class SourceError(Exception):
     """A source cannot give its data set: its files are missing or damaged, or the download
     failed. Raised as one of the three errors below, each also the built-in error that says how.
     The message advises other sources in Python's words (``source_option``:
-    data_source='bundled'); ``reword`` puts them in other words (the command line's ``--data
+    data_source='bundled'); ``reword`` puts them in other words (the command line's ``--data-source
     bundled``)."""
 
 
@@ -367,7 +367,7 @@ def load(data_source: str = "auto", verbose: bool = True, dataset: str = "mnist"
     docstring for the sources of each and what "auto" tries in turn).
 
     data_source : the one name of this choice everywhere: ``CNN_Helper(data_source=)``,
-                  ``models.train(data_source=)``, the command line's ``--data``
+                  ``models.train(data_source=)``, the command line's ``--data-source``
                   (``source=``, its older name here, is still accepted)
     verbose     : print which source was used (and why "auto" fell back); ``MNIST.source`` says
                   it too

@@ -199,10 +199,11 @@ def test_bad_command_lines_exit_with_usage(argv, capsys):
                                     "'cnn', 'logistic', 'cnn_blobs', 'fashion_cnn', "
                                     "'cnn_random_labels')"),
     (["train", "--model", "fashion_cnn", "--data", "bundled"],
-     "--data bundled: model fashion_cnn is trained on fashion_mnist, whose sources are auto, "
-     "debian, keras, download"),
-    (["train", "--data", "debian"], "--data debian: model cnn is trained on mnist, whose sources "
-                                    "are auto, keras, download, bundled"),
+     "--data-source bundled: model fashion_cnn is trained on fashion_mnist, whose sources are "
+     "auto, debian, keras, download"),
+    (["train", "--data", "debian"],
+     "--data-source debian: model cnn is trained on mnist, whose sources are auto, keras, "
+     "download, bundled"),
     (["train", "--epochs", "-3"], "argument --epochs: -3 is too small"),
     (["train", "--epochs", "1.5"], "argument --epochs: '1.5' is not a whole number"),
     (["train", "--epochs", ""], "argument --epochs: '' is not a whole number"),
