@@ -4,7 +4,9 @@ r"""Reference inputs and the input's range (private): one resolver for each.
 (low, high). "auto" reads it from the model, then from the data:
 
 1. a model that scales its own input (a ``Rescaling(1/255)`` or pixel-valued ``Normalization``
-   front, an integer Input: ``_graph.takes_integer_images``) takes [0, 255];
+   front, an integer Input: ``_graph.takes_integer_images``) takes [0, 255]; a model that records
+   the range of its training images (``model.training_range``, as the package's models do) takes
+   that range;
 2. otherwise, given images, the first of ``RANGES`` that holds them: [0, 1] (the package's
    MNIST), [-1, 1] (MobileNetV2's ``preprocess_input``), [0, 255] (raw pixels); for values with no
    convention (caffe-style preprocessing, standardised inputs) the images' own min and max of each
@@ -96,6 +98,9 @@ def value_range(model, value="auto", n_channels: int = None, x=None) -> tuple:
         return _given_range(value, n_channels)
     if model is not None and _graph.takes_integer_images(model):
         return (0.0,) * n_channels, (255.0,) * n_channels
+    recorded = _graph.training_range(model) if model is not None else None
+    if recorded is not None:
+        return (recorded[0],) * n_channels, (recorded[1],) * n_channels
     if x is not None:
         return _data_range(np.asarray(x))
     return (0.0,) * n_channels, (1.0,) * n_channels

@@ -309,6 +309,20 @@ def test_extreme_fill_without_a_usual_range_is_the_images_own_maximum(image):
     assert np.all(occlusion.extreme_value(caffe) > 100)        # bright, not mid grey
 
 
+def test_a_model_that_records_its_training_range_is_filled_from_it(image):
+    """A model that records the range of its training images (``model.training_range``, as the
+    package's models do) gets the top of that range, not the top of these images' channels."""
+    import keras
+
+    model = keras.Sequential([keras.Input((H, W, C)), keras.layers.Conv2D(2, 3),
+                              keras.layers.Flatten(), keras.layers.Dense(3)], name="caffe_like")
+    caffe = image * 255 - np.array([103.939, 116.779], np.float32)
+    assert occlusion.sensitivity_map(model, caffe, 1, patch=3).fill.tolist() != [151.0, 151.0]
+    model.training_range = (-124.0, 151.0)
+    r = occlusion.sensitivity_map(model, caffe, 1, patch=3)
+    np.testing.assert_array_equal(r.fill, [151.0, 151.0])
+
+
 def test_extreme_fill_of_mnist_is_still_one(shipped_cnn, bundled):
     """The course's [0, 1] MNIST keeps the lecture's value 1.0 for every image, even an image
     whose brightest pixel is below 1."""
