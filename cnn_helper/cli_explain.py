@@ -20,8 +20,10 @@ The input rule (each step can be changed by its option):
 3. values (``--scale``): pixels 0..255 divided by 255 ("1/255": [0, 1]), kept ("none": a model
    that rescales itself, e.g. with a ``Rescaling(1/255)`` front), or mapped to [-1, 1] ("-1..1",
    MobileNetV2's ``preprocess_input``; write it ``--scale=-1..1`` or ``--scale -1..1``); "auto"
-   is "none" for a model that takes raw pixels (``Rescaling``/``Normalization`` front) and
-   "1/255" otherwise, and prints the rule it used.
+   is "none" for a model that takes raw pixels (``Rescaling``/``Normalization`` front), the rule
+   of the range a model records (``training_range``: the course CNN's [0, 1]) and "1/255"
+   otherwise, and prints the rule it used; images far outside that recorded range are warned of,
+   naming the ``--scale`` to use.
 
 What each map explains is said in the terminal and in its panel's title, in the package's
 ``Feature`` notation: "Grad-CAM of the pre-softmax logit of class 2 (y_(logits),k=2)". The head's
@@ -40,6 +42,7 @@ import argparse
 import dataclasses
 import html
 import sys
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,6 +53,7 @@ from .image_input import (
     ExplainError,
     fit_size,
     ink_note,
+    range_note,
     read_image,
     scale_rule,
     scaled,
@@ -60,6 +64,9 @@ DEFAULT_METHODS = "gradient,guided_backprop,grad_cam,occlusion"
 RESIZES = ("auto", "mnist", "crop", "stretch", "none")
 SCALES = ("auto", "1/255", "none", "-1..1")
 CAM_SCORES = ("auto", "output")
+OUTSIDE_RANGE_WARNING = r".* far outside .*, the range model .* was trained on"
+"""The package's warning about images outside a model's training range (``range_note`` says it
+in the command line's words instead)."""
 
 
 @dataclass(frozen=True)
@@ -362,8 +369,11 @@ def explain(model_spec: str, images, out, target="auto", methods=DEFAULT_METHODS
     explained = []
     bar = _quiet.progress_bar(True, total=len(x) * len(names), desc="explain", unit="map")
     for path, a, xi, name in zip(images, grey, x, _figure_names(images)):
-        notes = [n for n in [ink_note(a, invert) if digits else None] if n]
-        e = _explain_image(model, path, xi, names, wanted, out / name, notes, cam_score, bar)
+        notes = [n for n in [ink_note(a, invert) if digits else None,
+                             range_note(model, xi, said)] if n]
+        with warnings.catch_warnings():          # said above in the command line's words
+            warnings.filterwarnings("ignore", message=OUTSIDE_RANGE_WARNING)
+            e = _explain_image(model, path, xi, names, wanted, out / name, notes, cam_score, bar)
         explained.append(dataclasses.replace(e, input_rule=said))
     bar.close()
     write_index(out, explained, names)

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from . import _reference, drawing
+from . import _graph, _reference, drawing
 
 
 class ExplainError(ValueError):
@@ -156,22 +156,48 @@ def fit_size(a, shape, resize: str) -> np.ndarray:
     return _resized(a, height, width)
 
 
+RULE_OF_RANGE = {(0.0, 1.0): "1/255", (-1.0, 1.0): "-1..1", (0.0, 255.0): "none"}
+"""The ``--scale`` rule that takes pixels 0..255 to each input range it can reach."""
+
+
 def scale_rule(model, scale: str) -> tuple:
     """The ``scale`` rule to apply ("auto" resolved for ``model``) and a sentence that says it,
-    naming the option that overrides it.
+    naming the option that overrides it. "auto" reads the model's input range as every method
+    does (``_reference.value_range``): 0..255 for a model with a Rescaling/Normalization front,
+    the range it records as ``training_range`` (the package's models do), else [0, 1].
 
-    >>> scale_rule(model, "auto")[0]                  # the course CNN: no Rescaling front
+    >>> scale_rule(model, "auto")[0]                  # the course CNN: trained on [0, 1]
     '1/255'
     """
     if scale != "auto":
         return scale, f"--scale {scale}"
-    if _reference.value_range(model)[1][0] == 255.0:   # the package's one range rule
-        return "none", ("--scale auto: pixels kept 0..255 (the model has a Rescaling or "
-                        "Normalization layer at its front); override with --scale")
-    return "1/255", ("--scale auto: pixels divided by 255, to [0, 1] (the model has no Rescaling "
-                     "or Normalization layer at its front); a model trained on [-1, 1] "
-                     "(MobileNetV2's preprocess_input) needs --scale=-1..1, one that takes "
-                     "0..255 --scale none")
+    (low,), (high,) = _reference.value_range(model, n_channels=1)
+    rule = RULE_OF_RANGE.get((low, high), "1/255")
+    if _graph.takes_integer_images(model):
+        why = "the model has a Rescaling or Normalization layer at its front"
+    elif _graph.training_range(model) is not None:
+        why = f"the model records its training range [{low:g}, {high:g}]"
+    else:
+        why = "the model has no Rescaling or Normalization layer at its front"
+    said = {"none": "pixels kept 0..255", "1/255": "pixels divided by 255, to [0, 1]",
+            "-1..1": "pixels mapped to [-1, 1]"}[rule]
+    return rule, (f"--scale auto: {said} ({why}); a model trained on [-1, 1] (MobileNetV2's "
+                  "preprocess_input) needs --scale=-1..1, one that takes 0..255 --scale none")
+
+
+def range_note(model, x, said: str):
+    """A warning, in the command line's words, when the images ``x`` as the model gets them lie
+    far outside the range it was trained on (``_graph.outside_training_range``); else None."""
+    outside = _graph.outside_training_range(model, x)
+    if outside is None:
+        return None
+    seen, trained = outside
+    fix = RULE_OF_RANGE.get(trained)
+    advice = (f"use --scale {fix}" if fix else
+              f"scale the images to [{trained[0]:g}, {trained[1]:g}]")
+    return (f"with {said.split(':')[0]} the images are in [{seen[0]:.3g}, {seen[1]:.3g}], far "
+            f"outside [{trained[0]:g}, {trained[1]:g}], the range model {model.name!r} was "
+            f"trained on: its maps say little about them; {advice} (or --scale auto)")
 
 
 def scaled(a, model, scale: str) -> np.ndarray:

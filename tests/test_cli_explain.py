@@ -2,11 +2,13 @@
 ``Feature`` notation, Grad-CAM of the logit where the model ends in a softmax; ties and maps of
 about 0 said, not drawn; ``--scale -1..1`` as ``--help`` shows it; a figure in a grid with its
 colour legend; index.html shows the original image."""
+import warnings
+
 import matplotlib.image as mpimg
 import numpy as np
 import pytest
 
-from cnn_helper import Feature, cam, cli_explain, saliency
+from cnn_helper import Feature, cam, cli_explain, image_input, saliency
 from cnn_helper.__main__ import main
 
 
@@ -86,6 +88,34 @@ def test_help_shows_the_scale_forms_and_auto_says_its_rule(files, tmp_path, caps
                  "gradient", "--out", str(tmp_path)]) == 0
     rule = capsys.readouterr().out.splitlines()[0]
     assert rule.startswith("--scale auto: pixels divided by 255") and "--scale=-1..1" in rule
+
+
+def test_scale_none_on_the_course_cnn_is_said_in_the_command_lines_words(files, tmp_path,
+                                                                         capsys):
+    """Pixels 0..255 given to the CNN trained on [0, 1]: one warning that names the option to
+    use, not Python's advice to divide x (a UserWarning pointing into the console script)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        assert main(["explain", "course-cnn", str(files / "two.png"), "--scale", "none",
+                     "--methods", "gradient", "--out", str(tmp_path)]) == 0
+    assert not [w for w in caught if "far outside" in str(w.message)]
+    out = capsys.readouterr().out
+    assert ("warning: with --scale none the images are in [0, 255], far outside [0, 1], the range "
+            "model 'mnist_cnn' was trained on") in out
+    assert "use --scale 1/255 (or --scale auto)" in out and "x / 255" not in out
+
+
+def test_scale_auto_follows_a_recorded_training_range():
+    """The rule "auto" reads the model's range as every method does: a model that records
+    training_range (-1, 1) gets --scale -1..1, and the rule says why."""
+    import keras
+
+    model = keras.Sequential([keras.Input((8, 8, 1)), keras.layers.Flatten(),
+                              keras.layers.Dense(2)])
+    assert image_input.scale_rule(model, "auto")[0] == "1/255"
+    model.training_range = (-1, 1)
+    rule, said = image_input.scale_rule(model, "auto")
+    assert rule == "-1..1" and "records its training range [-1, 1]" in said
 
 
 def test_the_figure_is_a_grid_with_colour_bars_and_index_shows_the_original(shipped_cnn, files,

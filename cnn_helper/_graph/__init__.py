@@ -29,7 +29,14 @@ from .batching import FREE_SIZE_BATCH, MAX_BATCH, MEMORY_PER_CALL, batch_size, r
 from .cache import memo
 from .compiled import input_spec
 from .forward import forward, tap
-from .inputs import check_images, input_shape, model_input, takes_integer_images, training_range
+from .inputs import (
+                     check_images,
+                     input_shape,
+                     model_input,
+                     outside_training_range,
+                     takes_integer_images,
+                     training_range,
+)
 from .lookup import find_layer, layer_names, path_name, walk, walk_operations
 from .shapes import output_shape
 from .traversal import Call, Program, graph_model, output_layer, program, run
@@ -37,6 +44,6 @@ from .traversal import Call, Program, graph_model, output_layer, program, run
 __all__ = ["memo", "graph_model", "walk", "walk_operations", "layer_names", "find_layer",
            "path_name",
            "output_layer", "model_input", "input_shape", "input_spec", "takes_integer_images",
-           "training_range",
+           "training_range", "outside_training_range",
            "check_images", "output_shape", "program", "run", "Call", "Program", "tap", "forward",
            "batch_size", "run_batched", "MEMORY_PER_CALL", "MAX_BATCH", "FREE_SIZE_BATCH"]

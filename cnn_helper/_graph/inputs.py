@@ -103,22 +103,37 @@ def _pixel_fix(name: str, low: float, high: float) -> str:
     return scaled if low == 0 else f"{scaled} {'-' if low < 0 else '+'} {abs(low):g}"
 
 
+def outside_training_range(model, images):
+    """When ``images`` lie far outside the range the model was trained on (``training_range``,
+    more than ``FAR_OUTSIDE`` widths beyond it): ((low, high) seen, (low, high) trained); else
+    None (also when the model records no range). The facts behind the warning below, which the
+    command line says in its own words.
+
+    >>> outside_training_range(models.load("cnn"), x_test * 255)     # ((0.0, 255.0), (0.0, 1.0))
+    """
+    trained = training_range(model)
+    if trained is None or np.size(images) == 0:
+        return None
+    (low, high), seen = trained, (float(np.min(images)), float(np.max(images)))
+    margin = FAR_OUTSIDE * (high - low)
+    if low - margin <= seen[0] and seen[1] <= high + margin:
+        return None
+    return seen, trained
+
+
 def warn_outside_training_range(model, images, name: str = "x"):
     """A warning, once per call of the package, when ``images`` lie far outside the range the
-    model was trained on (``training_range``, ``FAR_OUTSIDE``): a float image of pixel values
-    0..255 given to a model trained on [0, 1] is accepted, and its maps explain nothing.
+    model was trained on (``outside_training_range``): a float image of pixel values 0..255
+    given to a model trained on [0, 1] is accepted, and its maps explain nothing.
 
     >>> saliency.gradient(models.load("cnn"), x_test * 255, 3)
     UserWarning: x holds values in [0, 255], far outside [0, 1], the range model 'mnist_cnn' was
     trained on: ... if x holds pixel values 0..255, give x / 255
     """
-    trained = training_range(model)
-    if trained is None or images.size == 0:
+    outside = outside_training_range(model, images)
+    if outside is None:
         return
-    (low, high), seen = trained, (float(np.min(images)), float(np.max(images)))
-    margin = FAR_OUTSIDE * (high - low)
-    if low - margin <= seen[0] and seen[1] <= high + margin:
-        return
+    seen, (low, high) = outside
     fix = (f"if {name} holds pixel values 0..255, give {_pixel_fix(name, low, high)}"
            if 0 <= seen[0] and seen[1] <= 255 else f"rescale {name} to [{low:g}, {high:g}]")
     warn_once_per_call(f"{name} holds values in [{seen[0]:.3g}, {seen[1]:.3g}], far outside "
