@@ -213,7 +213,7 @@ def test_class_average_maps_share_one_scale_and_one_colour_bar():
     mean_images, mean_maps = features.class_means(x, y), features.class_means(maps, y)
     fig, axes = plot.class_average_maps(mean_images, mean_maps, map_name="mean gradient")
     assert axes.shape == (2, 3) and colour_bars(fig, axes) == 1
-    assert [ax.get_title() for ax in axes[0]] == ["0 (n=10)", "6 (n=10)", "8 (n=10)"]
+    assert [ax.get_title() for ax in axes[0]] == ["0\nn=10", "6\nn=10", "8\nn=10"]
     limit = max(np.max(np.abs(m.mean)) for m in mean_maps.values())
     for ax, c in zip(axes[1], mean_maps):
         assert ax.images[0].get_clim() == pytest.approx((-limit, limit))

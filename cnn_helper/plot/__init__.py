@@ -13,8 +13,9 @@ By topic:
 - ``layers``           : ``showmat``, ``convolutions``, ``pool_switches``, ``activation_maps``,
   ``feature_map``, ``activation_mosaic``, ``kernels``, ``patterns``, ``probabilities``,
   ``max_activating``;
-- ``attribution``      : ``saliency_maps`` (``scale``: which maps share a colour scale),
-  ``occlusion_map``, ``occlusion_grid``;
+- ``attribution``      : ``saliency_maps`` (``scale``: which maps share a colour scale;
+  ``overlay``: each map over its input), ``occlusion_map`` (``limit``: its colour scale, at least
+  1 % of the score by default), ``occlusion_grid``;
 - ``summaries``        : ``label_histogram``, ``label_histograms``, ``class_average_maps``;
 - ``inverting``        : ``zeiler_fergus``, ``zeiler_fergus_montage``;
 - ``optimization``     : ``visualizations``, ``visualization_of``, ``compare_visualizations``,

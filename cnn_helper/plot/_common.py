@@ -6,6 +6,8 @@ It imports no other figure module, so every one of them can import it.
 """
 from __future__ import annotations
 
+import textwrap
+
 import matplotlib
 import numpy as np
 
@@ -77,3 +79,10 @@ def value_text(v) -> str:
     """A value short enough for a tile title: 3 decimals in the usual range, else 3 digits."""
     v = float(v)
     return f"{v:.3f}" if 1e-3 <= abs(v) < 100 else f"{v:.3g}"
+
+
+def fit_text(text: str, width: float, fontsize: float) -> str:
+    """``text`` wrapped to lines that fit ``width`` inches at ``fontsize`` points (a character is
+    about 0.6 of the font size wide); its own line breaks are kept."""
+    chars = max(8, int(width * 72 / (0.6 * fontsize)))
+    return "\n".join(textwrap.fill(line, chars) for line in str(text).split("\n"))

@@ -11,6 +11,7 @@ import textwrap
 import matplotlib.pyplot as plt
 import numpy as np
 from matplotlib.patches import Rectangle
+from matplotlib.ticker import PercentFormatter
 
 from .. import _checks
 from ._common import (
@@ -121,26 +122,35 @@ def _scale_groups(scale: str, n: int, n_methods: int) -> list:
     return [[(i, j) for i in range(n)] for j in range(n_methods)]
 
 
-def _draw_maps(fig, axes, names, columns, scale: str):
+OVERLAY_ALPHA = 0.6      # a map over its input: the input shows through
+
+
+def _draw_maps(fig, axes, names, columns, scale: str, under=None):
     """Every map on the scale of its group; one colour bar per group unless ``scale`` is
-    "each" (then the caption says that each map has its own scale)."""
+    "each" (then the caption says that each map has its own scale). With ``under`` (the
+    images), each map is drawn half-transparent over its image."""
     for group in _scale_groups(scale, len(axes), len(columns)):
         tiles = [columns[j][i] for i, j in group]
         signed = any(t.min() < 0 for t in tiles) if scale != "each" else None
         limit = max(symmetric_limit(t) for t in tiles) if scale != "each" else None
         for i, j in group:
+            if under is not None:
+                show_image(axes[i, j + 1], under[i])
             im = show_map(axes[i, j + 1], columns[j][i], names[j] if i == 0 else None, limit,
                           signed)
+            im.set_alpha(1.0 if under is None else OVERLAY_ALPHA)
         if scale != "each":
             bar = fig.colorbar(im, ax=[axes[i, j + 1] for i, j in group], shrink=0.8,
                                location="bottom" if scale == "column" else "right")
             bar.ax.tick_params(labelsize=7)
     width = fig.get_size_inches()[0]
-    fig.supxlabel(textwrap.fill(SCALE_CAPTIONS[scale], int(14 * width)), fontsize=8)
+    caption = SCALE_CAPTIONS[scale] + ("; each map drawn half-transparent over its input"
+                                       if under is not None else "")
+    fig.supxlabel(textwrap.fill(caption, int(14 * width)), fontsize=8)
 
 
 def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = False,
-                  size: float = 1.8, title=None, scale: str = "each"):
+                  size: float = 1.8, title=None, scale: str = "each", overlay: bool = False):
     """Images beside their saliency maps: one row per example, one column per method.
 
     x            : images (N, H, W, C), or one image (H, W, C)
@@ -152,6 +162,7 @@ def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = Fal
     scale        : which maps share a colour scale: "each" (every map its own), "row" (the
                    methods of one example), "column" (one method over the examples) or
                    "shared" (all); each shared scale gets a colour bar
+    overlay      : draw each map half-transparent over its input (the input still in column 0)
 
     A map with negative values is drawn signed: diverging colormap centred at 0, red positive,
     blue negative (channels summed). A map without negative values (a magnitude, the "abs" or
@@ -162,6 +173,7 @@ def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = Fal
     >>> maps = {"gradient": saliency.gradient(model, x, 8),
     ...         "Grad-CAM": saliency.grad_cam(model, x, 8)}
     >>> fig, axes = saliency_maps(x, maps, titles=[f"label {y}" for y in labels], scale="row")
+    >>> fig, axes = saliency_maps(x, maps, overlay=True)        # each map over its input
     """
     x = image_array(x)
     single = x.ndim == 3
@@ -179,7 +191,7 @@ def saliency_maps(x, maps, titles=None, method_names=None, magnitude: bool = Fal
         size * cols + bar_width, size * n + 0.4 + bar_height + (0.4 if title else 0)))
     for i in range(n):
         show_image(axes[i, 0], xs[i], None if titles is None else titles[i])
-    _draw_maps(fig, axes, names, columns, scale)
+    _draw_maps(fig, axes, names, columns, scale, xs if overlay else None)
     if title:
         fig.suptitle(title)
     return finish(fig), axes
@@ -247,40 +259,131 @@ def relative_or_delta(result, relative: bool):
     return np.asarray(result.delta, dtype=float), "change" + why
 
 
-def occlusion_map(x, result, relative: bool = True, title=None, size=2.6):
+NEGLIGIBLE = 0.01     # a largest change under 1 % of the score: the map says it is negligible
+UNCOVERED = "pixels inside no patch (hatched) were never hidden: the map has no value there"
+
+
+def covered_pixels(result, image_shape) -> np.ndarray:
+    """(H, W) True where a pixel lies inside at least one patch of ``result`` (its
+    ``bounds``). A stride larger than the patch leaves pixels that no patch ever hid: the map
+    says nothing about them."""
+    inside = []
+    for bounds, n in zip(result.bounds, image_shape[:2]):
+        axis = np.zeros(n, dtype=bool)
+        for start, stop in bounds:
+            axis[start:stop] = True
+        inside.append(axis)
+    return np.outer(*inside)
+
+
+def _runs(inside) -> list:
+    """[start, stop) of each run of False in a 1-D boolean array."""
+    edges = np.diff(np.concatenate([[1], inside.astype(int), [1]]))
+    return list(zip(np.where(edges == -1)[0], np.where(edges == 1)[0]))
+
+
+def hatch_uncovered(ax, covered) -> bool:
+    """Hatch the pixels ``covered`` leaves out (whole rows and columns, as patches lie on a grid)
+    on ``ax``, above its images; whether there were any."""
+    rows, cols = covered.any(axis=1), covered.any(axis=0)
+    (h, w), strips = covered.shape, []
+    strips += [(-0.5, r0 - 0.5, w, r1 - r0) for r0, r1 in _runs(rows)]
+    strips += [(c0 - 0.5, -0.5, c1 - c0, h) for c0, c1 in _runs(cols)]
+    for x0, y0, dx, dy in strips:
+        ax.add_patch(Rectangle((x0, y0), dx, dy, facecolor="0.85", edgecolor="0.45", hatch="////",
+                               linewidth=0, gid="not covered"))
+    return bool(strips)
+
+
+def occlusion_limit(values, result, relative: bool, limit=None) -> float:
+    """The colour scale's end for an occlusion map: ``limit`` when given, else the map's largest
+    |value| but at least ``NEGLIGIBLE`` of the score (1 % for the relative change), so that a
+    negligible map is drawn pale instead of stretched to full colour."""
+    if limit is not None:
+        if not _checks.is_number(limit) or not limit > 0:
+            raise ValueError(f"limit must be a positive number (the colour scale's end, in the "
+                             f"map's units), got {limit!r}")
+        return float(limit)
+    floor = NEGLIGIBLE * (1.0 if relative else abs(float(result.unoccluded)))
+    return max(float(np.nanmax(np.abs(values))) if np.any(np.isfinite(values)) else 0.0,
+               floor) or 1.0
+
+
+def largest_change_text(values, result, relative: bool) -> str:
+    """The map's largest change in the score's units, e.g. "largest change -26.1% of the score
+    0.912"; "negligible" when it is under ``NEGLIGIBLE`` of the score."""
+    v = float(values.flat[np.nanargmax(np.abs(values))])
+    share = v if relative else v / abs(float(result.unoccluded) or np.nan)
+    change = _share_text(v) if relative else f"{v:+.3g}"
+    text = f"largest change {change} of the score {value_text(result.unoccluded)}"
+    if abs(share) < NEGLIGIBLE:
+        text += f": negligible (under {NEGLIGIBLE:.0%} of the score)"
+    return text
+
+
+def _map_on(ax, values, lim: float, alpha: float, covered):
+    """The map ``values`` (H, W) on ``ax``, masked where ``covered`` is False (hatched)."""
+    im = ax.imshow(np.ma.masked_where(~covered, values), cmap=SIGNED_CMAP, vmin=-lim, vmax=lim,
+                   alpha=alpha, interpolation="nearest")
+    hatch_uncovered(ax, covered)
+    ax.set_xticks([])
+    ax.set_yticks([])
+    return im
+
+
+def occlusion_map(x, result, relative: bool = True, title=None, size=2.6, limit=None):
     """An occlusion sensitivity map (``occlusion.sensitivity_map``) beside and over its image.
 
     Left: the input; middle: the map (``result.relative``, or ``result.delta`` when ``relative``
     is False or the un-occluded value is 0) with the diverging colormap centred at 0 and its
     colour bar; right: the same map laid half-transparent over the input. Each pixel shows the
     value of its nearest patch centre (``OcclusionMap.on_pixels``, as in
-    ``occlusion.attribution``), so a stride > 1 map covers the whole image. Blue: hiding the
-    patch there lowers the target; red: raises it. For a batch result draw one image:
-    ``result.example(i)``.
+    ``occlusion.attribution``); pixels inside no patch (a stride larger than the patch) are
+    hatched: no patch hid them. Blue: hiding the patch there lowers the target; red: raises it.
+    For a batch result draw one image: ``result.example(i)``.
+
+    limit : the colour scale's end in the map's units (a share of the score for the relative
+            change: 0.1 is +-10 %, 1 the whole score). Default: the map's largest |value|, but at
+            least 1 % of the score, so a negligible map is drawn pale, not stretched to full
+            colour. The title's last line (under ``title`` when one is given) states the
+            largest change in the score's units and says "negligible" when it is under 1 % of
+            the score.
 
     >>> r = occlusion.sensitivity_map(model, x, 8)
     >>> fig, axes = occlusion_map(x, r)
+    >>> fig, axes = occlusion_map(x, r, limit=1.0)      # the scale: the whole score
     """
     result = _one_map(result, x, "occlusion_map")
     x = _one_image(x, result)
     values, name = relative_or_delta(result, relative)
-    lim = symmetric_limit(values)
+    is_share = name == "relative change"
+    lim = occlusion_limit(values, result, is_share, limit)
+    text = largest_change_text(values, result, is_share)
+    covered = covered_pixels(result, x.shape)
     values = result.on_pixels(values, x.shape)        # every pixel, its patch centre's value
-    fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size + 0.5))
+    fig, axes = plt.subplots(1, 3, figsize=(3 * size + 0.8, size + 0.9))
     show_image(axes[0], x, f"input: {value_text(result.unoccluded)}")
-    for ax, alpha in ((axes[1], 1.0), (axes[2], 0.65)):
-        if alpha < 1:
-            show_image(ax, x)
-        im = ax.imshow(values, cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, alpha=alpha,
-                       interpolation="nearest")
-        ax.set_xticks([])
-        ax.set_yticks([])
+    im = _map_on(axes[1], values, lim, 1.0, covered)
+    show_image(axes[2], x)
+    _map_on(axes[2], values, lim, 0.65, covered)
     axes[1].set_title(name, fontsize=9)
     axes[2].set_title("over the input", fontsize=9)
-    fig.colorbar(im, ax=axes[1:].tolist(), fraction=0.046, pad=0.03)
-    fig.suptitle(title or f"occlusion of {result.target}, patch {result.patch[0]}x"
-                          f"{result.patch[1]}, stride {result.stride[0]}", fontsize=10)
+    bar = fig.colorbar(im, ax=axes[1:].tolist(), fraction=0.046, pad=0.03)
+    bar.set_label("share of the score" if is_share else "change of the score", fontsize=8)
+    if is_share:
+        bar.formatter = PercentFormatter(xmax=1.0)
+    head = title or (f"occlusion of {result.target}, patch {result.patch[0]}x"
+                     f"{result.patch[1]}, stride {result.stride[0]}")
+    fig.suptitle(f"{head}\n{text}", fontsize=10)
+    if not covered.all():
+        fig.text(0.5, 0.01, UNCOVERED, ha="center", va="bottom", fontsize=8)
     return finish(fig), axes
+
+
+def _share_text(v) -> str:
+    """A share of the score as a signed percentage, small ones in 2 significant digits."""
+    pct = 100 * float(v)
+    return _percent_text(v) if abs(pct) >= 0.01 or pct == 0 else f"{pct:+.2g}%"
 
 
 def _percent_text(v) -> str:

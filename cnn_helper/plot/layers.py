@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import _checks
 from ._common import check_result, describe, image_array, value_text
-from .core import SIGNED_CMAP, finish, images, show_image, symmetric_limit
+from .core import SIGNED_CMAP, finish, grid, images, show_image, show_signed, symmetric_limit
 
 
 def showmat(mat, ax=None, labels=True, title=None, fmt="{:.1f}", cmap="gray"):
@@ -209,8 +209,12 @@ def feature_map(values, location=None, title=None, ax=None):
 def kernels(k, title="first-layer kernels", cols=8):
     """Every kernel (rows) and input channel of a conv layer, from ``patterns.conv_kernels``.
 
-    Each tile has its own diverging scale centred at 0 (a pattern's sign matters); RGB kernels
-    are drawn in colour, rescaled to [0, 1] as in Zeiler & Fergus.
+    Grey tiles share ONE diverging colour scale centred at 0, :math:`[-L, L]` with L the largest
+    |weight| of all kernels, shown by the colour bar: a pattern's sign matters, and on one scale
+    kernels compare (a pale kernel has small weights). RGB kernels are drawn in colour, each
+    rescaled to [0, 1] as in Zeiler & Fergus (the title says so).
+
+    >>> fig, axes = kernels(patterns.conv_kernels(model), title="conv1: the 16 kernels")
     """
     k = image_array(k, "k")
     if k.ndim != 4:
@@ -218,10 +222,20 @@ def kernels(k, title="first-layer kernels", cols=8):
                          "patterns.conv_kernels(model, layer)")
     n, _, _, n_in = k.shape
     if n_in == 3:
-        return images(k, [f"k={i}" for i in range(n)], cols=cols, title=title)
+        return images(k, [f"k={i}" for i in range(n)], cols=cols,
+                      title=f"{title} (each rescaled to [0, 1])")
     tiles = np.moveaxis(k, -1, 1).reshape((n * n_in,) + k.shape[1:3])
     names = [f"k={i}" + (f", in {c}" if n_in > 1 else "") for i in range(n) for c in range(n_in)]
-    return images(tiles, names, cols=cols, title=title, signed=True)
+    limit = symmetric_limit(tiles)
+    fig, axes = grid(len(tiles), cols, 1.6, title)
+    fig.set_figwidth(fig.get_figwidth() + 0.9)                 # room for the colour bar
+    for ax, tile, name in zip(axes.flat, tiles, names):
+        im = show_signed(ax, tile, name, limit)
+    fig.set_layout_engine("constrained")
+    bar = fig.colorbar(im, ax=axes.ravel().tolist(), shrink=0.8)
+    bar.set_label("weight (one scale for all kernels; white: 0)", fontsize=8)
+    bar.ax.tick_params(labelsize=7)
+    return finish(fig), axes
 
 
 def patterns(p, titles=None, title="patterns", cols=5):

@@ -19,13 +19,14 @@ from __future__ import annotations
 import matplotlib.pyplot as plt
 import numpy as np
 
-from ._common import check_result, image_array
+from ._common import check_result, fit_text, image_array
 from .core import finish, grid, montage, show_image
 
 VISUALIZATION_FIELDS = ("targets", "images", "values", "settings", "starts",
                         "values_by_start")
 INVERSION_FIELDS = ("x", "layers", "images", "distances", "settings")
-START_LINE = 0.25       # inches of the title line naming the start an image came from
+START_LINE = 0.25       # inches of one more title line (e.g. naming the start an image came from)
+MIN_WIDTH = 3.6         # inches: room for the figure's title above one or two images
 
 
 def _check_visualization(vis, name: str = "vis"):
@@ -62,23 +63,29 @@ def _start_line(vis, i: int, short: bool = True) -> str:
 
 def visualizations(vis, cols: int = 8, size: float = 1.2, title=None):
     """The images of ``feature_visualization.visualize``, each titled with its target and the
-    value it reaches, on the model's input range.
+    value it reaches, on the model's input range. Titles are wrapped to fit: a figure of few
+    images is at least ``MIN_WIDTH`` inches wide.
 
     >>> fig, axes = visualizations(feature_visualization.visualize(model, "conv2"))
     """
     vis = _check_visualization(vis)
-    fig, axes = grid(len(vis), min(cols, len(vis)), size, title)
+    fig, axes = grid(len(vis), min(cols, len(vis)), size)
+    fig.set_figwidth(max(fig.get_figwidth(), MIN_WIDTH))
+    tile = fig.get_figwidth() / axes.shape[1]
     vmin, vmax = _limits(vis)
     for i, (ax, name) in enumerate(zip(axes.flat, _names(vis.targets))):
-        show_image(ax, vis.images[i], f"{name}: {vis.values[i]:.1f}{_start_line(vis, i)}",
-                   vmin=vmin, vmax=vmax)
-    if _several_starts(vis):     # room for the start line of each tile, and the title's 2 lines
-        fig.set_figheight(fig.get_figheight() + START_LINE * axes.shape[0] + 0.45)
+        show_image(ax, vis.images[i], fit_text(f"{name}: {vis.values[i]:.1f}", tile, 9)
+                   + _start_line(vis, i), vmin=vmin, vmax=vmax)
+    lines = max(len(ax.get_title().split("\n")) for ax in axes.flat)
     if title is None:
         layers = sorted({t.layer_name for t in vis.targets})
-        starts = ",\nand the start it came from: a noise seed or #i, example i of x"
-        fig.suptitle(f"images optimized to excite each target of {', '.join(layers)} (title: "
-                     f"its value{starts if _several_starts(vis) else ''})", fontsize=10)
+        starts = ", and the start it came from: a noise seed or #i, example i of x"
+        title = (f"images optimized to excite each target of {', '.join(layers)} (title: its "
+                 f"value{starts if _several_starts(vis) else ''})")
+    title = fit_text(title, fig.get_figwidth(), 10)
+    fig.suptitle(title, fontsize=10)
+    fig.set_figheight(fig.get_figheight() + START_LINE * (axes.shape[0] * (lines - 1)
+                                                          + title.count("\n") + 1))
     fig.tight_layout()
     return finish(fig), axes
 

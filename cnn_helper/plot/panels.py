@@ -14,7 +14,13 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from ._common import squeeze_image
-from .attribution import relative_or_delta, show_map
+from .attribution import (
+    covered_pixels,
+    hatch_uncovered,
+    occlusion_limit,
+    relative_or_delta,
+    show_map,
+)
 from .core import SIGNED_CMAP, finish, show_image, show_signed, symmetric_limit, to_map
 from .layers import tile_channels
 
@@ -156,12 +162,15 @@ def _colour_bar(fig, ax, image, label=None):
 
 def _occlusion_on(fig, ax, result, image_shape, title):
     """An occlusion map (``OcclusionMap`` of one image) drawn on the image's pixel grid
-    ``image_shape``, each pixel the value of its nearest patch centre, with its colour bar;
-    relative change where defined, else the change."""
+    ``image_shape``, each pixel the value of its nearest patch centre (pixels inside no patch
+    hatched), with its colour bar; relative change where defined, else the change. Its scale is
+    at least 1 % of the score, so a negligible map is pale (``occlusion_map``)."""
     values, name = relative_or_delta(result, True)
-    lim = symmetric_limit(np.nan_to_num(values))
-    image = ax.imshow(result.on_pixels(values, image_shape), cmap=SIGNED_CMAP, vmin=-lim,
-                      vmax=lim, interpolation="nearest")
+    lim = occlusion_limit(values, result, name == "relative change")
+    covered = covered_pixels(result, image_shape)
+    image = ax.imshow(np.ma.masked_where(~covered, result.on_pixels(values, image_shape)),
+                      cmap=SIGNED_CMAP, vmin=-lim, vmax=lim, interpolation="nearest")
+    hatch_uncovered(ax, covered)
     ax.set_xticks([])
     ax.set_yticks([])
     ax.set_title(title, fontsize=8)

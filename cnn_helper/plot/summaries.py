@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import numpy as np
 
 from .. import _checks
-from ._common import describe, image_array, squeeze_image
+from ._common import describe, fit_text, image_array, squeeze_image
 from .core import MAGNITUDE_CMAP, SIGNED_CMAP, finish, show_image, symmetric_limit
 
 # --------------------------------------------------------------------------- label histograms
@@ -120,7 +120,8 @@ def class_average_maps(mean_images, mean_maps, map_name: str = "mean map", overl
 
     mean_images, mean_maps : {label: ``features.ClassMean`` or array}, from
                  ``features.class_means(x, y)`` and ``features.class_means(maps, y)``; columns
-                 follow mean_maps' classes, titled "label (n=count)"
+                 follow mean_maps' classes, titled "label" and "n=count" below it (10
+                 class names side by side do not crowd)
     map_name   : what the maps are (the bottom row's label and the title's)
     overlay    : draw each map half-transparent over its mean image instead of alone
     Signed maps use the diverging colormap centred at 0, :math:`[-L, L]` with L the largest
@@ -136,7 +137,7 @@ def class_average_maps(mean_images, mean_maps, map_name: str = "mean map", overl
     fig, axes = plt.subplots(2, len(columns), squeeze=False, layout="constrained",
                              figsize=(size * len(columns) + 0.8, 2 * size + 0.9))
     for (c, image, m, count), (top, bottom) in zip(columns, axes.T):
-        show_image(top, image, f"{c}" + ("" if count is None else f" (n={count})"))
+        show_image(top, image, fit_text(c, size, 9) + ("" if count is None else f"\nn={count}"))
         if overlay:
             show_image(bottom, image)
         im = show_image(bottom, m, cmap=SIGNED_CMAP if signed else MAGNITUDE_CMAP,

@@ -190,10 +190,11 @@ def ranking_table(ranking, title=None, size: float = 1.0):
              for m, h in zip(ranking.measures, ranking.higher_is_better)]
     cells = [[name] + [f"{v:.3f}  (#{r})" for v, r in zip(means, ranks)]
              for name, means, ranks in zip(ranking.methods, ranking.means, ranking.ranks)]
-    fig, ax = plt.subplots(figsize=(2.2 + 2.2 * len(heads), size * (0.8 + 0.25 * len(cells))))
+    fig, ax = plt.subplots(figsize=(2.2 + 2.2 * len(heads), size * (0.8 + 0.25 * len(cells))),
+                           layout="constrained")             # room for the title above the axes
     ax.set_axis_off()
     table = ax.table(cellText=cells, colLabels=["method (best first)"] + heads,
-                     bbox=[0, 0, 1, 0.92], cellLoc="center")
+                     bbox=[0, 0, 1, 1], cellLoc="center")
     table.auto_set_font_size(False)
     table.set_fontsize(8)
     ax.set_title(title or "faithfulness ranking (mean over the images)", fontsize=10)
