@@ -1,6 +1,6 @@
 # Two entry points for a fresh machine (see README.md):
-#   make tour   create .venv, install cnn_helper (not its test tools), run the tour on the
-#               embedded default data
+#   make tour   create .venv, install cnn_helper with the CPU-only TensorFlow (not its test
+#               tools), run the tour on the embedded default data
 #   make test   create .venv, install cnn_helper with its test tools, run every test (the lecture
 #               notebooks three times: as they are and under two proxies for another CPU)
 #   make docs   build the docs site into docs/site: the user guide (docs/guide) and the API reference
@@ -13,21 +13,24 @@ PY := $(VENV)/bin/python
 
 .PHONY: tour test venv figures debian-deps sync-notebooks docs
 
-# The package alone (what the tour needs), then its test tools (Ray, Jupyter, Playwright, ...)
-$(VENV)/.package: setup.cfg pyproject.toml
+# The package with the CPU-only TensorFlow (the `cpu` extra: what the tour needs), then its test
+# tools (Ray, Jupyter, Playwright, ...). setup.cfg itself lists no TensorFlow distribution, so that
+# `pip install -e .` keeps the one a GPU machine or Colab has. tests/constraints.txt holds the
+# TensorFlow release the committed notebooks were executed with.
+$(VENV)/.package: setup.cfg pyproject.toml tests/constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e .
+	$(PY) -m pip install --quiet -c tests/constraints.txt -e ".[cpu]"
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.package
-	$(PY) -m pip install --quiet -e ".[test]"
+	$(PY) -m pip install --quiet -c tests/constraints.txt -e ".[cpu,test]"
 	touch $@
 
 venv: $(VENV)/.installed
 
 tour: $(VENV)/.package
-	$(PY) -m cnn_helper tour --data bundled --out tour_figures
+	$(PY) -m cnn_helper tour --data-source bundled --out tour_figures
 
 # Debian packages the tests use: Chromium for tests/test_browser.py (Playwright, from the `test`
 # extra, drives it; it never downloads a browser) and dataset-fashion-mnist (the full Fashion-MNIST

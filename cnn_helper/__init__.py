@@ -9,7 +9,11 @@ import logging
 import os
 import sys
 
-from . import _quiet
+from . import _quiet, _requirements
+
+# TensorFlow 2.16+ and Keras 3.15+, or an ImportError saying what to install: setup.cfg lists no
+# TensorFlow distribution, so that pip keeps the one the user has (see cnn_helper/_requirements.py)
+_requirements.check()
 
 # TensorFlow's native start-up lines (absl's "All log messages before absl::InitializeLog()...",
 # oneDNN's notice, "To enable the following instructions...") stay out of terminals and notebooks
