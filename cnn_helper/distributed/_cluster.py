@@ -1,12 +1,23 @@
 """Ray for ``cnn_helper.distributed``: imported only when used (the ``ray`` extra), started or
-joined once (``connect``), which Ray this process is connected to (``session``), and the
-workers a data set runs through: how many, the TensorFlow threads and the resources of each,
-and a progress bar over the blocks they return.
+joined once (``connect``), which Ray this process is connected to (``session``), kept quiet while
+the package uses it (``quiet``), the workers a data set runs through: how many, the TensorFlow
+threads and the resources of each, and a progress bar over the blocks they return.
+
+The terminal shows the package's own progress bar and lines, and errors. A local Ray the package
+starts logs only its errors (``ray.init(logging_level=ERROR)``: not "Started a local Ray
+instance" and the like). Ray Data's progress bars and its INFO and WARNING lines ("Starting
+execution", "Execution finished", ...) are turned off only while a call runs (``quiet``), on the
+DataContext of the call's dataset and the current one, and put back afterwards: the user's own
+settings and datasets are theirs again when the call returns. Ray Data still writes its whole log
+to its file in the Ray session's folder.
 
 A private module: its names are what ``scan``, ``explain`` and the pool of workers (``_pool``)
 share. ``connect`` is public as ``cnn_helper.distributed.connect``.
 """
 from __future__ import annotations
+
+import contextlib
+import logging
 
 from .. import _checks, _quiet
 
@@ -26,15 +37,54 @@ def connect(address=None):
     """Ray, started or joined once: ``address=None`` starts a local Ray on this machine (no
     dashboard); ``"auto"`` joins the cluster this machine belongs to, ``"ray://head:10001"`` a
     remote one. When Ray is already initialized (your own ``ray.init(...)``), it is used as is.
+    A local Ray started here logs only its errors in this process (``logging_level=ERROR``: no
+    "Started a local Ray instance"); its processes keep their own log files under /tmp/ray.
 
     >>> connect()                    # a local Ray with every CPU of this machine
     >>> connect("ray://head:10001")  # a cluster: files and paths must be visible to its workers
     """
     ray = import_ray()
     if not ray.is_initialized():
-        options = {"include_dashboard": False} if address is None else {}
-        ray.init(address=address, **options)
+        local = {"include_dashboard": False, "logging_level": logging.ERROR}
+        ray.init(address=address, **(local if address is None else {}))
     return ray
+
+
+class _ErrorsOnly(logging.Filter):
+    """Lets only ERROR and CRITICAL records through (a handler's filter while a call runs)."""
+
+    def filter(self, record):
+        return record.levelno >= logging.ERROR
+
+
+@contextlib.contextmanager
+def quiet(data=None):
+    """Ray Data without its progress bars (``enable_progress_bars`` of the current DataContext and
+    of ``data``'s, when it is a dataset) and with only ERROR lines on the terminal (a filter on the
+    console handlers of the ``ray.data`` logger; its log file keeps everything), for the block;
+    afterwards everything is as it was.
+
+    >>> with quiet(ds):
+    ...     blocks = list(ds.iter_internal_ref_bundles())     # no bars, no "Starting execution"
+    """
+    ray = import_ray()
+    own = data.context if isinstance(data, ray.data.Dataset) else None
+    contexts = {id(c): c for c in (ray.data.DataContext.get_current(), own) if c is not None}
+    bars = {key: context.enable_progress_bars for key, context in contexts.items()}
+    consoles = [h for h in logging.getLogger("ray.data").handlers
+                if isinstance(h, logging.StreamHandler) and not isinstance(h, logging.FileHandler)]
+    errors_only = _ErrorsOnly()
+    try:
+        for context in contexts.values():
+            context.enable_progress_bars = False
+        for handler in consoles:
+            handler.addFilter(errors_only)
+        yield
+    finally:
+        for key, context in contexts.items():
+            context.enable_progress_bars = bars[key]
+        for handler in consoles:
+            handler.removeFilter(errors_only)
 
 
 # --------------------------------------------------------------------------- the workers

@@ -212,7 +212,8 @@ def data_blocks(data, ids, columns: tuple, block_size, n_workers) -> DataBlocks:
     ray = _cluster.import_ray()
     if isinstance(data, ray.data.Dataset):
         ds = _check_ray_dataset(data, ids, *columns)
-        return DataBlocks(None, None, _dataset_blocks(ds), lambda: ds.take(1)[0][columns[0]][None])
+        return DataBlocks(None, None, _dataset_blocks(ds),
+                          lambda: ds.take_batch(1, batch_format="numpy")[columns[0]])
     x, ids = _arrays(data, ids)
     if len(x) == 0:
         raise ValueError("data is empty: give at least one image")

@@ -106,14 +106,16 @@ def explain(model, data, method, out_dir, target, file_format: str = "npy", prog
     _cluster.connect(address)
     n_workers, threads, resources = _cluster.workers(n_workers, threads_per_worker)
     columns = (image_column, id_column)
-    in_blocks = _sources.data_blocks(data, ids, columns, block_size, n_workers)
-    _explained(function, source.model, in_blocks.first(), target, options)
-    out_dir = _out_dir(out_dir)
-    workers = _pool.workers(source, n_workers, threads, resources, worker_options)
-    shards = _pool.run(workers, in_blocks.blocks, _explain_block, columns,
-                       (function, target, options, str(out_dir.resolve()), file_format))
-    rows = list(_cluster.progress_bar(shards, progress, f"explain: {methods.name_of(method)}",
-                                      in_blocks.n_blocks))
+    with _cluster.quiet(data):                  # only the package's bar on the terminal
+        in_blocks = _sources.data_blocks(data, ids, columns, block_size, n_workers)
+        _explained(function, source.model, in_blocks.first(), target, options)
+        out_dir = _out_dir(out_dir)
+        workers = _pool.workers(source, n_workers, threads, resources, worker_options)
+        shards = _pool.run(workers, in_blocks.blocks, _explain_block, columns,
+                           (function, target, options, str(out_dir.resolve()), file_format))
+        rows = list(_cluster.progress_bar(shards, progress,
+                                          f"explain: {methods.name_of(method)}",
+                                          in_blocks.n_blocks))
     rows.sort(key=lambda row: int(row["file"].split("-")[1].split(".")[0]))
     manifest = {"method": methods.name_of(method), "target": repr(target),
                 "format": file_format, "n_examples": int(sum(row["n"] for row in rows)),

@@ -41,8 +41,7 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
             "ray://host:port" for an existing cluster (see ``connect``)
     worker_options : more options of the workers (Ray actors: the keywords of
             ``ray.remote``), e.g. ``{"memory": 4e9}`` or ``{"accelerator_type": "A100"}``
-    Returns ``{layer name: LayerScan}`` whose indices are the data's ids (how: the docstring of
-    ``cnn_helper.distributed``).
+    Returns ``{layer name: LayerScan}``, indices: the data's ids (see ``cnn_helper.distributed``).
 
     >>> scans = scan(model, x_train, ["conv1", "conv2"], count=9, n_workers=2)
     >>> scans["conv2"].high.indices.shape
@@ -57,13 +56,14 @@ def scan(model, data, layers, count: int = 9, pool: str = "max", batch_size=BATC
     block_size = _cluster.positive(block_size, "block_size", auto=True)
     _cluster.connect(address)
     n_workers, threads, resources = _cluster.workers(n_workers, threads_per_worker)
-    in_blocks = _sources.data_blocks(data, ids, (image_column, id_column), block_size, n_workers)
-    _checks.top_count(count, in_blocks.n_examples, "the data")   # None (a Ray dataset): later
-    workers = _pool.workers(source, n_workers, threads, resources, worker_options)
-    parts = _pool.run(workers, in_blocks.blocks, max_activation.scan_part,
-                      (image_column, id_column), (names, count, pool, batch_size))
-    scans, desc = None, "scan " + ", ".join(names)
-    for part in _cluster.progress_bar(parts, progress, desc, in_blocks.n_blocks):
-        scans = part if scans is None else max_activation.merge(scans, part, count)
+    columns, scans, desc = (image_column, id_column), None, "scan " + ", ".join(names)
+    with _cluster.quiet(data):                  # only the package's bar on the terminal
+        in_blocks = _sources.data_blocks(data, ids, columns, block_size, n_workers)
+        _checks.top_count(count, in_blocks.n_examples, "the data")  # None (a Ray dataset): later
+        workers = _pool.workers(source, n_workers, threads, resources, worker_options)
+        parts = _pool.run(workers, in_blocks.blocks, max_activation.scan_part, columns,
+                          (names, count, pool, batch_size))
+        for part in _cluster.progress_bar(parts, progress, desc, in_blocks.n_blocks):
+            scans = part if scans is None else max_activation.merge(scans, part, count)
     _checks.top_count(count, 0 if scans is None else scans[names[0]].n_scanned, "the data")
     return scans
