@@ -171,3 +171,14 @@ class CNN_Helper:
         from . import widgets
         x, y = (self.x_test, self.y_test) if x is None else (x, y)
         return widgets.DrawingExplorer(self.model(), x, y, **kwargs)
+
+    def study_explorer(self, trials, path, participant=None, **kwargs):
+        """The class experiment's screen (``cnn_helper.widgets.study.StudyExplorer``): one trial
+        of ``trials`` (from ``cnn_helper.study.trials``) per screen, each answer saved in the
+        SQLite file ``path`` as it is given; ``confidence=False`` asks for the choice alone.
+
+        >>> ts = cnn_helper.study.trials(cnnh.model(), cnnh.x_test, ["conv1", "conv3"], seed=0)
+        >>> cnnh.study_explorer(ts, "class.sqlite")
+        """
+        from .widgets.study import StudyExplorer
+        return StudyExplorer(trials, path, participant, **kwargs)

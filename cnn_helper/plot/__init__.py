@@ -25,7 +25,9 @@ By topic:
 - ``receptive_fields`` : ``receptive_field_growth``, ``receptive_field_regions``;
 - ``trust``            : ``randomization_grid``, ``similarity_curves``,
   ``data_randomization_grid``, ``faithfulness_curves``, ``ranking_table`` (sanity checks and
-  faithfulness).
+  faithfulness);
+- ``study``            : ``study_trial``, ``study_results`` (the class experiment,
+  ``cnn_helper.study``).
 
 Example
 -------
@@ -76,6 +78,7 @@ from .receptive_fields import (
     receptive_field_growth,
     receptive_field_regions,
 )
+from .study import study_results, study_trial
 from .summaries import class_average_maps, label_histogram, label_histograms
 from .trust import (
     data_randomization_grid,
@@ -95,5 +98,6 @@ __all__ = [
     "label_histograms", "class_average_maps", "SALIENCY_SCALES", "visualizations",
     "compare_visualizations", "unit_and_examples", "inversions", "visualization_of",
     "DrawingPanels", "drawing_panels", "explanation", "randomization_grid", "similarity_curves",
-    "data_randomization_grid", "faithfulness_curves", "ranking_table",
+    "data_randomization_grid", "faithfulness_curves", "ranking_table", "study_trial",
+    "study_results",
 ]

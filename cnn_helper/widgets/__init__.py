@@ -26,6 +26,9 @@ Four explorers, each a class with
 ``ConvolutionExplorer(digits)`` (``convolution``)
     choose a teaching filter or edit a 3x3 filter, and an input (the synthetic image or an MNIST
     digit); it shows input, filter and output.
+``StudyExplorer(trials, path)`` (``study``)
+    the class experiment: one 2-AFC trial of ``cnn_helper.study.trials`` per screen, answered by
+    click or key, each answer saved in the SQLite file ``path`` as it is given.
 
 Everything that can be cached is (``base.LRU``): the activations of an example for every layer,
 one scan of the data set for the top ``count`` of every channel of every layer (per pooling),
@@ -46,6 +49,8 @@ from .convolution import ConvolutionExplorer
 from .drawing import DrawingExplorer, DrawingPad
 from .feature import FeatureExplorer, map_layers
 from .occlusion import OcclusionExplorer
+from .study import StudyExplorer, StudyKeys
 
 __all__ = ["Explorer", "FeatureExplorer", "OcclusionExplorer", "ConvolutionExplorer",
-           "DrawingExplorer", "DrawingPad", "map_layers", "figure_png"]
+           "DrawingExplorer", "DrawingPad", "StudyExplorer", "StudyKeys", "map_layers",
+           "figure_png"]
