@@ -149,7 +149,8 @@ METHOD_TITLES = {"gradient_x_input": "gradient x input", "guided_backprop": "gui
                  "smoothgrad": "SmoothGrad", "squaregrad": "SquareGrad", "vargrad": "VarGrad",
                  "integrated_gradients": "integrated gradients", "grad_cam": "Grad-CAM",
                  "grad_cam_plus_plus": "Grad-CAM++", "layer_cam": "LayerCAM",
-                 "score_cam": "Score-CAM", "rise": "RISE"}
+                 "score_cam": "Score-CAM", "rise": "RISE", "kernel_shap": "KernelSHAP",
+                 "lime": "LIME", "guided_grad_cam": "Guided Grad-CAM"}
 TIE = 1e-6            # scores within this fraction of the top one tie with it
 VANISHING = 1e-10     # a map with max |map| x input span below this x max(1, |score|) is about 0
 RESOLUTION = 1e-7     # float32's: an occlusion effect below this x |score| is no effect

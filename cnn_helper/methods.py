@@ -13,6 +13,9 @@ that form::
     occlusion                                                          the drop when a patch is
                                                                        hidden (occlusion)
     rise                                                               random masks (rise)
+    kernel_shap, lime                                                  superpixels switched on
+                                                                       and off (black_box)
+    guided_grad_cam                                                    guided backprop x Grad-CAM
 
 A new method is one module (over the gradient core ``_gradient`` or the perturbation engine
 ``_perturb``) plus one line in ``METHODS``.
@@ -28,7 +31,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import cam, occlusion, rise, saliency
+from . import black_box, cam, guided_grad_cam, occlusion, rise, saliency
 
 METHODS = MappingProxyType({
     "gradient": saliency.gradient,
@@ -45,6 +48,9 @@ METHODS = MappingProxyType({
     "score_cam": cam.score_cam,
     "occlusion": occlusion.attribution,
     "rise": rise.rise,
+    "kernel_shap": black_box.kernel_shap,
+    "lime": black_box.lime,
+    "guided_grad_cam": guided_grad_cam.guided_grad_cam,
 })
 """Every attribution method by name (read-only): name -> f(model, x, target, **options)."""
 

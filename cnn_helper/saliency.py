@@ -59,9 +59,9 @@ Example
 """
 from __future__ import annotations
 
-import numpy as np
+import dataclasses
 
-from . import _checks, _reference
+from . import _checks, _noise, _reference
 from ._checks import BATCH_SIZE
 from ._gradient import (  # noqa: F401 (public here: the rules and signs every method takes)
     RULES,
@@ -140,32 +140,26 @@ def deconvnet(model, x, target, batch_size=BATCH_SIZE, sign: str = "signed"):
 
 def _noisy_gradient_statistic(statistic: str, model, x, target, n_samples, noise, seed, rule,
                               keep_location, batch_size, sign):
-    r"""The one computation behind smoothgrad, squaregrad and vargrad: with :math:`g_j` the
-    gradient at noisy copy j (one gradient step per copy, the sums of :math:`g_j` and
-    :math:`g_j^2` kept in float64), the ``statistic`` over the n copies, value by value:
+    r"""The one computation behind smoothgrad, squaregrad and vargrad, and the noise tunnel's
+    (``cnn_helper._noise``): with :math:`g_j` the gradient at noisy copy j (the copies of a few
+    images in one batched gradient call), the ``statistic`` over the n copies, value by value:
 
-    mean :math:`\frac{1}{n}\sum_j g_j`; mean of squares :math:`\frac{1}{n}\sum_j g_j^2`;
-    variance :math:`\frac{1}{n}\sum_j g_j^2 - (\frac{1}{n}\sum_j g_j)^2` (divided by n, as xplique).
+    "mean" :math:`\frac{1}{n}\sum_j g_j`; "square" :math:`\frac{1}{n}\sum_j g_j^2`; "var"
+    :math:`\frac{1}{n}\sum_j g_j^2 - (\frac{1}{n}\sum_j g_j)^2` (divided by n, as xplique).
+    A located target is read at image i's idx on every copy of image i.
     """
     req = request(model, x, target, batch_size, sign, rule, keep_location)
-    n_samples = _checks.positive_int(n_samples, "n_samples")
-    noise = _checks.non_negative(noise, "noise", " (a fraction of the input range)")
-    seed = _checks.seed(seed)
-    x = req.x
-    flat = x.reshape(len(x), -1)
-    sigma = (noise * (flat.max(axis=1) - flat.min(axis=1))).reshape((-1,) + (1,) * (x.ndim - 1))
-    keys = image_keys(x)
-    total, total_of_squares = 0.0, 0.0
-    for j in range(n_samples):
-        noisy = x + (sigma * standard_noise(keys, seed, j, x.shape[1:])).astype(x.dtype)
-        g = gradients(model, req, noisy).astype(np.float64)
-        total, total_of_squares = total + g, total_of_squares + g * g
-    mean, mean_of_squares = total / n_samples, total_of_squares / n_samples
-    if statistic == "mean":
-        return req.finish(mean)
-    if statistic == "mean of squares":
-        return req.finish(mean_of_squares)
-    return req.finish(np.maximum(mean_of_squares - mean ** 2, 0))   # >= 0 despite rounding
+    n_samples, noise, seed, statistic = _noise.check(n_samples, noise, seed, statistic)
+
+    def gradients_of(copies, image_of_copy):
+        located = req.target.locations
+        if located is not None:
+            copy_target = dataclasses.replace(req.target, locations=located[image_of_copy])
+            return gradients(model, dataclasses.replace(req, target=copy_target), copies)
+        return gradients(model, req, copies)
+
+    return req.finish(_noise.statistic_of(gradients_of, req.x, n_samples, noise, seed,
+                                          statistic))
 
 
 def smoothgrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed: int = 0,
@@ -201,7 +195,7 @@ def squaregrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed:
 
     >>> s = squaregrad(model, x_test[:4], Feature("logits", 8), n_samples=50)
     """
-    return _noisy_gradient_statistic("mean of squares", model, x, target, n_samples, noise, seed,
+    return _noisy_gradient_statistic("square", model, x, target, n_samples, noise, seed,
                                      rule, keep_location, batch_size, sign)
 
 
@@ -215,7 +209,7 @@ def vargrad(model, x, target, n_samples: int = 25, noise: float = 0.15, seed: in
 
     >>> v = vargrad(model, x_test[:4], Feature("logits", 8), n_samples=50)
     """
-    return _noisy_gradient_statistic("variance", model, x, target, n_samples, noise, seed, rule,
+    return _noisy_gradient_statistic("var", model, x, target, n_samples, noise, seed, rule,
                                      keep_location, batch_size, sign)
 
 

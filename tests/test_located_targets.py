@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 from keras import layers
 
-from cnn_helper import Feature, faithfulness, features, methods, occlusion, rise
+from cnn_helper import Feature, black_box, faithfulness, features, methods, occlusion, rise
 
 H, W = 10, 9
 LOCATED = Feature("conv2", 2, location=(3, 4))
@@ -48,10 +48,13 @@ UNCHANGED = {
                                                      steps=4).scores[:, -1],
     "mufidelity": lambda m, x: faithfulness.mufidelity(m, x, LOCATED, _maps(x), n_subsets=4,
                                                        grid=3).unchanged,
+    "kernel_shap": lambda m, x: black_box.kernel_shap_values(m, x, LOCATED, n_segments=4,
+                                                             n_samples=16).score,
+    "lime": lambda m, x: black_box.lime_values(m, x, LOCATED, n_segments=4, n_samples=16).score,
 }
 GRADIENT_METHODS = {"gradient", "gradient_x_input", "guided_backprop", "deconvnet", "smoothgrad",
                     "squaregrad", "vargrad", "integrated_gradients", "grad_cam",
-                    "grad_cam_plus_plus", "layer_cam"}
+                    "grad_cam_plus_plus", "layer_cam", "guided_grad_cam"}
 NO_UNCHANGED_COPY = {"score_cam"}       # only masked copies: tested by brute force below
 
 

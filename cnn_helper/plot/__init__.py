@@ -26,6 +26,8 @@ By topic:
 - ``trust``            : ``randomization_grid``, ``similarity_curves``,
   ``data_randomization_grid``, ``faithfulness_curves``, ``ranking_table`` (sanity checks and
   faithfulness);
+- ``segments``         : ``segment_outlines``, ``segment_values`` (superpixels and the values
+  KernelSHAP and LIME give them);
 - ``study``            : ``study_trial``, ``study_results`` (the class experiment,
   ``cnn_helper.study``).
 
@@ -78,6 +80,7 @@ from .receptive_fields import (
     receptive_field_growth,
     receptive_field_regions,
 )
+from .segments import segment_outlines, segment_values
 from .study import study_results, study_trial
 from .summaries import class_average_maps, label_histogram, label_histograms
 from .trust import (
@@ -99,5 +102,5 @@ __all__ = [
     "compare_visualizations", "unit_and_examples", "inversions", "visualization_of",
     "DrawingPanels", "drawing_panels", "explanation", "randomization_grid", "similarity_curves",
     "data_randomization_grid", "faithfulness_curves", "ranking_table", "study_trial",
-    "study_results",
+    "study_results", "segment_outlines", "segment_values",
 ]
