@@ -31,6 +31,11 @@ make it search and then climb: each image is the best of its target's starts, an
 says which start it came from (``starts``: "noise seed 2", "example #1234"). ``plain_steps`` is a
 schedule: the last steps see the image untransformed, polishing the value of the image itself.
 
+**Directions.** A target may also be a ``Direction`` v in a layer's activations (a concept's
+CAV, a CRAFT concept: :mod:`cnn_helper.concepts`): the image then maximises the projection
+:math:`v \cdot \y_{(l)}` (v of the layer's size, flattened) or its mean over the locations,
+:math:`\frac{1}{|idx|}\sum_{idx} v \cdot \y_{(l),idx}` (v of one value per channel).
+
 Every target is optimized at once, one image each, in batches of ``batch_size`` through ONE
 compiled step (the target's layer, channel and pooling are tensors: no retracing per target). The
 optimizer is Adam, written out in :func:`adam`. Seeded: the start of image i and the transformation
@@ -80,8 +85,51 @@ from ._image_optim import (
 from ._reference import value_range  # noqa: F401 (feature_visualization.value_range)
 from .features import Feature
 
-__all__ = ["visualize", "FeatureVisualization", "objective", "Transforms", "value_range",
-           "PARAMETRIZATIONS", "total_variation", "transform", "adam"]
+__all__ = ["visualize", "FeatureVisualization", "Direction", "objective", "Transforms",
+           "value_range", "PARAMETRIZATIONS", "total_variation", "transform", "adam"]
+
+
+@dataclass(frozen=True, eq=False)
+class Direction:
+    r"""A direction v in the activations of ``layer``, as a target of :func:`visualize`: the
+    value is :math:`v \cdot \y_{(l)}` with v of the layer's size (its output flattened), or
+    :math:`\frac{1}{|idx|}\sum_{idx} v \cdot \y_{(l),idx}` with v of one value per channel.
+
+    layer  : the layer l, by name or as the layer object
+    vector : v, (d,) numbers (e.g. ``CAV.direction``, a row of ``Craft.bank``)
+    name   : what figures and messages call it
+
+    >>> visualize(model, Direction("conv3", cav.direction, "loop CAV"), steps=128)
+    """
+
+    layer: object
+    vector: np.ndarray
+    name: str = "direction"
+
+    def __post_init__(self):
+        vector = np.asarray(self.vector, np.float32).ravel()
+        if vector.size == 0 or not np.all(np.isfinite(vector)):
+            raise ValueError(f"Direction {self.name!r} needs a non-empty vector of finite "
+                             f"numbers, got {self.vector!r}")
+        object.__setattr__(self, "vector", vector)
+
+    @property
+    def layer_name(self) -> str:
+        return self.layer if isinstance(self.layer, str) else self.layer.name
+
+    def __str__(self):
+        return f"{self.name} at {self.layer_name}"
+
+
+def _check_direction(model, direction: Direction) -> Direction:
+    """A Direction whose vector has the layer's size or its number of channels."""
+    shape = tuple(_graph.output_shape(model, direction.layer))
+    size, n = int(np.prod(shape)), direction.vector.size
+    if n != size and (n != shape[-1] or len(shape) < 2):
+        raise ValueError(f"Direction {direction.name!r} has {n} values, but layer "
+                         f"{direction.layer_name!r} has output shape {shape}: give {size} values "
+                         f"(the output flattened) or {shape[-1]} (one per channel)")
+    return direction
 
 
 @dataclass(frozen=True)
@@ -137,12 +185,13 @@ def _targets(model, targets) -> tuple:
         if len(shape) == 0:
             raise ValueError(f"layer {targets!r} has a scalar output; it has no channels")
         targets = [Feature(targets, k) for k in range(shape[-1])]
-    elif _checks.is_int(targets) or isinstance(targets, Feature):
+    elif _checks.is_int(targets) or isinstance(targets, (Feature, Direction)):
         targets = [targets]
     if not isinstance(targets, (list, tuple)) or not targets:
-        raise TypeError(f"targets must be an int, a Feature, a layer name or a non-empty list "
-                        f"of ints and Features, got {targets!r}")
-    return tuple(features.check_feature(model, t) for t in targets)
+        raise TypeError(f"targets must be an int, a Feature, a Direction, a layer name or a "
+                        f"non-empty list of them, got {targets!r}")
+    return tuple(_check_direction(model, t) if isinstance(t, Direction)
+                 else features.check_feature(model, t) for t in targets)
 
 
 # --------------------------------------------------------------------------- the objective
@@ -153,10 +202,13 @@ def _kinds(model, targets: tuple):
     target (kind index, channel)."""
     kinds, rows = [], []
     for t in targets:
-        kind = (_graph.path_name(model, t.layer), t.pool, t.location)
+        if isinstance(t, Direction):             # the vector's bytes: part of the compiled key
+            kind = (_graph.path_name(model, t.layer), "direction", t.vector.tobytes())
+        else:
+            kind = (_graph.path_name(model, t.layer), t.pool, t.location)
         if kind not in kinds:
             kinds.append(kind)
-        rows.append((kinds.index(kind), t.channel))
+        rows.append((kinds.index(kind), 0 if isinstance(t, Direction) else t.channel))
     kind_ids, channels = (np.asarray(col, np.int32) for col in zip(*rows))
     return tuple(kinds), kind_ids, channels
 
@@ -181,6 +233,9 @@ def objective(model, kinds: tuple):
         total = ops.zeros(ops.shape(images)[:1])
         for j, (layer, pool, location) in enumerate(kinds):
             y = ops.cast(found[layer], "float32")
+            if pool == "direction":
+                total += ops.where(kind_ids == j, projection(y, location), 0.0)
+                continue
             mine = ops.minimum(channels, y.shape[-1] - 1)     # rows of other kinds: any channel
             # y times 1 at k and 0 elsewhere, summed: exactly y_k (take_along_axis would make
             # int64 indices, which oneDNN has no kernels for on most CPUs)
@@ -194,6 +249,20 @@ def objective(model, kinds: tuple):
         return total
 
     return values
+
+
+def projection(y, vector_bytes: bytes):
+    r""":math:`v \cdot \y_{(l)}` of each example of y (N, ...), v given as float32 bytes: v of
+    y's size (flattened), or of its channels (the mean over the locations of
+    :math:`v \cdot \y_{(l),idx}`)."""
+    from keras import ops
+
+    v = np.frombuffer(vector_bytes, np.float32)
+    flat = ops.reshape(y, (ops.shape(y)[0], -1))
+    if v.size == flat.shape[-1]:
+        return ops.sum(flat * v, axis=-1)
+    per_channel = ops.mean(ops.reshape(flat, (ops.shape(y)[0], -1, v.size)), axis=1)   # (N, K)
+    return ops.sum(per_channel * v, axis=-1)
 
 
 def _compiled(model, kinds, spec, transforms):
@@ -255,6 +324,9 @@ def _starts(model, targets: tuple, spec: ImageSpec, seed: int, starts, x, exampl
                initial_parameters(spec, 0, n, seed + j), seed + j) for j in range(starts)]
     if x is None:
         return groups
+    if any(isinstance(t, Direction) for t in targets):
+        raise ValueError("example starts (x=...) are found for Feature targets; a Direction "
+                         "starts from noise: leave x out (use starts= for more noise starts)")
     x, _ = _graph.check_images(model, x, "x")
     if x.shape[1:] != spec.shape:
         raise ValueError(f"x holds images of shape {x.shape[1:]}, but the images optimized have "

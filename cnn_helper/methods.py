@@ -16,6 +16,8 @@ that form::
     kernel_shap, lime                                                  superpixels switched on
                                                                        and off (black_box)
     guided_grad_cam                                                    guided backprop x Grad-CAM
+    craft                                                              each image's most important
+                                                                       CRAFT concept (concepts)
 
 A new method is one module (over the gradient core ``_gradient`` or the perturbation engine
 ``_perturb``) plus one line in ``METHODS``.
@@ -31,7 +33,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import black_box, cam, guided_grad_cam, occlusion, rise, saliency
+from . import black_box, cam, concepts, guided_grad_cam, occlusion, rise, saliency
 
 METHODS = MappingProxyType({
     "gradient": saliency.gradient,
@@ -51,6 +53,7 @@ METHODS = MappingProxyType({
     "kernel_shap": black_box.kernel_shap,
     "lime": black_box.lime,
     "guided_grad_cam": guided_grad_cam.guided_grad_cam,
+    "craft": concepts.craft_attribution,
 })
 """Every attribution method by name (read-only): name -> f(model, x, target, **options)."""
 

@@ -38,8 +38,9 @@ TEMPLATES = DOCS / "templates"
 KATEX = DOCS / "vendor" / "katex"
 KATEX_VERSION = "0.19.1"
 MACROS_NOTEBOOK = ROOT / "Latex_macros.ipynb"
-GUIDE_ORDER = ["lectures", "own_model", "trusting_a_map", "black_box", "class_experiment",
-               "faster_occlusion", "scale_out", "cli", "vocabulary", "development"]
+GUIDE_ORDER = ["lectures", "own_model", "trusting_a_map", "black_box", "concepts",
+               "class_experiment", "faster_occlusion", "scale_out", "cli", "vocabulary",
+               "development"]
 
 _RST_DISPLAY_MATH = re.compile(r"""
     ^(?P<indent>[ ]*)\.\.[ ]+math::(?P<first>.*)

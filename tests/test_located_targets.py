@@ -56,11 +56,27 @@ GRADIENT_METHODS = {"gradient", "gradient_x_input", "guided_backprop", "deconvne
                     "squaregrad", "vargrad", "integrated_gradients", "grad_cam",
                     "grad_cam_plus_plus", "layer_cam", "guided_grad_cam"}
 NO_UNCHANGED_COPY = {"score_cam"}       # only masked copies: tested by brute force below
+CONCEPT_METHODS = {"craft"}             # masks concepts, not pixels: tested on its head below
 
 
 def test_every_registered_method_is_covered():
-    covered = GRADIENT_METHODS | NO_UNCHANGED_COPY | {name.split(" ")[0] for name in UNCHANGED}
+    covered = (GRADIENT_METHODS | NO_UNCHANGED_COPY | CONCEPT_METHODS
+               | {name.split(" ")[0] for name in UNCHANGED})
     assert set(methods.METHODS) <= covered, set(methods.METHODS) - covered
+
+
+def test_craft_reads_the_located_target_after_its_layer(model, x):
+    """CRAFT's importance runs the layers after its bank's layer on masked activations; given the
+    layer's own activations it reads the located target itself, not the max of its map."""
+    from cnn_helper.concepts.importance import head_step
+
+    resolved = features.resolve(model, x, LOCATED)
+    y1 = features.activations(model, x, ["conv1"])["conv1"]
+    step = head_step(model, "conv1", resolved)
+    read = step(y1.astype(np.float32), np.full(len(x), resolved.channel, np.int32),
+                resolved.locations.astype(np.int64))
+    expected = features.feature_values(model, x, LOCATED).values
+    np.testing.assert_allclose(np.asarray(read), expected, rtol=1e-5, atol=1e-6)
 
 
 def test_the_location_is_not_the_max(model, x):

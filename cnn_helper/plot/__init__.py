@@ -26,6 +26,8 @@ By topic:
 - ``trust``            : ``randomization_grid``, ``similarity_curves``,
   ``data_randomization_grid``, ``faithfulness_curves``, ``ranking_table`` (sanity checks and
   faithfulness);
+- ``concepts``         : ``tcav_scores``, ``concept_crops``, ``concept_maps``,
+  ``concept_and_crops`` (TCAV and CRAFT);
 - ``segments``         : ``segment_outlines``, ``segment_values`` (superpixels and the values
   KernelSHAP and LIME give them);
 - ``study``            : ``study_trial``, ``study_results`` (the class experiment,
@@ -37,6 +39,7 @@ Example
 >>> fig, axes = plot.saliency_maps(x, {"gradient": saliency.gradient(model, x, 8)})
 """
 from .attribution import SALIENCY_SCALES, occlusion_grid, occlusion_map, saliency_maps
+from .concepts import concept_and_crops, concept_crops, concept_maps, tcav_scores
 from .core import (
     IMAGE_CMAP,
     MAGNITUDE_CMAP,
@@ -102,5 +105,6 @@ __all__ = [
     "compare_visualizations", "unit_and_examples", "inversions", "visualization_of",
     "DrawingPanels", "drawing_panels", "explanation", "randomization_grid", "similarity_curves",
     "data_randomization_grid", "faithfulness_curves", "ranking_table", "study_trial",
-    "study_results", "segment_outlines", "segment_values",
+    "study_results", "segment_outlines", "segment_values", "tcav_scores", "concept_crops",
+    "concept_maps", "concept_and_crops",
 ]
