@@ -13,6 +13,8 @@ that form::
     occlusion                                                          the drop when a patch is
                                                                        hidden (occlusion)
     rise                                                               random masks (rise)
+    lrp, lrp_epsilon_plus, lrp_montavon, deeplift                      relevance propagation
+                                                                       (relevance)
     kernel_shap, lime                                                  superpixels switched on
                                                                        and off (black_box)
     guided_grad_cam                                                    guided backprop x Grad-CAM
@@ -33,7 +35,7 @@ from __future__ import annotations
 
 from types import MappingProxyType
 
-from . import black_box, cam, concepts, guided_grad_cam, occlusion, rise, saliency
+from . import black_box, cam, concepts, guided_grad_cam, occlusion, relevance, rise, saliency
 
 METHODS = MappingProxyType({
     "gradient": saliency.gradient,
@@ -50,6 +52,10 @@ METHODS = MappingProxyType({
     "score_cam": cam.score_cam,
     "occlusion": occlusion.attribution,
     "rise": rise.rise,
+    "lrp": relevance.lrp,
+    "lrp_epsilon_plus": relevance.propagation.lrp_epsilon_plus,
+    "lrp_montavon": relevance.propagation.lrp_montavon,
+    "deeplift": relevance.deeplift,
     "kernel_shap": black_box.kernel_shap,
     "lime": black_box.lime,
     "guided_grad_cam": guided_grad_cam.guided_grad_cam,

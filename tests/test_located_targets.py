@@ -54,7 +54,8 @@ UNCHANGED = {
 }
 GRADIENT_METHODS = {"gradient", "gradient_x_input", "guided_backprop", "deconvnet", "smoothgrad",
                     "squaregrad", "vargrad", "integrated_gradients", "grad_cam",
-                    "grad_cam_plus_plus", "layer_cam", "guided_grad_cam"}
+                    "grad_cam_plus_plus", "layer_cam", "guided_grad_cam", "lrp",
+                    "lrp_epsilon_plus", "lrp_montavon", "deeplift"}
 NO_UNCHANGED_COPY = {"score_cam"}       # only masked copies: tested by brute force below
 CONCEPT_METHODS = {"craft"}             # masks concepts, not pixels: tested on its head below
 
