@@ -1,8 +1,7 @@
 """The new registry methods (kernel_shap, lime, guided_grad_cam) run from every place that takes
 a method by name: the command line, the sanity checks, faithfulness.measure and
-distributed.explain (a local Ray)."""
+distributed.explain (in tests/test_distributed.py, on its local Ray)."""
 import numpy as np
-import pytest
 
 from cnn_helper import black_box, faithfulness, guided_grad_cam, methods, sanity_checks
 from cnn_helper.__main__ import main
@@ -41,34 +40,3 @@ def test_sanity_checks_and_faithfulness_take_them_by_name(shipped_cnn, bundled):
     results = faithfulness.measure(shipped_cnn, eights, 8, {n: (n, SMALL[n]) for n in NEW},
                                    steps=4, n_subsets=8, grid=3)
     assert set(results) == set(NEW)
-
-
-def _start_ray(ray):
-    """A local Ray with 1 CPU; on a loaded machine its start-up can time out (the raylet waits
-    30 s for its agents): three tries, as tests/test_distributed.py."""
-    for attempt in range(3):
-        try:
-            ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-            return
-        except Exception:
-            ray.shutdown()
-            if attempt == 2:
-                raise
-
-
-def test_distributed_explain_runs_them(bundled, tmp_path):
-    ray = pytest.importorskip("ray")
-    from cnn_helper import distributed, models
-
-    (_, _), (x_test, _) = bundled
-    model = models.load("cnn", "shipped")
-    _start_ray(ray)
-    try:
-        files = distributed.explain(model, x_test[:4], "kernel_shap", tmp_path / "maps", 8,
-                                    n_workers=1, block_size=4, progress=False, **SMALL["lime"])
-        _, maps = distributed.read_explanations(files)
-    finally:
-        distributed.shutdown_workers()
-        ray.shutdown()
-    np.testing.assert_allclose(maps, black_box.kernel_shap(model, x_test[:4], 8, **SMALL["lime"]),
-                               rtol=1e-5, atol=1e-6)

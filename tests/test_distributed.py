@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import ray
 
-from cnn_helper import distributed, max_activation, saliency
+from cnn_helper import distributed, max_activation, methods, saliency
 
 LAYERS = ["conv1", "conv2", "conv3"]
 
@@ -103,6 +103,21 @@ def test_explain_writes_one_file_per_block(local_ray, shipped_cnn, fashion, tmp_
     order = np.argsort(ids)
     np.testing.assert_array_equal(got_ids, ids[order])
     np.testing.assert_allclose(maps, reference[order], rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("name, options", [
+    ("kernel_shap", {"n_segments": (2, 4), "n_samples": 64}), ("lrp_epsilon_plus", {})])
+def test_explain_runs_the_black_box_and_relevance_methods(local_ray, shipped_cnn, fashion,
+                                                         tmp_path, name, options):
+    """Registry methods of issues 25 and 26 by name on the workers: their maps are the same as
+    in this process."""
+    x = fashion[:6]
+    files = distributed.explain(shipped_cnn, x, name, tmp_path / "maps", 3, n_workers=1,
+                                block_size=6, progress=False, **options)
+    ids, maps = distributed.read_explanations(files)
+    np.testing.assert_allclose(maps[np.argsort(ids)],
+                               methods.get(name)(shipped_cnn, x, 3, **options),
+                               rtol=1e-4, atol=1e-6)
 
 
 def worker_pids(tmp_path, model, x, name: str) -> set:

@@ -1,6 +1,6 @@
 """LRP and DeepLIFT on keras.applications (VGG16, ResNet50: weights=None, 32x32), a transfer
 head (MobileNetV2 base inside a Sequential, a Rescaling front), and through the registry's
-entry points (CLI, sanity checks, faithfulness, distributed.explain)."""
+entry points (CLI, sanity checks, faithfulness; distributed.explain: tests/test_distributed.py)."""
 import keras
 import numpy as np
 import pytest
@@ -87,20 +87,3 @@ def test_the_command_line_explains_with_them(shipped_cnn, bundled, tmp_path):
                              methods="lrp,deeplift")
     np.testing.assert_allclose(e.maps["lrp"], lrp(shipped_cnn, e.x, 2), rtol=1e-4, atol=1e-7)
     assert set(e.maps) == {"lrp", "deeplift"}
-
-
-def test_distributed_explain_runs_lrp(shipped_cnn, bundled, tmp_path):
-    ray = pytest.importorskip("ray")
-    from cnn_helper import distributed
-
-    x = bundled[1][0][:6]
-    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
-    try:
-        distributed.explain(shipped_cnn, x, "lrp_epsilon_plus", tmp_path / "maps", 3,
-                            n_workers=1, progress=False)
-    finally:
-        distributed.shutdown_workers()
-        ray.shutdown()
-    ids, maps = distributed.read_explanations(tmp_path / "maps")
-    np.testing.assert_allclose(maps[np.argsort(ids)], methods.get("lrp_epsilon_plus")(
-        shipped_cnn, x, 3), rtol=1e-4, atol=1e-7)
