@@ -18,132 +18,40 @@ never downloads a browser. Without them the test is skipped, except on CI (CI=tr
 from __future__ import annotations
 
 import base64
-import json
-import os
-import secrets
 import shutil
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
-from pathlib import Path
 
 import pytest
+from browser_lab import (
+    CHROMIUM,
+    CHROMIUM_ARGS,
+    NOTEBOOK_JS,
+    ROOT,
+    UPDATE_TIMEOUT_S,
+    browser_tools,  # noqa: F401 (a fixture)
+    errors,
+    jupyterlab,
+    wait_idle,
+    wait_image,
+)
 
-ROOT = Path(__file__).resolve().parents[1]
 ARTIFACTS = ROOT / "test-artifacts" / "browser"
-CHROMIUM = os.environ.get("CNN_HELPER_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-                 "--disable-component-update", "--no-first-run", "--disable-sync", "--disable-quic"]
-ON_CI = os.environ.get("CI", "").lower() == "true"
 RUN_TIMEOUT_S = 180     # clear outputs and run every cell (imports TensorFlow, builds 4 explorers)
-UPDATE_TIMEOUT_S = 30   # one control change until the new image is shown
-
-
-def _missing() -> list[str]:
-    missing = []
-    if not os.access(CHROMIUM, os.X_OK):
-        missing.append(f"{CHROMIUM} (apt-get install chromium; `make debian-deps` does it as "
-                       "root)")
-    try:
-        import playwright.sync_api  # noqa: F401
-    except ImportError:
-        missing.append("the playwright Python package (pip install playwright; it is in the "
-                       "`test` extra)")
-    try:
-        import jupyterlab  # noqa: F401
-    except ImportError:
-        missing.append("jupyterlab (pip install jupyterlab; it is in the `test` extra)")
-    return missing
 
 
 @pytest.fixture(scope="module")
-def browser_tools():
-    missing = _missing()
-    if missing:
-        why = "the browser test needs " + " and ".join(missing)
-        if ON_CI:
-            pytest.fail(why + " (CI=true: the test must run on CI)")
-        pytest.skip(why)
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def _write_json(path: Path, content: dict):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(json.dumps(content))
-
-
-@pytest.fixture(scope="module")
-def lab(browser_tools, tmp_path_factory):
+def lab(browser_tools, tmp_path_factory):  # noqa: F811 (the fixture imported above)
     """JupyterLab serving a copy of the notebooks, private config/data/settings; yields (url,
     token)."""
     work = tmp_path_factory.mktemp("lab")
     (work / "notebooks").mkdir()
     shutil.copy(ROOT / "notebooks" / "Explorers.ipynb", work / "notebooks")
     shutil.copy(ROOT / "Latex_macros.ipynb", work)
-    settings = work / "lab-settings"
-    # every cell stays in the page (no virtual scrolling); no news or update checks
-    _write_json(settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings",
-                {"windowingMode": "none"})
-    _write_json(settings / "@jupyterlab" / "apputils-extension"
-                / "notification.jupyterlab-settings",
-                {"fetchNews": "false", "checkForUpdates": False})
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ,
-               JUPYTER_CONFIG_DIR=str(work / "jupyter-config"),
-               JUPYTER_DATA_DIR=str(work / "jupyter-data"),
-               JUPYTER_RUNTIME_DIR=str(work / "jupyter-runtime"),
-               CNN_HELPER_CACHE=str(work / "cnn-helper-cache"),
-               KERAS_HOME=str(work / "keras-home"),
-               MPLBACKEND="Agg")
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser",
-           "--ServerApp.open_browser=False", "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
-           "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
-           f"--ServerApp.root_dir={work}", "--ServerApp.allow_root=True",
-           "--LabApp.expose_app_in_browser=True", f"--LabApp.user_settings_dir={settings}",
-           f"--LabApp.workspaces_dir={work / 'lab-workspaces'}", "--LabApp.news_url=",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           "--LabApp.extension_manager=readonly"]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "jupyterlab.log", "w")
-    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if proc.poll() is not None:
-                raise RuntimeError(f"JupyterLab exited with {proc.returncode}; see "
-                                   f"{ARTIFACTS / 'jupyterlab.log'}")
-            try:
-                with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                    if r.status == 200:
-                        break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                raise RuntimeError(f"JupyterLab did not answer on {url} within 60 s")
-            time.sleep(0.5)
+    with jupyterlab(work, ARTIFACTS) as (url, token):
         yield url, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
 
 
 # --------------------------------------------------------------------------- page helpers
-
-NOTEBOOK_JS = "window.jupyterapp && window.jupyterapp.shell.currentWidget"
-
 
 def _image_bytes(page, selector: str) -> bytes:
     """The bytes of the image an <img> shows (its blob: URL fetched inside the page)."""
@@ -157,39 +65,16 @@ def _image_bytes(page, selector: str) -> bytes:
     return base64.b64decode(b64)
 
 
-def _wait_image(page, selector: str, old_src: str | None = None) -> str:
-    """Wait until ``selector`` shows a loaded image (another one than ``old_src``); return its
-    src."""
-    page.wait_for_function("""([sel, old]) => {
-        const img = document.querySelector(sel);
-        return img && img.src && img.src !== old && img.complete && img.naturalWidth > 0; }""",
-                           arg=[selector, old_src], timeout=UPDATE_TIMEOUT_S * 1000)
-    return page.eval_on_selector(selector, "img => img.src")
-
-
-def _wait_idle(page):
-    """Wait until the kernel has handled every message (the explorer's update ran to its end)."""
-    page.wait_for_function(f"() => {NOTEBOOK_JS}.sessionContext.session.kernel.status === 'idle'",
-                           timeout=UPDATE_TIMEOUT_S * 1000)
-
-
-def _errors(page) -> str:
-    shown = page.locator(
-        ".jp-OutputArea-output[data-mime-type='application/vnd.jupyter.stderr'],"
-        " .jp-RenderedText[data-mime-type='application/vnd.jupyter.error']")
-    return "\n".join(shown.all_inner_texts())[-3000:]
-
-
 def _change(page, name: str, explorer: str, image: str, act):
     """Screenshot ``explorer``, do ``act()``, wait for ``image`` to change; assert it changed."""
     box = page.locator(explorer)
     box.scroll_into_view_if_needed()
-    src = _wait_image(page, image)
+    src = wait_image(page, image)
     before = _image_bytes(page, image)
     shot_before = box.screenshot(path=str(ARTIFACTS / f"{name}_before.png"), animations="disabled")
     act()
-    _wait_image(page, image, src)
-    _wait_idle(page)             # every image of the explorer redrawn
+    wait_image(page, image, src)
+    wait_idle(page)             # every image of the explorer redrawn
     page.wait_for_timeout(300)   # and painted
     after = _image_bytes(page, image)
     shot_after = box.screenshot(path=str(ARTIFACTS / f"{name}_after.png"), animations="disabled")
@@ -236,14 +121,14 @@ def test_explorers_render_and_react(lab, tmp_path):
         except Exception as e:
             page.screenshot(path=str(ARTIFACTS / "run_all_failed.png"), full_page=True)
             raise AssertionError("the notebook did not run to its last cell; errors shown:\n"
-                                 + _errors(page)) from e
+                                 + errors(page)) from e
         stamp("every cell ran")
         page.screenshot(path=str(ARTIFACTS / "notebook_after_run.png"), full_page=True)
 
         # the feature explorer: another layer redraws the maps, the top-9 and the patches
         fe = ".cnnh-feature-explorer"
         for image in ("img.cnnh-maps", "img.cnnh-top", "img.cnnh-patches"):
-            _wait_image(page, f"{fe} {image}")
+            wait_image(page, f"{fe} {image}")
         _change(page, "feature_explorer_layer", fe, f"{fe} img.cnnh-patches",
                 lambda: page.select_option(f"{fe} .cnnh-layer select", label="conv3"))
         _change(page, "feature_explorer_channel", fe, f"{fe} img.cnnh-patches",
@@ -297,7 +182,7 @@ def _draw_on_the_pad(page):
     panels = f"{de} img.cnnh-panels"
     box = page.locator(de)
     box.scroll_into_view_if_needed()
-    src = _wait_image(page, panels)
+    src = wait_image(page, panels)
     before = _image_bytes(page, panels)
     box.screenshot(path=str(ARTIFACTS / "drawing_pad_before.png"), animations="disabled")
     pad = page.locator(f"{de} canvas.cnnh-pad-canvas").bounding_box()
@@ -311,8 +196,8 @@ def _draw_on_the_pad(page):
         page.mouse.up()
 
     stroke([(0.15, 0.55), (0.5, 0.5), (0.85, 0.55)])        # a bar across the middle
-    src = _wait_image(page, panels, src)
-    _wait_idle(page)
+    src = wait_image(page, panels, src)
+    wait_idle(page)
     page.wait_for_timeout(300)
     after = _image_bytes(page, panels)
     box.screenshot(path=str(ARTIFACTS / "drawing_pad_after_stroke.png"), animations="disabled")
@@ -322,11 +207,11 @@ def _draw_on_the_pad(page):
 
     page.locator(f"{de} .cnnh-tool button", has_text="eraser").click()
     stroke([(0.45, 0.3), (0.55, 0.8)])                       # erase a vertical band
-    _wait_image(page, panels, src)
-    _wait_idle(page)
+    wait_image(page, panels, src)
+    wait_idle(page)
     page.locator(f"{de} .cnnh-occlude").click()
-    _wait_image(page, f"{de} img.cnnh-occlusion")
-    _wait_idle(page)
+    wait_image(page, f"{de} img.cnnh-occlusion")
+    wait_idle(page)
     page.wait_for_timeout(300)
     box.screenshot(path=str(ARTIFACTS / "drawing_pad_erased_and_occlusion.png"),
                    animations="disabled")

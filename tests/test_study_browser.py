@@ -1,6 +1,6 @@
 """The class experiment's explorer in a real browser: JupyterLab, Debian's Chromium, Playwright.
 
-As tests/test_browser.py does for the explorers (its browser checks and page helpers are reused):
+As tests/test_browser.py does for the explorers (with the helpers of tests/browser_lab.py):
 JupyterLab serves a small notebook that makes 8 trials and shows ``cnnh.study_explorer``; the
 test enters a name, answers by clicking and by pressing keys, and finds every answer in the
 SQLite file. Halfway it restarts the kernel (a forced restart: the kernel process is killed and
@@ -11,26 +11,20 @@ from __future__ import annotations
 
 import json
 import os
-import secrets
 import sqlite3
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
-from test_browser import (  # the browser checks and page helpers of the explorers' test
+from browser_lab import (
     CHROMIUM,
     CHROMIUM_ARGS,
     NOTEBOOK_JS,
     ROOT,
-    _errors,
-    _free_port,
-    _wait_idle,
-    _wait_image,
-    _write_json,
     browser_tools,  # noqa: F401 (a fixture)
+    errors,
+    jupyterlab,
+    wait_idle,
+    wait_image,
 )
 
 ARTIFACTS = ROOT / "test-artifacts" / "study"
@@ -60,58 +54,8 @@ def lab(browser_tools, tmp_path_factory):  # noqa: F811 (the fixture imported ab
     token, the folder that will hold class.sqlite)."""
     work = tmp_path_factory.mktemp("study-lab")
     _notebook(work / "Study.ipynb")
-    settings = work / "lab-settings"
-    _write_json(settings / "@jupyterlab" / "notebook-extension" / "tracker.jupyterlab-settings",
-                {"windowingMode": "none"})
-    _write_json(settings / "@jupyterlab" / "apputils-extension"
-                / "notification.jupyterlab-settings",
-                {"fetchNews": "false", "checkForUpdates": False})
-    port, token = _free_port(), secrets.token_hex(16)
-    env = dict(os.environ, JUPYTER_CONFIG_DIR=str(work / "jupyter-config"),
-               JUPYTER_DATA_DIR=str(work / "jupyter-data"),
-               JUPYTER_RUNTIME_DIR=str(work / "jupyter-runtime"),
-               CNN_HELPER_CACHE=str(work / "cnn-helper-cache"),
-               KERAS_HOME=str(work / "keras-home"), MPLBACKEND="Agg")
-    cmd = [sys.executable, "-m", "jupyterlab", "--no-browser", "--ServerApp.open_browser=False",
-           "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}", "--ServerApp.port_retries=0",
-           f"--IdentityProvider.token={token}", f"--ServerApp.root_dir={work}",
-           "--ServerApp.allow_root=True", "--LabApp.expose_app_in_browser=True",
-           f"--LabApp.user_settings_dir={settings}",
-           f"--LabApp.workspaces_dir={work / 'lab-workspaces'}", "--LabApp.news_url=",
-           "--LabApp.check_for_updates_class=jupyterlab.NeverCheckForUpdate",
-           "--LabApp.extension_manager=readonly"]
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    log = open(ARTIFACTS / "jupyterlab.log", "w")
-    proc = subprocess.Popen(cmd, cwd=work, env=env, stdout=log, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        _wait_for_lab(proc, url, token)
+    with jupyterlab(work, ARTIFACTS) as (url, token):
         yield url, token, work
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        log.close()
-
-
-def _wait_for_lab(proc, url: str, token: str):
-    deadline = time.monotonic() + 60
-    while True:
-        if proc.poll() is not None:
-            raise RuntimeError(f"JupyterLab exited with {proc.returncode}; see "
-                               f"{ARTIFACTS / 'jupyterlab.log'}")
-        try:
-            with urllib.request.urlopen(f"{url}/api/status?token={token}", timeout=2) as r:
-                if r.status == 200:
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"JupyterLab did not answer on {url} within 60 s")
-        time.sleep(0.5)
 
 
 # --------------------------------------------------------------------------- page helpers
@@ -134,7 +78,7 @@ def _run_all(page, what: str):
     except Exception as e:
         page.screenshot(path=str(ARTIFACTS / f"{what}_failed.png"), full_page=True)
         raise AssertionError(f"{what}: the notebook did not run to its end; errors shown:\n"
-                             + _errors(page)) from e
+                             + errors(page)) from e
 
 
 def _shot(page, name: str):
@@ -153,7 +97,7 @@ def _start(page, name: str):
 def _answer(page, number: int, act):
     """Wait for trial ``number``'s screen, screenshot it, answer with ``act()``; wait for the
     next screen (or the end)."""
-    src = _wait_image(page, TRIAL)
+    src = wait_image(page, TRIAL)
     page.wait_for_function("([sel, text]) => document.querySelector(sel).textContent === text",
                            arg=[f"{EX} .cnnh-progress", f"trial {number} of 8"], timeout=30_000)
     _shot(page, f"study_{number}_trial")
@@ -163,7 +107,7 @@ def _answer(page, number: int, act):
         const img = document.querySelector(sel), done = document.querySelector(".cnnh-done");
         return (done && done.textContent.includes("answered")) || (img && img.src !== old); }""",
                            arg=[TRIAL, src], timeout=30_000)
-    _wait_idle(page)
+    wait_idle(page)
 
 
 def _rows(work: Path) -> list:
