@@ -145,6 +145,23 @@ def wait_idle(page):
                            timeout=UPDATE_TIMEOUT_S * 1000)
 
 
+def run_all(page, what: str, timeout_s: float, artifacts: Path):
+    """Clear the notebook's outputs and run every cell; wait (at most ``timeout_s``) for the last
+    cell to print Done, else save a screenshot to ``artifacts`` and fail with the errors shown."""
+    page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
+    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
+    try:
+        page.wait_for_function(f"""() => {{
+            const cells = {NOTEBOOK_JS}.content.widgets;
+            const last = cells[cells.length - 1];
+            return last.outputArea && last.outputArea.node.textContent.includes("Done"); }}""",
+                               timeout=timeout_s * 1000)
+    except Exception as e:
+        page.screenshot(path=str(artifacts / f"{what}_failed.png"), full_page=True)
+        raise AssertionError(f"{what}: the notebook did not run to its last cell; errors "
+                             "shown:\n" + errors(page)) from e
+
+
 def errors(page) -> str:
     """The text of every stderr output and error the notebook shows (the last 3,000 characters)."""
     shown = page.locator(

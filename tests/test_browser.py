@@ -29,8 +29,8 @@ from browser_lab import (
     ROOT,
     UPDATE_TIMEOUT_S,
     browser_tools,  # noqa: F401 (a fixture)
-    errors,
     jupyterlab,
+    run_all,
     wait_idle,
     wait_image,
 )
@@ -110,18 +110,7 @@ def test_explorers_render_and_react(lab, tmp_path):
         page.evaluate(f"async () => {{ await {NOTEBOOK_JS}.sessionContext.ready;"
                       f" await {NOTEBOOK_JS}.revealed; }}")
         stamp("JupyterLab loaded, kernel ready")
-        page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-        page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-        try:
-            page.wait_for_function(f"""() => {{
-                const cells = {NOTEBOOK_JS}.content.widgets;
-                const last = cells[cells.length - 1];
-                return last.outputArea && last.outputArea.node.textContent.includes("Done"); }}""",
-                                   timeout=RUN_TIMEOUT_S * 1000)
-        except Exception as e:
-            page.screenshot(path=str(ARTIFACTS / "run_all_failed.png"), full_page=True)
-            raise AssertionError("the notebook did not run to its last cell; errors shown:\n"
-                                 + errors(page)) from e
+        run_all(page, "run_all", RUN_TIMEOUT_S, ARTIFACTS)
         stamp("every cell ran")
         page.screenshot(path=str(ARTIFACTS / "notebook_after_run.png"), full_page=True)
 

@@ -21,8 +21,8 @@ from browser_lab import (
     NOTEBOOK_JS,
     ROOT,
     browser_tools,  # noqa: F401 (a fixture)
-    errors,
     jupyterlab,
+    run_all,
     wait_idle,
     wait_image,
 )
@@ -63,22 +63,6 @@ def lab(browser_tools, tmp_path_factory):  # noqa: F811 (the fixture imported ab
 EX = ".cnnh-study-explorer"
 TRIAL = f"{EX} img.cnnh-trial"
 RUN_TIMEOUT_S = 240     # import TensorFlow, scan, 9 feature visualizations, draw the first screen
-
-
-def _run_all(page, what: str):
-    """Clear the outputs and run every cell; wait for the last one to print Done."""
-    page.evaluate("() => window.jupyterapp.commands.execute('notebook:clear-all-cell-outputs')")
-    page.evaluate("() => { window.jupyterapp.commands.execute('notebook:run-all-cells'); }")
-    try:
-        page.wait_for_function(f"""() => {{
-            const cells = {NOTEBOOK_JS}.content.widgets;
-            const last = cells[cells.length - 1];
-            return last.outputArea && last.outputArea.node.textContent.includes("Done"); }}""",
-                               timeout=RUN_TIMEOUT_S * 1000)
-    except Exception as e:
-        page.screenshot(path=str(ARTIFACTS / f"{what}_failed.png"), full_page=True)
-        raise AssertionError(f"{what}: the notebook did not run to its end; errors shown:\n"
-                             + errors(page)) from e
 
 
 def _shot(page, name: str):
@@ -147,7 +131,7 @@ def test_students_answer_by_click_and_key_and_a_restart_loses_nothing(lab, tmp_p
                                f" && {NOTEBOOK_JS}.sessionContext.session.kernel", timeout=90_000)
         page.evaluate(f"async () => {{ await {NOTEBOOK_JS}.sessionContext.ready;"
                       f" await {NOTEBOOK_JS}.revealed; }}")
-        _run_all(page, "first_run")
+        run_all(page, "first_run", RUN_TIMEOUT_S, ARTIFACTS)
         _start(page, "ada")
         answers = [_click(page, 0, 3), _key(page, "6"), _click(page, 1, 1), _key(page, "2")]
         for number, act in enumerate(answers, 1):
@@ -159,7 +143,7 @@ def test_students_answer_by_click_and_key_and_a_restart_loses_nothing(lab, tmp_p
         page.evaluate(f"async () => {{ await {NOTEBOOK_JS}.sessionContext.session.kernel"
                       ".restart(); }")
         assert _rows(work) == before, "every answer given before the restart is in the file"
-        _run_all(page, "after_restart")
+        run_all(page, "after_restart", RUN_TIMEOUT_S, ARTIFACTS)
         _start(page, "ada")
         rest = [_key(page, "1"), _click(page, 1, 2), _key(page, "4"), _click(page, 0, 1)]
         for number, act in enumerate(rest, 5):
