@@ -90,7 +90,9 @@ def test_cnn_helper_verbose_shows_the_start_up_lines():
 def test_verbose_option_asks_for_the_lines(monkeypatch, tmp_path, capsys):
     from cnn_helper import _quiet  # internal contract: what --verbose sets
 
-    monkeypatch.delenv(_quiet.VERBOSE_VARIABLE, raising=False)
+    # setenv, not delenv: monkeypatch restores only what it recorded, and --verbose sets the
+    # variable; left set, it made this worker's later fresh processes print TensorFlow's lines
+    monkeypatch.setenv(_quiet.VERBOSE_VARIABLE, "")
     monkeypatch.setenv("TF_CPP_MIN_LOG_LEVEL", "2")
     assert main(["explain", "course-cnn", "a.png", "--methods", "magic", "--verbose",
                  "--out", str(tmp_path)]) == 1
