@@ -2,7 +2,7 @@
 #   make tour   create .venv, install cnn_helper with the CPU-only TensorFlow (not its test
 #               tools), run the tour on the embedded default data
 #   make test   create .venv, install cnn_helper with its test tools, run every test (the lecture
-#               notebooks three times: as they are and under two proxies for another CPU)
+#               notebooks twice: as they are and under a proxy for another CPU)
 #   make docs   build the docs site into docs/site: the user guide (docs/guide) and the API reference
 #               from the docstrings (open docs/site/index.html)
 # and, after editing a lecture notebook:
@@ -49,13 +49,14 @@ debian-deps:
 	  fi; \
 	fi
 
-# Every test, then the lecture notebooks again under two proxies for another CPU, where TensorFlow
-# sums in another order: Eigen's kernels instead of oneDNN's, and one thread per op. nbval passes
-# there because notebooks/conftest.py tolerates one unit in a printed number's last digit.
+# Every test, then the lecture notebooks again under a proxy for another CPU, where TensorFlow sums
+# in another order: Eigen's kernels instead of oneDNN's, one thread per op. nbval passes there
+# because notebooks/conftest.py tolerates one unit in a printed number's last digit. (The two
+# changes were two runs until the notebooks grew to nine: one run keeps the suite under 15 minutes.)
+PROXY_CPU := TF_ENABLE_ONEDNN_OPTS=0 TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1
 test: venv debian-deps
 	$(PY) -m pytest
-	TF_ENABLE_ONEDNN_OPTS=0 $(PY) -m pytest notebooks
-	TF_NUM_INTRAOP_THREADS=1 TF_NUM_INTEROP_THREADS=1 OMP_NUM_THREADS=1 $(PY) -m pytest notebooks
+	$(PROXY_CPU) $(PY) -m pytest notebooks
 
 # The docs site: the user guide (docs/guide/*.md) and the API reference (pdoc, from the
 # docstrings), formulas by the vendored KaTeX; any warning is an error, as in tests/test_docs.py
