@@ -48,8 +48,6 @@ def report(title: str, model, x, target, repeats: int):
 
 def zennit_times(n: int, repeats: int):
     """In the zennit interpreter: torchvision VGG16, gradient vs EpsilonPlus (median ms)."""
-    import time
-
     import torch
     import torchvision
     from zennit.attribution import Gradient
@@ -70,21 +68,12 @@ def zennit_times(n: int, repeats: int):
             attributor(x.clone().requires_grad_(True), lambda out: out * onehot)
 
     found = {"gradient": gradient, "epsilon_plus": lrp}
-    rounds = []
-    for f in found.values():
-        f()
-    for _ in range(repeats):
-        row = {}
-        for name, f in found.items():
-            start = time.perf_counter()
-            f()
-            row[name] = time.perf_counter() - start
-        rounds.append(row)
-    ratio = np.median([r["epsilon_plus"] / r["gradient"] for r in rounds])
+    times = median_times(found, repeats)            # benchmarks/timing.py, as for ours above
+    ratio = paired_ratio(times["rounds"], "epsilon_plus", "gradient")
     print(f"\nzennit {__import__('zennit').__name__}, torch {torch.__version__}, torchvision "
           f"VGG16@224, {n} images, {torch.get_num_threads()} threads:")
     for name in found:
-        print(f"  {name:18s} {np.median([r[name] for r in rounds]) * 1000:9.1f} ms")
+        print(f"  {name:18s} {times[name] * 1000:9.1f} ms")
     print(f"  epsilon_plus / gradient: {ratio:.2f}x")
 
 
